@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+from django.contrib import admin
+
+from channel.models import InboundEvent, InboundMessage, MessageTemplate, OutboundMessage
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(InboundEvent)
+class InboundEventAdmin(ReadOnlyAdmin):
+    list_display = ["id", "received_at", "signature_valid", "processed_at"]
+    list_filter = ["signature_valid"]
+    date_hierarchy = "received_at"
+
+
+@admin.register(InboundMessage)
+class InboundMessageAdmin(ReadOnlyAdmin):
+    list_display = ["sent_at", "kind", "processed_at"]
+    list_filter = ["kind"]
+    exclude = ["wa_id", "user_id"]  # personal data: shown masked on the subscriber's page
+
+
+@admin.register(OutboundMessage)
+class OutboundMessageAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "lane", "status", "attempts", "last_error_code"]
+    list_filter = ["lane", "status"]
+    exclude = ["to_wa_id", "to_user_id"]
+
+
+@admin.register(MessageTemplate)
+class MessageTemplateAdmin(admin.ModelAdmin):
+    list_display = ["name", "language", "category", "status", "is_default"]
+    list_filter = ["category", "status", "language"]

@@ -1,0 +1,172 @@
+"""WhatsApp I/O records: raw webhook archive, inbound dedup, service-message log, templates."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+
+class InboundEvent(models.Model):
+    """Every webhook POST exactly as received: Meta offers no way to fetch past webhooks."""
+
+    received_at = models.DateTimeField(_("received at"), auto_now_add=True, db_index=True)
+    body = models.TextField(_("raw body"))
+    signature_valid = models.BooleanField(_("signature valid"), default=False)
+    processed_at = models.DateTimeField(_("processed at"), null=True, blank=True)
+    problems = models.TextField(_("problems found while parsing"), blank=True)
+
+    class Meta:
+        verbose_name = _("inbound webhook")
+        verbose_name_plural = _("inbound webhooks")
+        ordering = ["-received_at"]
+
+    def __str__(self) -> str:
+        return f"webhook #{self.pk} {self.received_at:%Y-%m-%d %H:%M:%S}"
+
+
+class InboundMessage(models.Model):
+    """One citizen message; unique on its wamid so Meta's retries (up to 7 days) are harmless."""
+
+    wamid = models.CharField(_("WhatsApp message id"), max_length=255, unique=True)
+    event = models.ForeignKey(InboundEvent, on_delete=models.PROTECT, related_name="messages")
+    wa_id = models.CharField(_("sender phone"), max_length=20, blank=True)
+    user_id = models.CharField(_("sender user id"), max_length=128, blank=True)
+    kind = models.CharField(_("type"), max_length=32)
+    sent_at = models.DateTimeField(_("sent at"))
+    processed_at = models.DateTimeField(_("processed at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("inbound message")
+        verbose_name_plural = _("inbound messages")
+        ordering = ["-sent_at"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.wamid}"
+
+
+class OutboundStatus(models.TextChoices):
+    QUEUED = "queued", _("queued")
+    SENDING = "sending", _("sending")
+    SENT = "sent", _("sent")
+    DELIVERED = "delivered", _("delivered")
+    READ = "read", _("read")
+    FAILED = "failed", _("failed")
+
+
+class OutboundMessage(models.Model):
+    """A service message (conversation reply, test send): posts use subscribers.Delivery."""
+
+    class Lane(models.TextChoices):
+        REPLY = "reply", _("conversation reply")
+        TEST = "test", _("test send")
+
+    lane = models.CharField(_("lane"), max_length=16, choices=Lane, default=Lane.REPLY)
+    to_wa_id = models.CharField(_("to phone"), max_length=20, blank=True)
+    to_user_id = models.CharField(_("to user id"), max_length=128, blank=True)
+    payload = models.JSONField(_("payload"))
+    status = models.CharField(
+        _("status"), max_length=16, choices=OutboundStatus, default=OutboundStatus.QUEUED
+    )
+    wa_message_id = models.CharField(
+        _("WhatsApp message id"), max_length=255, null=True, blank=True, unique=True
+    )
+    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    last_error_code = models.IntegerField(_("last error code"), null=True, blank=True)
+    last_error_text = models.TextField(_("last error"), blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    sent_at = models.DateTimeField(_("sent at"), null=True, blank=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("service message")
+        verbose_name_plural = _("service messages")
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(to_wa_id="") | ~Q(to_user_id=""), name="outbound_has_recipient"
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=OutboundStatus.values), name="outbound_status_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_lane_display()} #{self.pk} ({self.status})"
+
+
+class MessageTemplate(models.Model):
+    """An approved WhatsApp template, used for people outside the 24-hour window."""
+
+    class Category(models.TextChoices):
+        MARKETING = "marketing", _("marketing")
+        UTILITY = "utility", _("utility")
+
+    class Status(models.TextChoices):
+        APPROVED = "approved", _("approved")
+        PENDING = "pending", _("pending review")
+        REJECTED = "rejected", _("rejected")
+        PAUSED = "paused", _("paused")
+
+    class Header(models.TextChoices):
+        NONE = "", _("none")
+        TEXT = "text", _("text (the post title)")
+        MEDIA = "media", _("the post's image, video or document")
+
+    name = models.CharField(_("name at Meta"), max_length=512)
+    language = models.CharField(_("language code"), max_length=15, default="it")
+    category = models.CharField(_("category"), max_length=16, choices=Category)
+    status = models.CharField(_("status"), max_length=16, choices=Status, default=Status.PENDING)
+    header = models.CharField(_("header"), max_length=8, choices=Header, blank=True)
+    body_text = models.TextField(
+        _("body wording"),
+        help_text=_("The template's text exactly as approved, with {{1}}, {{2}}… placeholders."),
+    )
+    body_parameters = models.JSONField(
+        _("body parameters"),
+        default=list,
+        help_text=_(
+            'Which post field fills each placeholder, in order: e.g. ["title", "body", "link"].'
+        ),
+    )
+    is_default = models.BooleanField(
+        _("use for posts"),
+        default=False,
+        help_text=_("Posts use this template for people outside the 24-hour window."),
+    )
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("message template")
+        verbose_name_plural = _("message templates")
+        constraints = [
+            models.UniqueConstraint(fields=["name", "language"], name="template_name_language"),
+            models.UniqueConstraint(
+                fields=["language"], condition=Q(is_default=True), name="one_default_per_language"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.language})"
+
+
+class SendingState(models.Model):
+    """One row: whether Meta told us to stop sending for the whole account (e.g. token expired)."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1, editable=False)
+    paused = models.BooleanField(_("paused"), default=False)
+    error_code = models.IntegerField(_("error code"), null=True, blank=True)
+    reason = models.TextField(_("reason"), blank=True)
+    since = models.DateTimeField(_("since"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("sending state")
+        verbose_name_plural = _("sending state")
+        constraints = [models.CheckConstraint(condition=Q(id=1), name="sending_state_singleton")]
+
+    def __str__(self) -> str:
+        return str(_("paused") if self.paused else _("sending"))
+
+    @classmethod
+    def current(cls) -> SendingState:
+        return cls.objects.get_or_create(id=1)[0]

@@ -1,0 +1,141 @@
+"""`python -m deploy`: run all of Banditore on one machine with nothing else installed.
+
+Migrates the database (SQLite unless DATABASE_URL is set), makes sure Redis answers (the
+embedded one unless REDIS_URL is set), creates a first admin login, then runs and supervises
+web (gunicorn), a Celery worker and Celery beat, plus the fake WhatsApp API when no real
+access token is configured. Ctrl-C stops everything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def _prepare_environment(port: int, fake_port: int) -> dict[str, str]:
+    env = dict(os.environ)
+    var_dir = Path(env.get("BANDITORE_VAR_DIR", BASE_DIR / "var")).resolve()
+    var_dir.mkdir(parents=True, exist_ok=True)
+    env["BANDITORE_VAR_DIR"] = str(var_dir)
+    env.setdefault("DJANGO_SETTINGS_MODULE", "deploy.settings")
+    env.setdefault("DEBUG", "1")
+    env.setdefault("SITE_URL", f"http://127.0.0.1:{port}")
+    key_file = var_dir / "secret_key"
+    if "SECRET_KEY" not in env:
+        if not key_file.exists():
+            key_file.write_text(secrets.token_urlsafe(50))
+            key_file.chmod(0o600)
+        env["SECRET_KEY"] = key_file.read_text().strip()
+    if not env.get("WHATSAPP_ACCESS_TOKEN"):
+        # No real account configured: talk to the project's own fake Graph API on loopback.
+        env["WHATSAPP_GRAPH_URL"] = f"http://127.0.0.1:{fake_port}"
+        env["WHATSAPP_ACCESS_TOKEN"] = "dev-token"
+        env.setdefault("WHATSAPP_PHONE_NUMBER_ID", "100000000000001")
+        env.setdefault("WHATSAPP_APP_SECRET", "dev-app-secret")
+        env.setdefault("WHATSAPP_VERIFY_TOKEN", "dev-verify-token")
+        env["BANDITORE_FAKE_GRAPH_PORT"] = str(fake_port)
+    return env
+
+
+def _django(env: dict[str, str], *args: str) -> str:
+    result = subprocess.run(
+        [sys.executable, str(BASE_DIR / "manage.py"), *args],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return result.stdout
+
+
+def _processes(env: dict[str, str], port: int, workers: int) -> dict[str, list[str]]:
+    python = sys.executable
+    processes = {
+        "web": [
+            python, "-m", "gunicorn", "deploy.wsgi",
+            "--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--threads", "4",
+            "--access-logfile", "-",
+        ],
+        "worker": [
+            python, "-m", "celery", "-A", "deploy", "worker", "--loglevel", "INFO",
+            "--concurrency", "2", "--hostname", "worker@%h",
+            "--queues", env.get("CELERY_WORKER_QUEUES", "default"),
+        ],
+        "beat": [
+            python, "-m", "celery", "-A", "deploy", "beat", "--loglevel", "INFO",
+            "--schedule", str(Path(env["BANDITORE_VAR_DIR"]) / "celerybeat-schedule"),
+        ],
+    }  # fmt: skip
+    fake_command = BASE_DIR / "channel" / "management" / "commands" / "fakegraph.py"
+    if "BANDITORE_FAKE_GRAPH_PORT" in env and fake_command.exists():
+        processes["fakegraph"] = [
+            python, str(BASE_DIR / "manage.py"), "fakegraph",
+            "--port", env["BANDITORE_FAKE_GRAPH_PORT"],
+        ]  # fmt: skip
+    return processes
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m deploy", description=__doc__.split("\n")[0])
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    parser.add_argument("--fake-graph-port", type=int, default=8765)
+    parser.add_argument("--web-workers", type=int, default=2)
+    args = parser.parse_args(argv)
+
+    env = _prepare_environment(args.port, args.fake_graph_port)
+    print("Preparing the database…", flush=True)
+    _django(env, "migrate", "--noinput")
+    login = _django(env, "ensure_admin").strip()
+    procs: dict[str, subprocess.Popen] = {}
+    for name, command in _processes(env, args.port, args.web_workers).items():
+        procs[name] = subprocess.Popen(command, env=env, cwd=BASE_DIR)
+
+    url = f"http://127.0.0.1:{args.port}/admin/"
+    print(f"\nBanditore is starting: {', '.join(procs)}.", flush=True)
+    print(f"  Admin:  {url}\n  {login}", flush=True)
+    if "fakegraph" in procs:
+        print(f"  Chat simulator: http://127.0.0.1:{args.port}/simulator/ (fake WhatsApp API)")
+    print("Press Ctrl-C to stop.\n", flush=True)
+
+    stopping = False
+
+    def stop(signum, frame) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    exit_code = 0
+    while not stopping:
+        for name, proc in procs.items():
+            if proc.poll() is not None:
+                print(f"{name} exited with code {proc.returncode}; stopping the rest.", flush=True)
+                stopping, exit_code = True, 1
+                break
+        time.sleep(0.3)
+    for proc in procs.values():
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 15
+    for proc in procs.values():
+        try:
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    if not os.environ.get("REDIS_URL"):
+        from deploy.embedded_redis import stop as stop_embedded_redis
+
+        stop_embedded_redis(Path(env["BANDITORE_VAR_DIR"]) / "redis")
+    return exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

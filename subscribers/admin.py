@@ -1,0 +1,97 @@
+from __future__ import annotations
+
+from django.contrib import admin
+from django.utils.translation import gettext_lazy as _
+
+from subscribers.admin_posts import PostAdmin  # noqa: F401  (registers the editors' desk)
+from subscribers.models import ConsentEvent, Subscriber, Subscription
+
+
+class SubscriptionInline(admin.TabularInline):
+    model = Subscription
+    extra = 0
+    fields = ["topic", "source", "created_at"]
+    readonly_fields = ["created_at"]
+
+
+class ConsentInline(admin.TabularInline):
+    model = ConsentEvent
+    extra = 0
+    can_delete = False
+    fields = ["at", "kind", "topic", "source", "privacy_version", "wa_message_id"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Subscriber)
+class SubscriberAdmin(admin.ModelAdmin):
+    list_display = ["masked", "status", "language", "topic_list", "created_at", "last_inbound_at"]
+    list_filter = ["status", "language", "topics"]
+    search_fields = ["wa_id"]
+    search_help_text = _("Type the last digits of the number.")
+    inlines = [SubscriptionInline, ConsentInline]
+    date_hierarchy = "created_at"
+    _details = ["created_at", "consented_at", "left_at", "last_inbound_at", "marketing_opt_out"]
+
+    def _may_see_numbers(self, request) -> bool:
+        return request.user.has_perm("subscribers.view_full_number")
+
+    def _number_field(self, request) -> str:
+        return "full_number" if self._may_see_numbers(request) else "masked"
+
+    def get_list_display(self, request):
+        return [self._number_field(request), *self.list_display[1:]]
+
+    def get_fields(self, request, obj=None):
+        return [self._number_field(request), "status", "language", *self._details]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [self._number_field(request), *self._details]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("topics")
+
+    def get_search_results(self, request, queryset, search_term):
+        digits = "".join(ch for ch in search_term if ch.isdigit())
+        if not digits:
+            return (queryset.none() if search_term.strip() else queryset), False
+        if self._may_see_numbers(request):
+            return queryset.filter(wa_id__contains=digits), False
+        # Without the permission only the tail can be searched, so numbers can't be probed.
+        return queryset.filter(wa_id__endswith=digits[-4:]), False
+
+    @admin.display(description=_("phone"))
+    def masked(self, subscriber: Subscriber) -> str:
+        return subscriber.masked_number
+
+    @admin.display(description=_("phone"))
+    def full_number(self, subscriber: Subscriber) -> str:
+        return f"+{subscriber.wa_id}" if subscriber.wa_id else subscriber.masked_number
+
+    @admin.display(description=_("topics"))
+    def topic_list(self, subscriber: Subscriber) -> str:
+        return ", ".join(topic.emoji or topic.name for topic in subscriber.topics.all())
+
+    def has_add_permission(self, request) -> bool:
+        return False  # people join from WhatsApp or an import, never typed in by staff
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # erasure blanks the identity and keeps the ledger; see README
+
+
+@admin.register(ConsentEvent)
+class ConsentEventAdmin(admin.ModelAdmin):
+    list_display = ["at", "subscriber", "kind", "topic", "source", "privacy_version"]
+    list_filter = ["kind", "source"]
+    date_hierarchy = "at"
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False

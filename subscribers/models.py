@@ -1,0 +1,244 @@
+"""Citizens, the topics they chose, the consent ledger, and one delivery row per post × person."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+from topics.models import Post, Topic
+
+
+def mask_phone(wa_id: str) -> str:
+    """+39 333 ••• ••12: enough for staff to recognise a number, not to copy it."""
+    import phonenumbers
+
+    try:
+        number = phonenumbers.parse("+" + wa_id)
+        country, national = str(number.country_code), str(number.national_number)
+    except phonenumbers.NumberParseException:
+        country, national = "", wa_id
+    tail = national[-2:] if len(national) > 5 else ""
+    head = national[:3] if len(national) > 7 else ""
+    return " ".join(
+        part for part in (f"+{country}" if country else "", head, "•••", f"••{tail}") if part
+    )
+
+
+class SubscriberStatus(models.TextChoices):
+    PENDING = "pending", _("waiting for consent")
+    ACTIVE = "active", _("active")
+    LEFT = "left", _("left")
+    UNREACHABLE = "unreachable", _("unreachable")
+    ERASED = "erased", _("erased")
+
+
+class Subscriber(models.Model):
+    Status = SubscriberStatus
+
+    # Which status may follow which; anything else is a bug in the caller.
+    TRANSITIONS: dict[str, set[str]] = {
+        Status.PENDING: {Status.ACTIVE, Status.LEFT, Status.ERASED},
+        Status.ACTIVE: {Status.LEFT, Status.UNREACHABLE, Status.ERASED},
+        Status.LEFT: {Status.PENDING, Status.ACTIVE, Status.ERASED},
+        Status.UNREACHABLE: {Status.PENDING, Status.ACTIVE, Status.LEFT, Status.ERASED},
+        Status.ERASED: set(),
+    }
+
+    class Language(models.TextChoices):
+        ITALIAN = "it", "Italiano"
+        ENGLISH = "en", "English"
+
+    # E.164 digits without "+", as Meta's wa_id; null once erased or when only user_id is known.
+    wa_id = models.CharField(  # noqa: DJ001  (NULL, not "", so UNIQUE allows many absent)
+        _("phone"), max_length=15, unique=True, null=True, blank=True
+    )
+    # Business-scoped user id: Meta's usernames mean some people come without a phone number.
+    user_id = models.CharField(  # noqa: DJ001  (NULL, not "", so UNIQUE allows many absent)
+        _("WhatsApp user id"), max_length=128, unique=True, null=True, blank=True
+    )
+    language = models.CharField(
+        _("language"), max_length=2, choices=Language, default=Language.ITALIAN
+    )
+    status = models.CharField(_("status"), max_length=16, choices=Status, default=Status.PENDING)
+    last_inbound_at = models.DateTimeField(
+        _("last message from them"),
+        null=True,
+        blank=True,
+        db_index=True,
+        help_text=_("Free-form messages are allowed for 24 hours after this."),
+    )
+    last_autoreply_at = models.DateTimeField(null=True, blank=True, editable=False)
+    marketing_opt_out = models.BooleanField(_("refuses marketing messages"), default=False)
+    conversation_state = models.CharField(max_length=32, blank=True, editable=False)
+    conversation_context = models.JSONField(default=dict, blank=True, editable=False)
+    created_at = models.DateTimeField(_("joined at"), auto_now_add=True)
+    consented_at = models.DateTimeField(_("consent given at"), null=True, blank=True)
+    left_at = models.DateTimeField(_("left at"), null=True, blank=True)
+    topics = models.ManyToManyField(
+        Topic, through="Subscription", related_name="subscribers", verbose_name=_("topics")
+    )
+
+    class Meta:
+        verbose_name = _("subscriber")
+        verbose_name_plural = _("subscribers")
+        ordering = ["-created_at"]
+        permissions = [("view_full_number", _("Can see subscribers' full phone numbers"))]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(wa_id__isnull=False) | Q(user_id__isnull=False) | Q(status="erased"),
+                name="subscriber_has_identity",
+            ),
+            models.CheckConstraint(
+                condition=Q(wa_id__isnull=True) | Q(wa_id__regex=r"^[1-9][0-9]{6,14}$"),
+                name="subscriber_wa_id_e164_digits",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=SubscriberStatus.values), name="subscriber_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="erased") | (Q(wa_id__isnull=True) & Q(user_id__isnull=True)),
+                name="erased_subscriber_has_no_identity",
+            ),
+        ]
+        indexes = [models.Index(fields=["status"], name="subscriber_status_idx")]
+
+    def __str__(self) -> str:
+        return self.masked_number
+
+    @property
+    def masked_number(self) -> str:
+        if self.wa_id:
+            return mask_phone(self.wa_id)
+        if self.user_id:
+            return f"@•••{self.user_id[-4:]}"
+        return str(_("(erased)"))
+
+    def can_become(self, status: str) -> bool:
+        return status in self.TRANSITIONS[self.status]
+
+
+class Subscription(models.Model):
+    class Source(models.TextChoices):
+        CHAT = "chat", _("WhatsApp chat")
+        IMPORT = "import", _("import")
+        API = "api", _("API")
+        ADMIN = "admin", _("admin")
+
+    subscriber = models.ForeignKey(Subscriber, on_delete=models.CASCADE)
+    topic = models.ForeignKey(Topic, on_delete=models.PROTECT, verbose_name=_("topic"))
+    created_at = models.DateTimeField(_("since"), auto_now_add=True)
+    source = models.CharField(_("how"), max_length=8, choices=Source, default=Source.CHAT)
+
+    class Meta:
+        verbose_name = _("subscription")
+        verbose_name_plural = _("subscriptions")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["subscriber", "topic"], name="one_subscription_per_topic"
+            )
+        ]
+        # Fan-out reads subscriptions by topic.
+        indexes = [models.Index(fields=["topic", "subscriber"], name="subscription_topic_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.subscriber} → {self.topic}"
+
+
+class ConsentEvent(models.Model):
+    """Append-only ledger: what a person agreed to, when, and the message that proves it."""
+
+    class Kind(models.TextChoices):
+        JOIN = "join", _("asked to join")
+        CONSENT = "consent", _("accepted the privacy notice")
+        REFUSAL = "refusal", _("refused the privacy notice")
+        TOPIC_ADDED = "topic_added", _("added a topic")
+        TOPIC_REMOVED = "topic_removed", _("removed a topic")
+        LEAVE = "leave", _("left the channel")
+        ERASURE = "erasure", _("asked to erase their data")
+        IMPORT = "import", _("imported from an existing list")
+        MARKETING_STOP = "marketing_stop", _("stopped marketing messages")
+        MARKETING_RESUME = "marketing_resume", _("resumed marketing messages")
+
+    # PROTECT: a subscriber with a ledger is never deleted; erasure blanks their identity instead.
+    subscriber = models.ForeignKey(
+        Subscriber, on_delete=models.PROTECT, null=True, blank=True, related_name="consent_events"
+    )
+    kind = models.CharField(_("event"), max_length=20, choices=Kind)
+    topic = models.ForeignKey(
+        Topic, on_delete=models.PROTECT, null=True, blank=True, verbose_name=_("topic")
+    )
+    wa_message_id = models.CharField(_("proof (WhatsApp message id)"), max_length=255, blank=True)
+    privacy_version = models.CharField(_("privacy notice version"), max_length=32, blank=True)
+    source = models.CharField(_("source"), max_length=8, choices=Subscription.Source)
+    at = models.DateTimeField(_("when"), db_index=True)
+
+    class Meta:
+        verbose_name = _("consent event")
+        verbose_name_plural = _("consent ledger")
+        ordering = ["-at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M} {self.get_kind_display()}"
+
+    def save(self, *args, **kwargs) -> None:
+        if self.pk is not None:
+            raise ValueError("the consent ledger is append-only")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ValueError("the consent ledger is append-only")
+
+
+class DeliveryStatus(models.TextChoices):
+    QUEUED = "queued", _("queued")
+    SENDING = "sending", _("sending")
+    SENT = "sent", _("sent")
+    DELIVERED = "delivered", _("delivered")
+    READ = "read", _("read")
+    FAILED = "failed", _("failed")
+    CANCELLED = "cancelled", _("cancelled")
+
+
+class Delivery(models.Model):
+    """One post to one person. UNIQUE(post, subscriber) is what makes 'at most once' hold."""
+
+    Status = DeliveryStatus
+
+    post = models.ForeignKey(Post, on_delete=models.PROTECT, related_name="deliveries")
+    subscriber = models.ForeignKey(Subscriber, on_delete=models.PROTECT, related_name="deliveries")
+    status = models.CharField(_("status"), max_length=16, choices=Status, default=Status.QUEUED)
+    wa_message_id = models.CharField(
+        _("WhatsApp message id"), max_length=255, null=True, blank=True, unique=True
+    )
+    used_template = models.BooleanField(_("sent as template"), default=False)
+    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_error_code = models.IntegerField(_("last error code"), null=True, blank=True)
+    last_error_text = models.TextField(_("last error"), blank=True)
+    queued_at = models.DateTimeField(_("queued at"), auto_now_add=True)
+    sending_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(_("sent at"), null=True, blank=True)
+    delivered_at = models.DateTimeField(_("delivered at"), null=True, blank=True)
+    read_at = models.DateTimeField(_("read at"), null=True, blank=True)
+    failed_at = models.DateTimeField(_("failed at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("delivery")
+        verbose_name_plural = _("deliveries")
+        constraints = [
+            models.UniqueConstraint(fields=["post", "subscriber"], name="one_delivery_per_person"),
+            models.CheckConstraint(
+                condition=Q(status__in=DeliveryStatus.values), name="delivery_status_valid"
+            ),
+        ]
+        indexes = [
+            # Workers claim queued rows of a post in id order.
+            models.Index(
+                fields=["post", "id"], condition=Q(status="queued"), name="delivery_queued_idx"
+            ),
+            models.Index(fields=["subscriber"], name="delivery_subscriber_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.post_id} → {self.subscriber_id} ({self.status})"

@@ -1,0 +1,41 @@
+"""Keyword-default helpers that create rows for tests (GOV.UK Notify's tests/app/db.py style)."""
+
+from __future__ import annotations
+
+import itertools
+
+from django.utils import timezone
+
+from subscribers.models import Delivery, Subscriber, Subscription
+from topics.models import Post, Topic
+
+_numbers = itertools.count(1)
+
+
+def make_topic(**overrides) -> Topic:
+    n = next(_numbers)
+    values = {"slug": f"topic-{n}", "name_it": f"Argomento {n}", "name_en": f"Topic {n}"}
+    return Topic.objects.create(**(values | overrides))
+
+
+def make_subscriber(*, topics=(), **overrides) -> Subscriber:
+    values = {
+        "wa_id": f"39333{next(_numbers):07d}",
+        "status": Subscriber.Status.ACTIVE,
+        "consented_at": timezone.now(),
+    }
+    subscriber = Subscriber.objects.create(**(values | overrides))
+    for topic in topics:
+        Subscription.objects.create(subscriber=subscriber, topic=topic)
+    return subscriber
+
+
+def make_post(*, topics=(), **overrides) -> Post:
+    values = {"title": "Avviso", "body": "Testo dell'avviso"}
+    post = Post.objects.create(**(values | overrides))
+    post.topics.set(topics)
+    return post
+
+
+def make_delivery(*, post: Post, subscriber: Subscriber, **overrides) -> Delivery:
+    return Delivery.objects.create(post=post, subscriber=subscriber, **overrides)

@@ -1,0 +1,24 @@
+"""Test settings: the real settings module, plus eager Celery and fast password hashing.
+
+Run against PostgreSQL and Redis by setting DATABASE_URL and REDIS_URL (as .ci/run does);
+without them the tests use SQLite and the embedded Redis, like the one-command run.
+"""
+
+import os
+from pathlib import Path
+
+os.environ.setdefault("SECRET_KEY", "tests-only-secret-key")
+os.environ.setdefault(
+    "BANDITORE_VAR_DIR", str(Path(__file__).resolve().parent.parent / "var" / "tests")
+)
+
+from deploy.settings import *  # noqa: E402, F403
+
+CELERY_TASK_ALWAYS_EAGER = True
+CELERY_TASK_EAGER_PROPAGATES = True
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+WHATSAPP_APP_SECRET = "test-app-secret"
+WHATSAPP_VERIFY_TOKEN = "test-verify-token"
+WHATSAPP_ACCESS_TOKEN = "test-access-token"
+WHATSAPP_PHONE_NUMBER_ID = "100000000000001"
+LANGUAGE_CODE = "it"

@@ -1,0 +1,99 @@
+"""Settings come from the environment and fail loudly on bad values."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from deploy.env import database_from_url, env_bool, env_choice, env_int
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_env_bool_accepts_the_usual_spellings(monkeypatch):
+    for raw, expected in [("1", True), ("yes", True), ("TRUE", True), ("0", False), ("off", False)]:
+        monkeypatch.setenv("X_FLAG", raw)
+        assert env_bool("X_FLAG", not expected) is expected
+
+
+@pytest.mark.parametrize("raw", ["maybe", "2", "si"])
+def test_env_bool_rejects_anything_else(monkeypatch, raw):
+    monkeypatch.setenv("X_FLAG", raw)
+    with pytest.raises(ImproperlyConfigured, match="X_FLAG"):
+        env_bool("X_FLAG", False)
+
+
+def test_env_int_rejects_words_and_values_below_the_minimum(monkeypatch):
+    monkeypatch.setenv("X_NUM", "eighty")
+    with pytest.raises(ImproperlyConfigured, match="not a whole number"):
+        env_int("X_NUM", 1)
+    monkeypatch.setenv("X_NUM", "0")
+    with pytest.raises(ImproperlyConfigured, match="at least 1"):
+        env_int("X_NUM", 1, minimum=1)
+
+
+def test_env_choice_names_the_allowed_values(monkeypatch):
+    monkeypatch.setenv("X_TIER", "5000")
+    with pytest.raises(ImproperlyConfigured, match="2000, 250"):
+        env_choice("X_TIER", "250", {"250", "2000"})
+
+
+def test_database_url_selects_postgresql_or_sqlite(tmp_path):
+    db = database_from_url(
+        "postgres://bob:s%40cret@db.local:6543/banditore", sqlite_default=tmp_path
+    )
+    assert db["ENGINE"] == "django.db.backends.postgresql"
+    assert (db["USER"], db["PASSWORD"], db["HOST"], db["PORT"], db["NAME"]) == (
+        "bob", "s@cret", "db.local", "6543", "banditore"
+    )  # fmt: skip
+    assert database_from_url("", sqlite_default=tmp_path / "x.db")["NAME"] == tmp_path / "x.db"
+    with pytest.raises(ImproperlyConfigured, match="unsupported scheme"):
+        database_from_url("mysql://localhost/db", sqlite_default=tmp_path)
+    with pytest.raises(ImproperlyConfigured, match="names no database"):
+        database_from_url("postgres://localhost/", sqlite_default=tmp_path)
+
+
+def _load_settings(**env: str) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO", "WHATSAPP"))}
+    clean |= {"SECRET_KEY": "x", "REDIS_URL": "redis://127.0.0.1:6379/0"} | env
+    return subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import deploy.settings as s; print(s.WHATSAPP_MPS, s.LANGUAGE_CODE)",
+        ],
+        cwd=ROOT,
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_the_settings_module_reads_defaults_for_an_italian_council():
+    result = _load_settings()
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["80", "it"]
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"WHATSAPP_MPS": "fast"}, "WHATSAPP_MPS='fast' is not a whole number"),
+        ({"DEBUG": "perhaps"}, "DEBUG='perhaps' is not a boolean"),
+        ({"SECRET_KEY": "", "DEBUG": "0"}, "SECRET_KEY is required"),
+        ({"REDIS_URL": "memcached://x"}, "REDIS_URL='memcached://x'"),
+        ({"LANGUAGE_CODE": "de"}, "LANGUAGE_CODE='de'"),
+        ({"WHATSAPP_MESSAGING_TIER": "1000"}, "WHATSAPP_MESSAGING_TIER='1000'"),
+    ],
+)
+def test_bad_values_stop_the_settings_with_a_clear_message(env, message):
+    result = _load_settings(**env)
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr
+    assert message in result.stderr

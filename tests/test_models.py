@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django.conf import settings
 from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.utils import timezone
 
@@ -125,9 +126,11 @@ def test_the_consent_ledger_is_append_only():
         event.delete()
 
 
-def test_postgresql_itself_refuses_to_rewrite_the_consent_ledger(on_postgresql):
-    if not on_postgresql:
-        pytest.skip("the trigger exists on PostgreSQL only; SQLite relies on the model guard")
+@pytest.mark.skipif(
+    not settings.DATABASES["default"]["ENGINE"].endswith("postgresql"),
+    reason="the trigger exists on PostgreSQL only; SQLite relies on the model guard",
+)
+def test_postgresql_itself_refuses_to_rewrite_the_consent_ledger():
     event = ConsentEvent.objects.create(kind="refusal", source="chat", at=timezone.now())
     with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
         ConsentEvent.objects.filter(pk=event.pk).update(kind="consent")

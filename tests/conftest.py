@@ -5,6 +5,8 @@ import redis as redis_lib
 from django.conf import settings
 from django.db import connection
 
+pytest_plugins = ["tests.fakegraph_plugin"]
+
 
 def pytest_report_header(config) -> list[str]:
     database = settings.DATABASES["default"]

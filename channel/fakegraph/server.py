@@ -1,0 +1,522 @@
+"""A fake WhatsApp Cloud API: a real HTTP/1.1 server on loopback that answers like Meta.
+
+asyncio, so simulated latency costs no CPU and one thread holds hundreds of keep-alive
+connections. Control endpoints live under ``/_fake/``; everything else is Meta's surface.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import contextlib
+import hashlib
+import hmac
+import json
+import random
+import secrets
+import threading
+import time
+from collections import defaultdict, deque
+from dataclasses import asdict, dataclass, field, fields
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+
+from channel.fakegraph.validation import Rejection, Template, validate_message
+
+DAY = 86400.0
+
+_TITLES = {
+    0: "AuthException",
+    2: "Service temporarily unavailable",
+    190: "Access token has expired",
+    131000: "Something went wrong",
+    130429: "Rate limit hit",
+    131026: "Message undeliverable",
+    131047: "Re-engagement message",
+    131049: "This message was not delivered to maintain healthy ecosystem engagement.",
+    131050: "Unable to deliver the message. This recipient has chosen to stop receiving "
+    "marketing messages on WhatsApp from your business",
+    131056: "(Business Account, Consumer Account) pair rate limit hit",
+}
+
+
+@dataclass
+class FakeConfig:
+    access_token: str = "test-access-token"
+    app_secret: str = "test-app-secret"
+    phone_number_id: str = "100000000000001"
+    display_phone_number: str = "390000000000"
+    webhook_url: str = ""
+    mps: float = 0  # 0 = no throughput limit (Meta: 80 by default, §4.1)
+    pair_burst: int = 45  # Meta: bursts up to 45 in 6 s to one person (§4.1)
+    pair_period: float = 6.0
+    enforce_window: bool = True
+    tier: int | None = None  # unique people outside the window per 24 h; None = unlimited
+    unreachable: list[str] = field(default_factory=list)
+    marketing_opted_out: list[str] = field(default_factory=list)
+    token_expired: bool = False
+    latency_ms: float = 0
+    error_5xx_rate: float = 0.0
+    timeout_rate: float = 0.0
+    drop_rate: float = 0.0
+    fault_after_accept_rate: float = 0.5  # share of timeouts/drops where Meta kept the message
+    hang_seconds: float = 30.0
+    error_130429_rate: float = 0.0
+    error_131056_rate: float = 0.0
+    seed: int | None = None
+    statuses: bool = True
+    status_batch_size: int = 20
+    status_delay_ms: float = 20
+    status_concurrency: int = 4
+    status_shuffle: bool = False
+    status_duplicate_rate: float = 0.0
+    delivered_rate: float = 1.0
+    read_rate: float = 0.0
+    fail_after_send: list[str] = field(default_factory=list)  # accepted, then failed 131026
+
+
+class _State:
+    def __init__(self, config: FakeConfig) -> None:
+        self.config = config
+        self.random = random.Random(config.seed)
+        self.templates: dict[tuple[str, str], Template] = {}
+        self.outbox: list[dict] = []
+        self.inbound_at: dict[str, float] = {}
+        self.recent_accepts: deque[float] = deque()
+        self.accept_times: list[float] = []
+        self.pair_times: dict[str, deque[float]] = defaultdict(deque)
+        self.tier_reached: dict[str, float] = {}
+        self.rejected: dict[int, int] = defaultdict(int)
+        self.faults: dict[str, int] = defaultdict(int)
+        self.webhooks_sent = 0
+        self.webhook_failures = 0
+        self.statuses_sent = 0
+
+
+class FakeGraphServer:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, config: FakeConfig | None = None):
+        self.host, self.port = host, port
+        self._initial = config or FakeConfig()
+        self.state = _State(FakeConfig(**asdict(self._initial)))
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._server: asyncio.AbstractServer | None = None
+        self._ready = threading.Event()
+        self._statuses: asyncio.Queue | None = None
+        self._pending = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> FakeGraphServer:
+        self._thread = threading.Thread(target=self._run, name="fakegraph", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(10):
+            raise RuntimeError("fake Graph API did not start")
+        return self
+
+    def serve_forever(self) -> None:
+        self._run()
+
+    def stop(self) -> None:
+        if self._loop is not None and self._loop.is_running():
+            asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop)
+        if self._thread is not None:
+            self._thread.join(5)
+
+    def _run(self) -> None:
+        self._loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(self._loop)
+        self._statuses = asyncio.Queue()
+        self._server = self._loop.run_until_complete(
+            asyncio.start_server(self._connection, self.host, self.port, backlog=1024)
+        )
+        self.port = self._server.sockets[0].getsockname()[1]
+        self._http = httpx.AsyncClient(timeout=10, limits=httpx.Limits(max_connections=16))
+        self._emitter = self._loop.create_task(self._emit_statuses())
+        self._ready.set()
+        try:
+            self._loop.run_forever()
+        finally:
+            self._loop.close()
+
+    async def _shutdown(self) -> None:
+        self._emitter.cancel()
+        self._server.close()
+        with contextlib.suppress(Exception):
+            await self._http.aclose()
+        others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in others:
+            task.cancel()
+        if others:
+            await asyncio.wait(others, timeout=2)
+        asyncio.get_running_loop().stop()
+
+    # --- HTTP plumbing -----------------------------------------------------------------------
+
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+        try:
+            while True:
+                request_line = await reader.readline()
+                if not request_line:
+                    break
+                method, target, _version = request_line.decode("latin-1").split(" ", 2)
+                headers = {}
+                while True:
+                    line = await reader.readline()
+                    if line in (b"\r\n", b"\n", b""):
+                        break
+                    name, _, value = line.decode("latin-1").partition(":")
+                    headers[name.strip().lower()] = value.strip()
+                length = int(headers.get("content-length") or 0)
+                body = await reader.readexactly(length) if length else b""
+                answer = await self._dispatch(method, target, headers, body)
+                if answer is None:  # simulated fault: no answer at all
+                    break
+                status, payload = answer
+                data = json.dumps(payload).encode()
+                writer.write(
+                    f"HTTP/1.1 {status} {'OK' if status < 400 else 'Error'}\r\n"
+                    f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n"
+                    "Connection: keep-alive\r\n\r\n".encode()
+                    + data
+                )
+                await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError, ValueError):
+            pass
+        finally:
+            with contextlib.suppress(Exception):
+                writer.close()
+
+    async def _dispatch(self, method: str, target: str, headers: dict, body: bytes):
+        parts = urlsplit(target)
+        path = parts.path.rstrip("/")
+        query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        try:
+            data = json.loads(body) if body else {}
+        except ValueError:
+            data = None
+        if path.startswith("/_fake/"):
+            return await self._control(method, path[len("/_fake/") :], query, data)
+        segments = path.strip("/").split("/")
+        if method == "POST" and len(segments) == 3 and segments[2] == "messages":
+            if segments[1] != self.state.config.phone_number_id:
+                return 400, _error(100, "Unsupported post request: unknown phone number id.")
+            return await self._send(headers, data)
+        return 404, _error(100, f"Unknown path components: {path}")
+
+    # --- Meta's send endpoint ----------------------------------------------------------------
+
+    async def _send(self, headers: dict, payload):
+        state, config = self.state, self.state.config
+        auth = headers.get("authorization", "")
+        if auth != f"Bearer {config.access_token}":
+            return 401, _error(190, "Invalid OAuth access token - Cannot parse access token")
+        if config.token_expired:
+            return 401, _error(190, "Error validating access token: Session has expired.")
+        if config.latency_ms:
+            await asyncio.sleep(config.latency_ms / 1000)
+        roll = state.random.random()
+        if roll < config.error_5xx_rate:
+            state.faults["5xx"] += 1
+            return 500, _error(131000, "Something went wrong")
+        roll -= config.error_5xx_rate
+        if roll < config.timeout_rate + config.drop_rate:
+            is_timeout = roll < config.timeout_rate
+            state.faults["timeout" if is_timeout else "drop"] += 1
+            if state.random.random() < config.fault_after_accept_rate:
+                self._try_accept(payload)
+            if is_timeout:
+                await asyncio.sleep(config.hang_seconds)
+            return None
+        roll -= config.timeout_rate + config.drop_rate
+        if roll < config.error_130429_rate:
+            return self._reject(130429, "Cloud API message throughput has been reached.", 400)
+        roll -= config.error_130429_rate
+        if roll < config.error_131056_rate:
+            return self._reject(131056, "Too many messages to this user in a short time.", 400)
+        return self._try_accept(payload)
+
+    def _reject(self, code: int, details: str, status: int = 400):
+        self.state.rejected[code] += 1
+        return status, _error(code, details)
+
+    def _try_accept(self, payload):  # noqa: C901  (Meta's checks, in order)
+        state, config = self.state, self.state.config
+        rejection = validate_message(payload, state.templates)
+        if rejection is not None:
+            return self._reject(rejection.code, rejection.details)
+        now = time.time()
+        if config.mps:
+            while state.recent_accepts and state.recent_accepts[0] <= now - 1.0:
+                state.recent_accepts.popleft()
+            if len(state.recent_accepts) >= config.mps:
+                return self._reject(130429, "Cloud API message throughput has been reached.")
+        to = payload.get("to") or payload.get("recipient")
+        to = to.lstrip("+")
+        if to in config.unreachable:
+            return self._reject(131026, "Message undeliverable.")
+        is_template = payload.get("type") == "template"
+        in_window = now - state.inbound_at.get(to, -DAY * 2) < DAY
+        if not is_template and config.enforce_window and not in_window:
+            return self._reject(131047, "More than 24 hours have passed since the user replied.")
+        template = None
+        if is_template:
+            body = payload["template"]
+            template = state.templates[(body["name"], body["language"]["code"])]
+            if template.category == "marketing" and to in config.marketing_opted_out:
+                return self._reject(131050, "The user stopped marketing messages.")
+        sends = state.pair_times[to]
+        while sends and sends[0] <= now - config.pair_period:
+            sends.popleft()
+        if len(sends) >= config.pair_burst:
+            return self._reject(131056, "Too many messages to this user in a short time.")
+        sends.append(now)
+        over_tier = False
+        if not in_window and config.tier is not None:
+            for key, at in list(state.tier_reached.items()):
+                if at <= now - DAY:
+                    del state.tier_reached[key]
+            if to not in state.tier_reached:
+                if len(state.tier_reached) >= config.tier:
+                    over_tier = True
+                else:
+                    state.tier_reached[to] = now
+        wamid = "wamid.HBgL" + secrets.token_urlsafe(24)
+        state.recent_accepts.append(now)
+        state.accept_times.append(time.monotonic())
+        entry = {
+            "seq": len(state.outbox) + 1,
+            "id": wamid,
+            "to": to,
+            "recipient": payload.get("recipient", ""),
+            "payload": payload,
+            "callback": payload.get("biz_opaque_callback_data", ""),
+            "category": template.category if template else "service",
+            "at": now,
+        }
+        state.outbox.append(entry)
+        self._queue_statuses(entry, over_tier)
+        return 200, {
+            "messaging_product": "whatsapp",
+            "contacts": [{"input": payload.get("to") or to, "wa_id": to}],
+            "messages": [{"id": wamid, "message_status": "accepted"}],
+        }
+
+    # --- status webhooks ---------------------------------------------------------------------
+
+    def _queue_statuses(self, entry: dict, over_tier: bool) -> None:
+        config = self.state.config
+        if not (config.statuses and config.webhook_url):
+            return
+        base = {"id": entry["id"], "recipient_id": entry["to"]}
+        if entry["callback"]:
+            base["biz_opaque_callback_data"] = entry["callback"]
+        stamp = str(int(entry["at"]))
+        pricing = {"billable": True, "pricing_model": "PMP", "category": entry["category"]}
+        updates = [{**base, "status": "sent", "timestamp": stamp, "pricing": pricing}]
+        failure = None
+        if over_tier:  # Meta has no dedicated code for the tier (§4.1): it stops delivering
+            failure = 131049
+        elif entry["to"] in config.fail_after_send:
+            failure = 131026
+        if failure:
+            error = {"code": failure, "title": _TITLES[failure], "message": _TITLES[failure]}
+            error["error_data"] = {"details": _TITLES[failure]}
+            updates.append({**base, "status": "failed", "timestamp": stamp, "errors": [error]})
+        else:
+            if self.state.random.random() < config.delivered_rate:
+                updates.append({**base, "status": "delivered", "timestamp": stamp})
+                if self.state.random.random() < config.read_rate:
+                    updates.append({**base, "status": "read", "timestamp": stamp})
+        for update in updates:
+            self._pending += 1
+            self._statuses.put_nowait(update)
+
+    async def _emit_statuses(self) -> None:
+        """One collector forms batches; up to `status_concurrency` POSTs run at once."""
+        slots = asyncio.Semaphore(max(1, self.state.config.status_concurrency))
+        while True:
+            first = await self._statuses.get()
+            batch = [first]
+            config = self.state.config
+            deadline = time.monotonic() + config.status_delay_ms / 1000
+            while len(batch) < config.status_batch_size:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                try:
+                    batch.append(await asyncio.wait_for(self._statuses.get(), remaining))
+                except TimeoutError:
+                    break
+            await slots.acquire()
+            task = asyncio.ensure_future(self._deliver_batch(batch))
+            task.add_done_callback(lambda _task: slots.release())
+
+    async def _deliver_batch(self, batch: list[dict]) -> None:
+        config = self.state.config
+        taken = len(batch)
+        if config.status_shuffle:
+            self.state.random.shuffle(batch)
+        extra = [s for s in batch if self.state.random.random() < config.status_duplicate_rate]
+        try:
+            await self._post_webhook({"statuses": batch + extra})
+            self.state.statuses_sent += len(batch) + len(extra)
+        finally:
+            self._pending -= taken
+
+    async def _post_webhook(self, value: dict) -> int:
+        config = self.state.config
+        envelope = {
+            "object": "whatsapp_business_account",
+            "entry": [
+                {
+                    "id": "102290129340398",
+                    "changes": [
+                        {
+                            "field": "messages",
+                            "value": {
+                                "messaging_product": "whatsapp",
+                                "metadata": {
+                                    "display_phone_number": config.display_phone_number,
+                                    "phone_number_id": config.phone_number_id,
+                                },
+                                **value,
+                            },
+                        }
+                    ],
+                }
+            ],
+        }
+        raw = json.dumps(envelope, ensure_ascii=False).encode()
+        signature = hmac.new(config.app_secret.encode(), raw, hashlib.sha256).hexdigest()
+        try:
+            response = await self._http.post(
+                config.webhook_url,
+                content=raw,
+                headers={
+                    "Content-Type": "application/json",
+                    "X-Hub-Signature-256": f"sha256={signature}",
+                },
+            )
+        except httpx.HTTPError:
+            self.state.webhook_failures += 1
+            return 0
+        self.state.webhooks_sent += 1
+        if response.status_code != 200:
+            self.state.webhook_failures += 1
+        return response.status_code
+
+    # --- control endpoints -------------------------------------------------------------------
+
+    async def _control(self, method: str, name: str, query: dict, data):  # noqa: C901
+        state = self.state
+        if name == "outbox":
+            since = int(query.get("since", 0) or 0)
+            to = query.get("to")
+            items = [e for e in state.outbox[since:] if to is None or e["to"] == to.lstrip("+")]
+            return 200, {"messages": items, "last_seq": len(state.outbox)}
+        if name == "stats":
+            return 200, self._stats()
+        if name == "flush":
+            deadline = time.monotonic() + float(query.get("timeout", 30))
+            while self._pending > 0 and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+            return 200, {"pending": self._pending}
+        if not isinstance(data, dict):
+            return 400, _error(100, "control endpoints take a JSON object")
+        if name == "config":
+            known = {f.name for f in fields(FakeConfig)}
+            unknown = sorted(set(data) - known)
+            if unknown:
+                return 400, _error(100, f"unknown options: {', '.join(unknown)}")
+            for key, value in data.items():
+                setattr(state.config, key, value)
+            if "seed" in data:
+                state.random.seed(data["seed"])
+            return 200, asdict(state.config)
+        if name == "reset":
+            keep = {k: getattr(state.config, k) for k in ("webhook_url", "app_secret")}
+            config = FakeConfig(**{**asdict(self._initial), **keep, **data})
+            self.state = _State(config)
+            return 200, asdict(config)
+        if name == "templates":
+            template = Template(**data)
+            state.templates[(template.name, template.language)] = template
+            return 200, asdict(template)
+        if name == "inbound":
+            return 200, await self._inbound(data)
+        return 404, _error(100, f"unknown control endpoint {name}")
+
+    async def _inbound(self, data: dict) -> dict:
+        """A person writes to the business: remember the time (24-h window) and tell the app."""
+        sender = str(data.get("from", "")).lstrip("+")
+        now = time.time()
+        self.state.inbound_at[sender] = now
+        message = data.get("message")
+        if not isinstance(message, dict):
+            message = {"from": sender, "id": "wamid.IN" + secrets.token_urlsafe(18)}
+            message["timestamp"] = str(int(now))
+            if "list_reply_id" in data:
+                message["type"] = "interactive"
+                message["interactive"] = {
+                    "type": "list_reply",
+                    "list_reply": {"id": data["list_reply_id"], "title": data.get("title", "")},
+                }
+            elif "button_reply_id" in data:
+                message["type"] = "interactive"
+                message["interactive"] = {
+                    "type": "button_reply",
+                    "button_reply": {
+                        "id": data["button_reply_id"],
+                        "title": data.get("title", ""),
+                    },
+                }
+            else:
+                message["type"] = "text"
+                message["text"] = {"body": str(data.get("text", ""))}
+        value = {
+            "contacts": [{"profile": {"name": data.get("name", "Test")}, "wa_id": sender}],
+            "messages": [message],
+        }
+        status = await self._post_webhook(value) if self.state.config.webhook_url else 0
+        return {"wamid": message.get("id"), "webhook_status": status}
+
+    def _stats(self) -> dict:
+        state = self.state
+        times = state.accept_times
+        peak = 0
+        for i, t in enumerate(times):  # highest count in any sliding 1-second window
+            peak = max(peak, bisect.bisect_left(times, t + 1.0, lo=i) - i)
+        return {
+            "accepted": len(state.outbox),
+            "rejected": {str(k): v for k, v in state.rejected.items()},
+            "faults": dict(state.faults),
+            "max_per_second": peak,
+            "first_accept": times[0] if times else None,
+            "last_accept": times[-1] if times else None,
+            "webhooks_sent": state.webhooks_sent,
+            "webhook_failures": state.webhook_failures,
+            "statuses_sent": state.statuses_sent,
+            "pending_statuses": self._pending,
+        }
+
+
+def _error(code: int, details: str) -> dict:
+    title = _TITLES.get(code, "Error")
+    return {
+        "error": {
+            "message": f"(#{code}) {title}",
+            "type": "OAuthException",
+            "code": code,
+            "error_data": {"messaging_product": "whatsapp", "details": details},
+            "fbtrace_id": "A" + secrets.token_urlsafe(16),
+        }
+    }
+
+
+__all__ = ["FakeConfig", "FakeGraphServer", "Rejection", "Template"]

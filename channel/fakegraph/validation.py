@@ -1,0 +1,210 @@
+"""Meta's documented rules for a send request (whatsapp-cloud-api.md §2.1, §2.6, §3).
+
+Self-contained on purpose: the fake stands in for Meta, so it does not share the product's
+payload builders or limits; a bug there must show up as a rejection here.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Rejection:
+    code: int
+    details: str
+
+
+@dataclass(frozen=True)
+class Template:
+    name: str
+    language: str
+    category: str = "utility"
+    body_params: int = 0
+    header: str = ""  # "", "text", "image", "video", "document"
+    status: str = "approved"
+
+
+MEDIA_TYPES = ("image", "video", "audio", "document", "sticker")
+_PARAM_BAD = re.compile(r"[\n\t]| {5,}")
+
+
+def _too_long(value, limit: int) -> bool:
+    return not isinstance(value, str) or len(value) > limit
+
+
+def validate_message(  # noqa: C901  (one rule a branch, in Meta's order)
+    payload, templates: dict[tuple[str, str], Template]
+) -> Rejection | None:
+    """None when Meta would accept the payload, else the error Meta answers with."""
+    if not isinstance(payload, dict):
+        return Rejection(100, "The request body must be a JSON object.")
+    if payload.get("messaging_product") != "whatsapp":
+        return Rejection(100, "Param messaging_product must be 'whatsapp'.")
+    to, recipient = payload.get("to"), payload.get("recipient")
+    if not (isinstance(to, str) and to.strip("+").isdigit()) and not (
+        isinstance(recipient, str) and recipient
+    ):
+        return Rejection(131008, "Required parameter 'to' is missing or not a phone number.")
+    kind = payload.get("type", "text")
+    if "biz_opaque_callback_data" in payload and _too_long(
+        payload["biz_opaque_callback_data"], 512
+    ):
+        return Rejection(100, "biz_opaque_callback_data must be a string of at most 512 chars.")
+    body = payload.get(kind)
+    if not isinstance(body, dict):
+        return Rejection(131008, f"Required parameter '{kind}' is missing.")
+    if kind == "text":
+        text = body.get("body")
+        if not isinstance(text, str) or not text:
+            return Rejection(131008, "Required parameter text.body is missing.")
+        if len(text) > 4096:
+            return Rejection(100, "Param text.body must be at most 4096 characters long.")
+        return None
+    if kind in MEDIA_TYPES:
+        has_id, has_link = isinstance(body.get("id"), str), isinstance(body.get("link"), str)
+        if has_id == has_link:
+            return Rejection(131008, f"{kind} needs exactly one of 'id' or 'link'.")
+        if has_link and not body["link"].startswith(("http://", "https://")):
+            return Rejection(131009, f"{kind}.link must be an http(s) URL.")
+        if "caption" in body and (kind in ("audio", "sticker") or _too_long(body["caption"], 1024)):
+            return Rejection(100, f"{kind}.caption is not allowed or longer than 1024.")
+        return None
+    if kind == "interactive":
+        return _validate_interactive(body)
+    if kind == "template":
+        return _validate_template(body, templates)
+    return Rejection(131009, f"Unsupported message type '{kind}'.")
+
+
+def _validate_interactive(body: dict) -> Rejection | None:
+    kind = body.get("type")
+    action = body.get("action")
+    if not isinstance(action, dict):
+        return Rejection(131008, "interactive.action is required.")
+    footer = body.get("footer")
+    if footer is not None and (not isinstance(footer, dict) or _too_long(footer.get("text"), 60)):
+        return Rejection(100, "interactive.footer.text must be at most 60 characters.")
+    header = body.get("header")
+    if header is not None and not isinstance(header, dict):
+        return Rejection(100, "interactive.header must be an object.")
+    text = (body.get("body") or {}).get("text") if isinstance(body.get("body"), dict) else None
+    if kind == "list":
+        return _validate_list(header, text, action)
+    if kind == "button":
+        return _validate_buttons(text, action)
+    if kind == "flow":
+        return _validate_flow(text, action)
+    return Rejection(131009, f"Unsupported interactive type '{kind}'.")
+
+
+def _validate_list(header, text, action: dict) -> Rejection | None:  # noqa: C901  (one rule a branch)
+    if not isinstance(text, str) or not text or len(text) > 4096:
+        return Rejection(100, "interactive.body.text is required, at most 4096 characters.")
+    if header is not None and (header.get("type") != "text" or _too_long(header.get("text"), 60)):
+        return Rejection(100, "A list header must be text of at most 60 characters.")
+    if _too_long(action.get("button"), 20) or not action.get("button"):
+        return Rejection(100, "action.button is required, at most 20 characters.")
+    sections = action.get("sections")
+    if not isinstance(sections, list) or not 1 <= len(sections) <= 10:
+        return Rejection(100, "action.sections must have 1 to 10 sections.")
+    rows_total, ids = 0, set()
+    for section in sections:
+        if not isinstance(section, dict) or not isinstance(section.get("rows"), list):
+            return Rejection(100, "Each section needs rows.")
+        if len(sections) > 1 and _too_long(section.get("title"), 24):
+            return Rejection(100, "Section titles are required with several sections, ≤24.")
+        if "title" in section and _too_long(section["title"], 24):
+            return Rejection(100, "Section title must be at most 24 characters.")
+        for row in section["rows"]:
+            rows_total += 1
+            if not isinstance(row, dict) or _too_long(row.get("id"), 200) or not row.get("id"):
+                return Rejection(100, "Row id is required, at most 200 characters.")
+            if row["id"] in ids:
+                return Rejection(100, "Row ids must be unique.")
+            ids.add(row["id"])
+            if _too_long(row.get("title"), 24) or not row.get("title"):
+                return Rejection(100, "Row title is required, at most 24 characters.")
+            if "description" in row and _too_long(row["description"], 72):
+                return Rejection(100, "Row description must be at most 72 characters.")
+    if not 1 <= rows_total <= 10:
+        return Rejection(100, "A list has 1 to 10 rows in total across all sections.")
+    return None
+
+
+def _validate_buttons(text, action: dict) -> Rejection | None:  # noqa: C901  (one rule a branch)
+    if not isinstance(text, str) or not text or len(text) > 1024:
+        return Rejection(100, "interactive.body.text is required, at most 1024 characters.")
+    buttons = action.get("buttons")
+    if not isinstance(buttons, list) or not 1 <= len(buttons) <= 3:
+        return Rejection(100, "Reply buttons: 1 to 3 buttons.")
+    titles, ids = set(), set()
+    for button in buttons:
+        reply = button.get("reply") if isinstance(button, dict) else None
+        if button.get("type") != "reply" or not isinstance(reply, dict):
+            return Rejection(100, "Each button must be of type 'reply'.")
+        if _too_long(reply.get("title"), 20) or not reply.get("title"):
+            return Rejection(100, "Button title is required, at most 20 characters.")
+        if _too_long(reply.get("id"), 256) or not reply.get("id"):
+            return Rejection(100, "Button id is required, at most 256 characters.")
+        if reply["title"] in titles or reply["id"] in ids:
+            return Rejection(100, "Button titles and ids must be unique.")
+        titles.add(reply["title"])
+        ids.add(reply["id"])
+    return None
+
+
+def _validate_flow(text, action: dict) -> Rejection | None:
+    params = action.get("parameters")
+    if action.get("name") != "flow" or not isinstance(params, dict):
+        return Rejection(100, "A flow needs action.name 'flow' and parameters.")
+    if not (params.get("flow_id") or params.get("flow_name")):
+        return Rejection(131008, "flow_id or flow_name is required.")
+    if _too_long(params.get("flow_cta"), 30) or not params.get("flow_cta"):
+        return Rejection(100, "flow_cta is required, at most 30 characters.")
+    if not isinstance(text, str) or not text:
+        return Rejection(100, "interactive.body.text is required.")
+    return None
+
+
+def _validate_template(  # noqa: C901  (one rule a branch)
+    body: dict, templates: dict[tuple[str, str], Template]
+) -> Rejection | None:
+    language = body.get("language")
+    code = language.get("code") if isinstance(language, dict) else None
+    template = templates.get((body.get("name"), code))
+    if template is None or template.status != "approved":
+        return Rejection(132001, "Template name does not exist in the translation.")
+    components = body.get("components") or []
+    if not isinstance(components, list):
+        return Rejection(100, "template.components must be a list.")
+    params: list = []
+    header_params: list = []
+    for component in components:
+        if not isinstance(component, dict):
+            return Rejection(100, "Each component must be an object.")
+        if component.get("type") == "body":
+            params = component.get("parameters") or []
+        elif component.get("type") == "header":
+            header_params = component.get("parameters") or []
+    if len(params) != template.body_params:
+        return Rejection(
+            132000, f"Expected {template.body_params} body parameters, got {len(params)}."
+        )
+    for param in params:
+        if not isinstance(param, dict) or param.get("type") != "text":
+            return Rejection(132012, "Body parameters must be of type text.")
+        value = param.get("text")
+        if not isinstance(value, str) or not value:
+            return Rejection(131008, "A text parameter is empty.")
+        if _PARAM_BAD.search(value):
+            return Rejection(132018, "Param text cannot have new-line/tab or more than 4 spaces.")
+        if len(value) > 1024:
+            return Rejection(132005, "Translated text too long.")
+    if template.header:
+        if len(header_params) != 1 or header_params[0].get("type") != template.header:
+            return Rejection(132012, f"The header needs one {template.header} parameter.")
+    elif header_params:
+        return Rejection(132000, "This template has no header parameters.")
+    return None

@@ -1,0 +1,222 @@
+"""Meta's webhook envelope → plain dataclasses.
+
+Every level of the envelope is a list (whatsapp-cloud-api.md §1.3): we walk every entry, every
+change and every message/status/error, because Meta batches up to 1,000 updates per POST.
+Nothing here raises on odd shapes: what cannot be read is reported in ``problems``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+# Inbound message kinds that carry something a person wrote or chose.
+REPLY_KINDS = {"list_reply", "button_reply", "nfm_reply", "button"}
+MEDIA_KINDS = {"image", "video", "audio", "document", "sticker"}
+
+
+@dataclass(frozen=True)
+class MetaError:
+    code: int
+    title: str = ""
+    message: str = ""
+    details: str = ""
+
+
+@dataclass(frozen=True)
+class InboundMsg:
+    """One message a person sent. ``kind`` is the message type, or the interactive sub-type."""
+
+    wamid: str
+    wa_id: str
+    user_id: str
+    kind: str
+    timestamp: datetime
+    text: str = ""
+    reply_id: str = ""
+    reply_title: str = ""
+    flow_response: dict[str, Any] = field(default_factory=dict)
+    profile_name: str = ""
+    context_wamid: str = ""
+    errors: tuple[MetaError, ...] = ()
+
+
+@dataclass(frozen=True)
+class StatusUpdate:
+    wamid: str
+    status: str
+    timestamp: datetime
+    recipient_id: str = ""
+    recipient_user_id: str = ""
+    biz_opaque_callback_data: str = ""
+    errors: tuple[MetaError, ...] = ()
+    pricing_category: str = ""
+
+
+@dataclass(frozen=True)
+class PreferenceUpdate:
+    """``user_preferences``: a person stopped or resumed marketing messages (§1.6)."""
+
+    wa_id: str
+    user_id: str
+    value: str
+    category: str
+    timestamp: datetime
+
+
+@dataclass
+class ParsedWebhook:
+    messages: list[InboundMsg] = field(default_factory=list)
+    statuses: list[StatusUpdate] = field(default_factory=list)
+    preferences: list[PreferenceUpdate] = field(default_factory=list)
+    errors: list[MetaError] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+def _list(value: Any) -> list:
+    return value if isinstance(value, list) else []
+
+
+def _dict(value: Any) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def _str(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(int(value)) if float(value).is_integer() else str(value)
+    return ""
+
+
+def _timestamp(value: Any) -> datetime:
+    try:
+        seconds = int(_str(value) or "x")
+        return datetime.fromtimestamp(seconds, tz=UTC)
+    except (ValueError, OverflowError, OSError):
+        return datetime.now(tz=UTC)
+
+
+def _errors(value: Any) -> tuple[MetaError, ...]:
+    found = []
+    for item in _list(value):
+        item = _dict(item)
+        try:
+            code = int(item.get("code"))
+        except (TypeError, ValueError):
+            continue
+        found.append(
+            MetaError(
+                code=code,
+                title=_str(item.get("title")),
+                message=_str(item.get("message")),
+                details=_str(_dict(item.get("error_data")).get("details")),
+            )
+        )
+    return tuple(found)
+
+
+def parse_webhook(body: Any) -> ParsedWebhook:
+    parsed = ParsedWebhook()
+    if not isinstance(body, dict):
+        parsed.problems.append("body is not a JSON object")
+        return parsed
+    if body.get("object") not in (None, "whatsapp_business_account"):
+        parsed.problems.append(f"unexpected object {str(body.get('object'))[:40]!r}")
+    for entry in _list(body.get("entry")):
+        for change in _list(_dict(entry).get("changes")):
+            _parse_change(_dict(change), parsed)
+    return parsed
+
+
+def _parse_change(change: dict, parsed: ParsedWebhook) -> None:
+    value = _dict(change.get("value"))
+    contacts = [_dict(c) for c in _list(value.get("contacts"))]
+    user_ids = {_str(c.get("wa_id")): _str(c.get("user_id")) for c in contacts}
+    names = {_str(c.get("wa_id")): _str(_dict(c.get("profile")).get("name")) for c in contacts}
+    for item in _list(value.get("messages")):
+        message = _parse_message(_dict(item), user_ids, names, contacts)
+        if message is None:
+            parsed.problems.append("a message without id or sender was skipped")
+        else:
+            parsed.messages.append(message)
+    for item in _list(value.get("statuses")):
+        item = _dict(item)
+        wamid, status = _str(item.get("id")), _str(item.get("status"))
+        if not wamid or not status:
+            parsed.problems.append("a status without id or status was skipped")
+            continue
+        parsed.statuses.append(
+            StatusUpdate(
+                wamid=wamid,
+                status=status,
+                timestamp=_timestamp(item.get("timestamp")),
+                recipient_id=_str(item.get("recipient_id")),
+                recipient_user_id=_str(item.get("recipient_user_id")),
+                biz_opaque_callback_data=_str(item.get("biz_opaque_callback_data")),
+                errors=_errors(item.get("errors")),
+                pricing_category=_str(_dict(item.get("pricing")).get("category")),
+            )
+        )
+    for item in _list(value.get("user_preferences")):
+        item = _dict(item)
+        if _str(item.get("value")) not in ("stop", "resume"):
+            parsed.problems.append("a user preference with an unknown value was skipped")
+            continue
+        parsed.preferences.append(
+            PreferenceUpdate(
+                wa_id=_str(item.get("wa_id")),
+                user_id=_str(item.get("user_id")),
+                value=_str(item.get("value")),
+                category=_str(item.get("category")),
+                timestamp=_timestamp(item.get("timestamp")),
+            )
+        )
+    parsed.errors.extend(_errors(value.get("errors")))
+
+
+def _parse_message(
+    item: dict, user_ids: dict[str, str], names: dict[str, str], contacts: list[dict]
+) -> InboundMsg | None:
+    wamid, wa_id = _str(item.get("id")), _str(item.get("from"))
+    user_id = _str(item.get("from_user_id")) or user_ids.get(wa_id, "")
+    if not wa_id and not user_id and len(contacts) == 1:
+        user_id = _str(contacts[0].get("user_id"))
+    if not wamid or not (wa_id or user_id):
+        return None
+    kind = _str(item.get("type")) or "unknown"
+    text = reply_id = reply_title = ""
+    flow_response: dict[str, Any] = {}
+    if kind == "text":
+        text = _str(_dict(item.get("text")).get("body"))
+    elif kind == "interactive":
+        interactive = _dict(item.get("interactive"))
+        kind = _str(interactive.get("type")) or "interactive"
+        reply = _dict(interactive.get(kind))
+        reply_id, reply_title = _str(reply.get("id")), _str(reply.get("title"))
+        if kind == "nfm_reply":
+            try:
+                flow_response = _dict(json.loads(_str(reply.get("response_json")) or "{}"))
+            except ValueError:
+                flow_response = {}
+    elif kind == "button":
+        button = _dict(item.get("button"))
+        reply_id, reply_title = _str(button.get("payload")), _str(button.get("text"))
+    elif kind in MEDIA_KINDS:
+        text = _str(_dict(item.get(kind)).get("caption"))
+    return InboundMsg(
+        wamid=wamid,
+        wa_id=wa_id,
+        user_id=user_id,
+        kind=kind,
+        timestamp=_timestamp(item.get("timestamp")),
+        text=text,
+        reply_id=reply_id,
+        reply_title=reply_title,
+        flow_response=flow_response,
+        profile_name=names.get(wa_id, ""),
+        context_wamid=_str(_dict(item.get("context")).get("id")),
+        errors=_errors(item.get("errors")),
+    )

@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_celery_beat",
     "channel",
     "topics",
@@ -127,6 +128,21 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TIMEZONE = "Europe/Rome"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE: dict = {}
+# Safety net for webhooks whose wake-up was lost (the view normally wakes the processor).
+CELERY_BEAT_SCHEDULE["channel-process-pending-webhooks"] = {
+    "task": "banditore.channel.process_pending_inbound_events",
+    "schedule": 60.0,
+}
+# send-at lives in the database: beat publishes due posts (never a long Celery ETA).
+CELERY_BEAT_SCHEDULE["subscribers-publish-due-posts"] = {
+    "task": "banditore.subscribers.publish_due_posts",
+    "schedule": 15.0,
+}
+# Returns stale in-flight deliveries to the queue and wakes senders whose wake-up was lost.
+CELERY_BEAT_SCHEDULE["subscribers-sweep-deliveries"] = {
+    "task": "banditore.subscribers.sweep_deliveries",
+    "schedule": 60.0,
+}
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 
 # --- WhatsApp Cloud API ------------------------------------------------------------------
@@ -145,6 +161,25 @@ WHATSAPP_TOPICS_FLOW_ID = env_str("WHATSAPP_TOPICS_FLOW_ID")
 # Price per delivered template message by category (EUR), shown in the editor's plan.
 WHATSAPP_PRICE_MARKETING = env_decimal("WHATSAPP_PRICE_MARKETING", "0.0691")
 WHATSAPP_PRICE_UTILITY = env_decimal("WHATSAPP_PRICE_UTILITY", "0.0300")
+# Webhook bodies above this size are refused with 413 (Meta batches up to 1,000 updates, doc §1.3).
+WHATSAPP_WEBHOOK_MAX_BYTES = env_int("WHATSAPP_WEBHOOK_MAX_BYTES", 10 * 1024 * 1024, minimum=1024)
+# Conversation replies: transient-error attempts, and how often a reply waits out a paused account.
+BANDITORE_REPLY_MAX_ATTEMPTS = env_int("BANDITORE_REPLY_MAX_ATTEMPTS", 5, minimum=1)
+BANDITORE_REPLY_PAUSED_RETRY_SECONDS = env_int(
+    "BANDITORE_REPLY_PAUSED_RETRY_SECONDS", 60, minimum=1
+)
+
+# Posts: the share of WHATSAPP_MPS kept for conversation replies, sending threads per worker,
+# rows claimed per batch, tries before a delivery fails, and how long a "maybe sent" delivery
+# (timeout, crash) waits for Meta's status webhook before it is queued again.
+WHATSAPP_REPLY_RESERVE = env_decimal("WHATSAPP_REPLY_RESERVE", "0.1")
+if WHATSAPP_REPLY_RESERVE >= 1:
+    raise ImproperlyConfigured("WHATSAPP_REPLY_RESERVE must be below 1 (a share of WHATSAPP_MPS)")
+BANDITORE_SEND_THREADS = env_int("BANDITORE_SEND_THREADS", 16, minimum=1)
+BANDITORE_SEND_BATCH = env_int("BANDITORE_SEND_BATCH", 100, minimum=1)
+BANDITORE_SENDERS_PER_POST = env_int("BANDITORE_SENDERS_PER_POST", 2, minimum=1)
+BANDITORE_MAX_ATTEMPTS = env_int("BANDITORE_MAX_ATTEMPTS", 5, minimum=1)
+DELIVERY_SETTLE_SECONDS = env_int("DELIVERY_SETTLE_SECONDS", 600, minimum=0)
 
 # --- The council (shown to citizens; no code change needed) ------------------------------
 COUNCIL_NAME = env_str("COUNCIL_NAME", "Comune di Esempio")
@@ -166,7 +201,16 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Publish posts to the council's WhatsApp topics from other city systems.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI and Redoc from our own static files (drf-spectacular-sidecar), not a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
 }
+# Requests per token, e.g. "120/min" or "5000/hour" (DRF rate syntax); counted in Redis.
+API_THROTTLE_RATE = env_str("API_THROTTLE_RATE", "120/min")
+# Idempotency keys are remembered this many days (the API promises at least 7).
+API_IDEMPOTENCY_DAYS = env_int("API_IDEMPOTENCY_DAYS", 7, minimum=7)
 
 # --- Django basics -----------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

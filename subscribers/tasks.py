@@ -1,0 +1,25 @@
+"""Thin Celery wrappers; each is safe to run twice (the database decides what is left)."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from subscribers import publishing, sending
+
+
+@shared_task(name="banditore.subscribers.send_post_batch", bind=True, ignore_result=True)
+def send_post_batch(self, post_id: int) -> None:
+    come_back_in = sending.drain_post(post_id)
+    # Eager mode (tests) cannot wait for later: the sweeper or the test drives the rest.
+    if come_back_in is not None and not self.request.is_eager:
+        self.apply_async((post_id,), countdown=max(come_back_in, 0.2))
+
+
+@shared_task(name="banditore.subscribers.publish_due_posts", ignore_result=True)
+def publish_due_posts() -> int:
+    return publishing.publish_due_posts()
+
+
+@shared_task(name="banditore.subscribers.sweep_deliveries", ignore_result=True)
+def sweep_deliveries() -> dict:
+    return sending.sweep()

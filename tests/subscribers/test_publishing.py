@@ -1,0 +1,168 @@
+"""Publishing and fan-out: only subscribers of the post's topics, each person at most once."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from channel.account import pause_sending
+from channel.models import MessageTemplate
+from subscribers import publishing
+from subscribers.models import Delivery, Subscriber
+from subscribers.progress import post_counters, send_duration
+from tests.factories import make_post, make_subscriber, make_topic
+from topics.models import AuditEntry, Post
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def template():
+    return MessageTemplate.objects.create(
+        name="avviso_comune",
+        language="it",
+        category=MessageTemplate.Category.UTILITY,
+        status=MessageTemplate.Status.APPROVED,
+        body_text="{{1}}: {{2}}",
+        body_parameters=["title", "body"],
+        is_default=True,
+    )
+
+
+def test_overlapping_topics_reach_each_person_once(template):
+    school, roads, events = make_topic(), make_topic(), make_topic()
+    both = make_subscriber(topics=[school, roads])
+    only_school = make_subscriber(topics=[school])
+    make_subscriber(topics=[events])  # not a topic of the post
+    make_subscriber(topics=[school], status=Subscriber.Status.LEFT)  # left: never reached
+    post = make_post(topics=[school, roads])
+
+    result = publishing.post_publish(post=post)
+
+    assert result.recipients == 2
+    reached = set(Delivery.objects.filter(post=post).values_list("subscriber_id", flat=True))
+    assert reached == {both.id, only_school.id}
+    assert post_counters(post)["queued"] == 2
+    assert AuditEntry.objects.filter(action="publish").count() == 1
+
+
+def test_publishing_twice_fans_out_once(template):
+    topic = make_topic()
+    make_subscriber(topics=[topic])
+    post = make_post(topics=[topic])
+    first = publishing.post_publish(post=post)
+    second = publishing.post_publish(post=post)
+    assert (first.recipients, first.already_published) == (1, False)
+    assert second.already_published
+    assert Delivery.objects.filter(post=post).count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_publishing_fans_out_once(template):
+    topic = make_topic()
+    for _ in range(30):
+        make_subscriber(topics=[topic])
+    post = make_post(topics=[topic])
+    barrier = threading.Barrier(2)
+    results = []
+
+    def publish():
+        barrier.wait()
+        try:
+            results.append(publishing.post_publish(post=Post.objects.get(pk=post.pk)))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=publish) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(r.already_published for r in results) == [False, True]
+    assert Delivery.objects.filter(post=post).count() == 30
+
+
+def test_a_post_needing_a_template_without_one_refuses_to_start():
+    """whatsapp-cloud-api.md §2.5: outside the 24-hour window only a template may be sent."""
+    topic = make_topic()
+    make_subscriber(topics=[topic], last_inbound_at=None)
+    post = make_post(topics=[topic])
+    with pytest.raises(publishing.PublishError, match="template"):
+        publishing.post_publish(post=post)
+    post.refresh_from_db()
+    assert post.status == Post.Status.DRAFT
+    assert not Delivery.objects.filter(post=post).exists()
+
+
+def test_people_inside_the_window_need_no_template():
+    topic = make_topic()
+    make_subscriber(topics=[topic], last_inbound_at=timezone.now() - timedelta(hours=1))
+    post = make_post(topics=[topic])
+    assert publishing.post_publish(post=post).recipients == 1
+
+
+def test_an_expired_post_is_not_sent_and_says_why(template):
+    topic = make_topic()
+    make_subscriber(topics=[topic])
+    post = make_post(
+        topics=[topic],
+        status=Post.Status.SCHEDULED,
+        send_at=timezone.now() - timedelta(hours=2),
+        expires_at=timezone.now() - timedelta(hours=1),
+    )
+    assert publishing.publish_due_posts() == 0
+    post.refresh_from_db()
+    assert post.status == Post.Status.CANCELLED
+    assert "expired" in post.status_note
+    assert not Delivery.objects.filter(post=post).exists()
+
+
+def test_due_scheduled_posts_are_published_and_future_ones_wait(template):
+    topic = make_topic()
+    make_subscriber(topics=[topic])
+    due = make_post(topics=[topic])
+    later = make_post(topics=[topic])
+    publishing.post_schedule(post=due, send_at=timezone.now() - timedelta(seconds=1))
+    publishing.post_schedule(post=later, send_at=timezone.now() + timedelta(hours=1))
+    assert publishing.publish_due_posts() == 1
+    due.refresh_from_db()
+    later.refresh_from_db()
+    assert (due.status, later.status) == (Post.Status.SENDING, Post.Status.SCHEDULED)
+
+
+def test_a_paused_account_refuses_to_publish(template):
+    topic = make_topic()
+    make_subscriber(topics=[topic])
+    pause_sending(code=190, reason="token expired")
+    with pytest.raises(publishing.PublishError, match="paused"):
+        publishing.post_publish(post=make_post(topics=[topic]))
+
+
+def test_cancel_stops_queued_deliveries(template):
+    topic = make_topic()
+    for _ in range(3):
+        make_subscriber(topics=[topic])
+    post = make_post(topics=[topic])
+    publishing.post_publish(post=post)
+    assert publishing.post_cancel(post=post) == 3
+    assert post_counters(post)["cancelled"] == 3
+    assert post.status == Post.Status.CANCELLED
+
+
+def test_nobody_subscribed_finishes_at_once(template):
+    post = make_post(topics=[make_topic()])
+    publishing.post_publish(post=post)
+    assert post.status == Post.Status.SENT
+
+
+def test_send_duration_respects_the_messaging_tier(settings):
+    """§4.1: the tier limits unique people outside the window per rolling 24 h."""
+    settings.WHATSAPP_MPS = 80
+    settings.WHATSAPP_MESSAGING_TIER = "2000"
+    assert send_duration(total=720, needing_template=0) == timedelta(seconds=10)
+    # 9,000 people at 2,000/day: four full days wait, the fifth sends the rest.
+    assert send_duration(total=9000, needing_template=9000).days == 4

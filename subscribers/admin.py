@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 
 from subscribers.admin_posts import PostAdmin  # noqa: F401  (registers the editors' desk)
+from subscribers.admin_tokens import ApiTokenAdmin  # noqa: F401  (registers API tokens)
 from subscribers.models import ConsentEvent, Subscriber, Subscription
 
 

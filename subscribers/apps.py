@@ -7,3 +7,17 @@ from django.utils.translation import gettext_lazy as _
 class SubscribersConfig(AppConfig):
     name = "subscribers"
     verbose_name = _("Subscribers and deliveries")
+
+    def ready(self) -> None:
+        from channel import signals
+        from subscribers import receivers
+
+        signals.inbound_messages_received.connect(
+            receivers.on_inbound_messages, dispatch_uid="subscribers.inbound_messages"
+        )
+        signals.statuses_received.connect(
+            receivers.on_statuses, dispatch_uid="subscribers.statuses"
+        )
+        signals.preferences_received.connect(
+            receivers.on_preferences, dispatch_uid="subscribers.preferences"
+        )

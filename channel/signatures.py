@@ -1,0 +1,24 @@
+"""X-Hub-Signature-256: HMAC-SHA256 of the raw webhook body, keyed with the app secret.
+
+whatsapp-cloud-api.md §1.2: hash the bytes exactly as received, never re-serialised JSON (the
+escaping of non-ASCII text would differ), and compare in constant time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+HEADER = "X-Hub-Signature-256"
+PREFIX = "sha256="
+
+
+def sign(body: bytes, secret: str) -> str:
+    """The header value Meta would send for `body`: "sha256=<hex digest>"."""
+    return PREFIX + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def verify(body: bytes, header_value: str | None, secret: str) -> bool:
+    if not header_value or not secret or not header_value.startswith(PREFIX):
+        return False
+    return hmac.compare_digest(sign(body, secret), header_value.strip())

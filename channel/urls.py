@@ -1,0 +1,8 @@
+from __future__ import annotations
+
+from django.urls import path
+
+from channel import views
+
+app_name = "channel"
+urlpatterns = [path("", views.webhook, name="webhook")]

@@ -1,0 +1,139 @@
+"""Input validation and output shapes of the REST API (what the OpenAPI schema documents)."""
+
+from __future__ import annotations
+
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from rest_framework import serializers
+
+from topics.models import POST_BODY_MAX, Post, Topic
+
+MAX_TOPICS_PER_POST = 50
+EXTERNAL_ID_MAX = 255
+
+
+class TopicOutput(serializers.Serializer):
+    slug = serializers.CharField()
+    name_it = serializers.CharField()
+    name_en = serializers.CharField()
+    description_it = serializers.CharField()
+    description_en = serializers.CharField()
+    emoji = serializers.CharField()
+    active_subscribers = serializers.IntegerField(
+        allow_null=True, help_text="Null when the key may not read statistics."
+    )
+
+
+class PostCreateInput(serializers.Serializer):
+    topics = serializers.ListField(
+        child=serializers.SlugField(max_length=50),
+        min_length=1,
+        max_length=MAX_TOPICS_PER_POST,
+        help_text="Topic slugs, as listed by GET /api/v1/topics/.",
+    )
+    title = serializers.CharField(max_length=200)
+    body = serializers.CharField(
+        max_length=POST_BODY_MAX,
+        error_messages={
+            "max_length": _("The text is too long: WhatsApp allows 4,096 characters at most.")
+        },
+    )
+    link = serializers.URLField(max_length=1000, required=False, allow_blank=True, default="")
+    media_kind = serializers.ChoiceField(
+        choices=[c for c in Post.MediaKind.values if c],
+        required=False,
+        allow_blank=True,
+        default="",
+    )
+    media_url = serializers.URLField(max_length=1000, required=False, allow_blank=True, default="")
+    is_urgent = serializers.BooleanField(required=False, default=False)
+    send_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
+    expires_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
+    publish = serializers.BooleanField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="True: publish (now, or at send_at). False: leave a draft for an editor. "
+        "Omitted: publish if the key may publish directly, else a draft.",
+    )
+    external_id = serializers.CharField(
+        max_length=EXTERNAL_ID_MAX,
+        required=False,
+        allow_blank=False,
+        help_text="Your own id for this post; used as the idempotency key when no "
+        "Idempotency-Key header is sent.",
+    )
+
+    def validate_topics(self, slugs: list[str]) -> list[Topic]:
+        wanted = list(dict.fromkeys(slugs))
+        found = {t.slug: t for t in Topic.objects.filter(slug__in=wanted, is_active=True)}
+        unknown = [slug for slug in wanted if slug not in found]
+        if unknown:
+            raise serializers.ValidationError(
+                [_("Unknown topic: '%(slug)s'.") % {"slug": slug} for slug in unknown]
+            )
+        return [found[slug] for slug in wanted]
+
+    def validate(self, attrs: dict) -> dict:
+        now = timezone.now()
+        if attrs["media_url"] and not attrs["media_kind"]:
+            raise serializers.ValidationError(
+                {"media_kind": _("Say whether the media is an image, a video or a document.")}
+            )
+        if attrs["media_kind"] and not attrs["media_url"]:
+            raise serializers.ValidationError({"media_url": _("Give a link to the media.")})
+        send_at, expires_at = attrs["send_at"], attrs["expires_at"]
+        if expires_at is not None and expires_at <= max(send_at or now, now):
+            raise serializers.ValidationError(
+                {"expires_at": _("The post must expire in the future and after it is sent.")}
+            )
+        return attrs
+
+
+class CountersOutput(serializers.Serializer):
+    reach = serializers.IntegerField(help_text="People the post goes (or would go) to.")
+    queued = serializers.IntegerField()
+    sending = serializers.IntegerField()
+    sent = serializers.IntegerField()
+    delivered = serializers.IntegerField()
+    read = serializers.IntegerField()
+    failed = serializers.IntegerField()
+    cancelled = serializers.IntegerField()
+
+
+class PostSummaryOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    url = serializers.CharField(help_text="Poll this URL for status and counters.")
+    status = serializers.ChoiceField(choices=Post.Status.values)
+    status_note = serializers.CharField()
+    title = serializers.CharField()
+    topics = serializers.ListField(child=serializers.CharField())
+    is_urgent = serializers.BooleanField()
+    send_at = serializers.DateTimeField(allow_null=True)
+    expires_at = serializers.DateTimeField(allow_null=True)
+    created_at = serializers.DateTimeField()
+    published_at = serializers.DateTimeField(allow_null=True)
+    finished_at = serializers.DateTimeField(allow_null=True)
+
+
+class PostOutput(PostSummaryOutput):
+    body = serializers.CharField()
+    link = serializers.CharField()
+    media_kind = serializers.CharField()
+    media_url = serializers.CharField()
+    counters = CountersOutput(
+        allow_null=True, help_text="Null when the key may not read statistics."
+    )
+    estimated_finish = serializers.DateTimeField(
+        allow_null=True, help_text="While sending: when the last message should go out."
+    )
+
+
+class PostListFilter(serializers.Serializer):
+    status = serializers.ChoiceField(choices=Post.Status.values, required=False)
+    topic = serializers.SlugField(max_length=50, required=False)
+    since = serializers.DateTimeField(required=False, help_text="Created at or after this time.")
+
+
+class ErrorOutput(serializers.Serializer):
+    detail = serializers.CharField()

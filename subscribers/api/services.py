@@ -1,0 +1,109 @@
+"""What the API does once a request is valid: create posts for a token, describe them."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Count, Q, QuerySet
+from django.utils import timezone
+
+from subscribers.selectors import reach_count
+from topics.models import ApiToken, AuditEntry, Post, Topic
+
+ZERO_COUNTERS = {
+    "queued": 0,
+    "sending": 0,
+    "sent": 0,
+    "delivered": 0,
+    "read": 0,
+    "failed": 0,
+    "cancelled": 0,
+}
+
+
+def _engine(module: str) -> Any:
+    # The delivery engine (subscribers.publishing / .progress) is looked up at call time.
+    return importlib.import_module(f"subscribers.{module}")
+
+
+class _NotPublishing(Exception):
+    """Stands in until the engine's PublishError can be imported."""
+
+
+def publish_error_class() -> type[Exception]:
+    try:
+        return _engine("publishing").PublishError
+    except (ImportError, AttributeError):
+        return _NotPublishing
+
+
+@transaction.atomic
+def post_create_for_token(
+    *, token: ApiToken, topics: list[Topic], publish: bool, fields: dict[str, Any]
+) -> Post:
+    """Create the post as the token; publish it now or at send_at when asked.
+
+    Raises the engine's PublishError (the whole creation rolls back) when publishing is refused.
+    """
+    post = Post.objects.create(status=Post.Status.DRAFT, created_by_token=token, **fields)
+    post.topics.set(topics)
+    AuditEntry.objects.create(
+        actor_token=token,
+        action="post_created_api",
+        object_repr=post.title[:200],
+        details={"post_id": post.pk, "topics": [t.slug for t in topics], "publish": publish},
+    )
+    if publish:
+        publishing = _engine("publishing")
+        if post.send_at and post.send_at > timezone.now():
+            publishing.post_schedule(post=post, send_at=post.send_at)
+        else:
+            publishing.post_publish(post=post, token=token)
+        post.refresh_from_db()
+    return post
+
+
+def post_cancel_for_token(*, token: ApiToken, post: Post) -> Post:
+    _engine("publishing").post_cancel(post=post, token=token)
+    post.refresh_from_db()
+    return post
+
+
+def topics_for_api(*, with_counts: bool) -> QuerySet[Topic]:
+    topics = Topic.objects.filter(is_active=True).order_by("order", "id")
+    if with_counts:
+        topics = topics.annotate(
+            active_subscribers=Count(
+                "subscribers", filter=Q(subscribers__status="active"), distinct=True
+            )
+        )
+    return topics
+
+
+def posts_for_token(
+    *, token: ApiToken, status: str | None = None, topic: str | None = None, since=None
+) -> QuerySet[Post]:
+    posts = Post.objects.filter(created_by_token=token)
+    if status:
+        posts = posts.filter(status=status)
+    if topic:
+        posts = posts.filter(topics__slug=topic).distinct()
+    if since is not None:
+        posts = posts.filter(created_at__gte=since)
+    return posts.prefetch_related("topics").order_by("-created_at", "-id")
+
+
+def post_counters_for_api(post: Post) -> dict[str, int]:
+    """Planned reach before fan-out; the engine's counters once deliveries exist."""
+    if post.status in (Post.Status.DRAFT, Post.Status.SCHEDULED):
+        return {"reach": reach_count(t.pk for t in post.topics.all()), **ZERO_COUNTERS}
+    counters = _engine("progress").post_counters(post)
+    return {key: int(counters.get(key) or 0) for key in ("reach", *ZERO_COUNTERS)}
+
+
+def post_estimated_finish(post: Post):
+    if post.status != Post.Status.SENDING:
+        return None
+    return _engine("progress").estimated_finish(post)

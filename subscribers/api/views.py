@@ -1,0 +1,289 @@
+"""REST API views: parse and validate, then call subscribers.api.services (see README)."""
+
+from __future__ import annotations
+
+from django.urls import reverse
+from django.utils.translation import gettext as _
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import status as http
+from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.parsers import JSONParser
+from rest_framework.renderers import JSONRenderer
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from subscribers.api import services
+from subscribers.api.authentication import ApiTokenAuthentication
+from subscribers.api.idempotency import (
+    IdempotencyConflict,
+    idempotency_key,
+    idempotency_key_problem,
+    idempotency_lookup,
+    idempotent_create,
+    request_fingerprint,
+)
+from subscribers.api.permissions import HasApiToken, token_may_publish_to
+from subscribers.api.serializers import (
+    ErrorOutput,
+    PostCreateInput,
+    PostListFilter,
+    PostOutput,
+    PostSummaryOutput,
+    TopicOutput,
+)
+from subscribers.api.throttling import ApiTokenRateThrottle
+from topics.models import ApiToken, Post
+
+PK_MAX = 2**63 - 1  # bigint: larger ids cannot exist (and must not reach PostgreSQL)
+POST_ID = OpenApiParameter("id", int, OpenApiParameter.PATH, description="The post's id.")
+
+
+def _errors(*codes: int) -> dict[int, OpenApiResponse]:
+    described = {
+        400: OpenApiResponse(OpenApiTypes.OBJECT, description="Field-level validation errors."),
+        401: OpenApiResponse(ErrorOutput, description="Missing, wrong or revoked API key."),
+        403: OpenApiResponse(ErrorOutput, description="The key's scope does not allow this."),
+        404: OpenApiResponse(ErrorOutput, description="No such post among this key's posts."),
+        409: OpenApiResponse(ErrorOutput, description="Conflict (see the message)."),
+        415: OpenApiResponse(
+            ErrorOutput, description="Send JSON (Content-Type: application/json)."
+        ),
+        422: OpenApiResponse(ErrorOutput, description="Publishing was refused (see the message)."),
+        429: OpenApiResponse(ErrorOutput, description="Too many requests: see Retry-After."),
+    }
+    return {code: described[code] for code in (401, 429, *codes)}
+
+
+class ApiPagination(PageNumberPagination):
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 200
+
+    def get_page_size(self, request) -> int:
+        # Strict, unlike DRF's default (which silently ignores a bad value).
+        raw = request.query_params.get(self.page_size_query_param)
+        if raw is None:
+            return self.page_size
+        if not raw.isdigit() or not 1 <= int(raw) <= self.max_page_size:
+            raise ValidationError(
+                {"page_size": [f"A whole number from 1 to {self.max_page_size}."]}
+            )
+        return int(raw)
+
+    def get_schema_operation_parameters(self, view) -> list[dict]:
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            parameter["schema"]["minimum"] = 1
+            if parameter["name"] == self.page_size_query_param:
+                parameter["schema"]["maximum"] = self.max_page_size
+        return parameters
+
+
+class TokenApi(APIView):
+    authentication_classes = [ApiTokenAuthentication]
+    permission_classes = [HasApiToken]
+    throttle_classes = [ApiTokenRateThrottle]
+    parser_classes = [JSONParser]
+    renderer_classes = [JSONRenderer]
+
+    @property
+    def token(self) -> ApiToken:
+        return self.request.auth
+
+    def own_post(self, pk: str) -> Post:
+        post = None
+        if pk.isascii() and pk.isdigit() and 0 < int(pk) <= PK_MAX:
+            post = (
+                Post.objects.filter(pk=pk, created_by_token=self.token)
+                .prefetch_related("topics")
+                .first()
+            )
+        if post is None:
+            raise NotFound(_("No post with this id was created with this API key."))
+        return post
+
+    def summary(self, post: Post) -> dict:
+        url = self.request.build_absolute_uri(reverse("api:post-detail", args=[post.pk]))
+        return {
+            "id": post.pk,
+            "url": url,
+            "status": post.status,
+            "status_note": post.status_note,
+            "title": post.title,
+            "topics": [topic.slug for topic in post.topics.all()],
+            "is_urgent": post.is_urgent,
+            "send_at": _iso(post.send_at),
+            "expires_at": _iso(post.expires_at),
+            "created_at": _iso(post.created_at),
+            "published_at": _iso(post.published_at),
+            "finished_at": _iso(post.finished_at),
+        }
+
+    def detail(self, post: Post) -> dict:
+        stats = self.token.can_read_stats
+        return self.summary(post) | {
+            "body": post.body,
+            "link": post.link,
+            "media_kind": post.media_kind,
+            "media_url": post.media_url,
+            "counters": services.post_counters_for_api(post) if stats else None,
+            "estimated_finish": _iso(services.post_estimated_finish(post)) if stats else None,
+        }
+
+
+def _iso(moment) -> str | None:
+    return None if moment is None else moment.isoformat().replace("+00:00", "Z")
+
+
+class TopicListApi(TokenApi):
+    @extend_schema(
+        summary="Active topics",
+        responses={200: TopicOutput(many=True), **_errors()},
+    )
+    def get(self, request) -> Response:
+        stats = self.token.can_read_stats
+        topics = services.topics_for_api(with_counts=stats)
+        return Response(
+            [
+                {
+                    "slug": topic.slug,
+                    "name_it": topic.name_it,
+                    "name_en": topic.name_en,
+                    "description_it": topic.description_it,
+                    "description_en": topic.description_en,
+                    "emoji": topic.emoji,
+                    "active_subscribers": topic.active_subscribers if stats else None,
+                }
+                for topic in topics
+            ]
+        )
+
+
+LIST_QUERY_PARAMS = {*PostListFilter().fields, "page", "page_size"}
+
+
+class PostCollectionApi(TokenApi):
+    pagination_class = ApiPagination
+
+    @extend_schema(
+        summary="This key's posts, newest first",
+        parameters=[PostListFilter],
+        responses={200: PostSummaryOutput(many=True), **_errors(400, 404)},
+    )
+    def get(self, request) -> Response:
+        # A mistyped filter (?stauts=sent) must not quietly return everything.
+        unknown = sorted(set(request.query_params) - LIST_QUERY_PARAMS)
+        if unknown:
+            raise ValidationError({name: [_("Unknown query parameter.")] for name in unknown})
+        # A plain dict: DRF would treat "?topic=" from a QueryDict as an omitted filter.
+        filters = PostListFilter(data=request.query_params.dict())
+        filters.is_valid(raise_exception=True)
+        posts = services.posts_for_token(token=self.token, **filters.validated_data)
+        paginator = self.pagination_class()
+        page = paginator.paginate_queryset(posts, request, view=self)
+        return paginator.get_paginated_response([self.summary(post) for post in page])
+
+    @extend_schema(
+        summary="Create a post (publish it, schedule it, or leave a draft)",
+        parameters=[
+            OpenApiParameter(
+                "Idempotency-Key",
+                str,
+                OpenApiParameter.HEADER,
+                description="Repeat a request safely: the same key and body give the same "
+                "answer and create nothing new; kept at least 7 days.",
+            )
+        ],
+        request=PostCreateInput,
+        responses={
+            202: OpenApiResponse(PostOutput, description="Accepted; poll `url` for progress."),
+            **_errors(400, 403, 409, 415, 422),
+        },
+    )
+    def post(self, request) -> Response:
+        data = request.data
+        header = request.headers.get("Idempotency-Key")
+        key = idempotency_key(header=header, data=data)
+        problem = idempotency_key_problem(key) if key else None
+        if problem:
+            raise ValidationError({"Idempotency-Key" if header else "external_id": [problem]})
+        fingerprint = request_fingerprint(data)
+        try:
+            if key and (
+                stored := idempotency_lookup(token=self.token, key=key, fingerprint=fingerprint)
+            ):
+                return _outcome_response(stored)
+            serializer = PostCreateInput(data=data)
+            serializer.is_valid(raise_exception=True)
+            topics, publish, fields = self.check_scope(serializer.validated_data)
+            outcome = idempotent_create(
+                token=self.token,
+                key=key,
+                fingerprint=fingerprint,
+                create=lambda: self.create(topics=topics, publish=publish, fields=fields),
+            )
+        except IdempotencyConflict as conflict:
+            return Response({"detail": str(conflict)}, status=http.HTTP_409_CONFLICT)
+        except services.publish_error_class() as refused:
+            return Response({"detail": str(refused)}, status=http.HTTP_422_UNPROCESSABLE_ENTITY)
+        return _outcome_response(outcome)
+
+    def check_scope(self, values: dict) -> tuple[list, bool, dict]:
+        topics = values.pop("topics")
+        forbidden = token_may_publish_to(self.token, {topic.pk for topic in topics})
+        if forbidden:
+            slugs = ", ".join(f"'{t.slug}'" for t in topics if t.pk in forbidden)
+            raise PermissionDenied(_("This API key may not publish to: %s.") % slugs)
+        publish = values.pop("publish")
+        values.pop("external_id", None)
+        if publish is None:
+            publish = self.token.can_publish
+        if publish and not self.token.can_publish:
+            raise PermissionDenied(
+                _(
+                    "This API key may only create drafts for an editor to approve: "
+                    "send publish=false or leave it out."
+                )
+            )
+        return topics, publish, values
+
+    def create(self, *, topics: list, publish: bool, fields: dict) -> tuple[int, dict, Post]:
+        post = services.post_create_for_token(
+            token=self.token, topics=topics, publish=publish, fields=fields
+        )
+        return http.HTTP_202_ACCEPTED, self.detail(post), post
+
+
+def _outcome_response(outcome) -> Response:
+    headers = {"Location": outcome.body.get("url", "")}
+    if outcome.replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return Response(outcome.body, status=outcome.status, headers=headers)
+
+
+class PostDetailApi(TokenApi):
+    @extend_schema(
+        summary="A post's status and counters",
+        parameters=[POST_ID],
+        responses={200: PostOutput, **_errors(404)},
+    )
+    def get(self, request, pk: str) -> Response:
+        return Response(self.detail(self.own_post(pk)))
+
+
+class PostCancelApi(TokenApi):
+    @extend_schema(
+        summary="Stop a post: nobody else receives it",
+        parameters=[POST_ID],
+        request=None,
+        responses={200: PostOutput, **_errors(404, 409)},
+    )
+    def post(self, request, pk: str) -> Response:
+        post = self.own_post(pk)
+        try:
+            post = services.post_cancel_for_token(token=self.token, post=post)
+        except services.publish_error_class() as refused:
+            return Response({"detail": str(refused)}, status=http.HTTP_409_CONFLICT)
+        return Response(self.detail(post))

@@ -289,35 +289,28 @@ def settle(outcomes: list[Outcome]) -> None:  # noqa: C901  (one branch per Meta
             elif handling == Handling.MARKETING_OPT_OUT:
                 opted_out.append(claim.subscriber_id)
     table = Delivery._meta.db_table
+    sent_sql = f"""UPDATE {table} SET
+        status = CASE WHEN status = 'sending' THEN 'sent' ELSE status END,
+        wa_message_id = COALESCE(wa_message_id, %s), sent_at = COALESCE(sent_at, %s),
+        used_template = %s,
+        last_error_code = CASE WHEN status = 'sending' THEN NULL ELSE last_error_code END,
+        last_error_text = CASE WHEN status = 'sending' THEN '' ELSE last_error_text END
+        WHERE id = %s"""
+    requeue_sql = f"""UPDATE {table} SET status = 'queued', next_attempt_at = %s,
+        attempts = attempts - %s, last_error_code = %s, last_error_text = %s, used_template = %s
+        WHERE id = %s AND status = 'sending'"""
+    final_sql = f"""UPDATE {table} SET status = %s, last_error_code = %s, last_error_text = %s,
+        failed_at = CASE WHEN %s = 'failed' THEN %s ELSE failed_at END
+        WHERE id = %s AND status = 'sending'"""
+    operations = [(row[-1], sent_sql, row) for row in sent]
+    operations += [(row[-1], requeue_sql, row) for row in requeue]
+    operations += [(i, final_sql, (s, c, t, s, now, i)) for s, c, t, i in finals]
+    # Rows are locked in id order, as the status webhooks lock them: no deadlocks between
+    # a sender settling a batch and Meta's statuses for the same rows.
+    operations.sort(key=lambda operation: operation[0])
     with transaction.atomic(), connection.cursor() as cursor:
-        if sent:
-            cursor.executemany(
-                f"""UPDATE {table} SET status = 'sent', wa_message_id = %s,
-                    sent_at = COALESCE(sent_at, %s), used_template = %s,
-                    last_error_code = NULL, last_error_text = ''
-                    WHERE id = %s AND status = 'sending'""",
-                sent,
-            )
-            # A status webhook may have overtaken the write-back: record the wamid anyway.
-            cursor.executemany(
-                f"UPDATE {table} SET wa_message_id = %s WHERE id = %s AND wa_message_id IS NULL",
-                [(wamid, delivery_id) for wamid, _at, _t, delivery_id in sent],
-            )
-        if requeue:
-            cursor.executemany(
-                f"""UPDATE {table} SET status = 'queued', next_attempt_at = %s,
-                    attempts = attempts - %s, last_error_code = %s, last_error_text = %s,
-                    used_template = %s
-                    WHERE id = %s AND status = 'sending'""",
-                requeue,
-            )
-        if finals:
-            cursor.executemany(
-                f"""UPDATE {table} SET status = %s, last_error_code = %s, last_error_text = %s,
-                    failed_at = CASE WHEN %s = 'failed' THEN %s ELSE failed_at END
-                    WHERE id = %s AND status = 'sending'""",
-                [(s, c, t, s, now, i) for s, c, t, i in finals],
-            )
+        for _id, sql, params in operations:
+            cursor.execute(sql, params)
         if unreachable:
             Subscriber.objects.filter(id__in=unreachable, status=Subscriber.Status.ACTIVE).update(
                 status=Subscriber.Status.UNREACHABLE

@@ -10,11 +10,17 @@ writing the wamid back; that is what settles "maybe sent" deliveries.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 
+from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Q
+from django.utils import timezone
 
+from channel.errors import Handling, handling_for
 from channel.inbound import StatusUpdate
-from subscribers.models import Delivery
+from subscribers.models import Delivery, Subscriber
+from topics.models import Post
 
 CALLBACK_PREFIX = "d:"
 _RANK_SQL = "CASE status WHEN 'read' THEN 3 WHEN 'delivered' THEN 2 WHEN 'sent' THEN 1 ELSE 0 END"
@@ -33,6 +39,10 @@ def _delivery_id(update: StatusUpdate) -> int | None:
     return int(tail) if tail.isdigit() and len(tail) < 19 else None
 
 
+def _lock_order(update: StatusUpdate) -> tuple[int, str]:
+    return (_delivery_id(update) or 0, update.wamid)
+
+
 def _match(update: StatusUpdate) -> tuple[str, list]:
     delivery_id = _delivery_id(update)
     if delivery_id is not None:
@@ -47,8 +57,10 @@ def apply_statuses(updates: Sequence[StatusUpdate]) -> int:
     """Apply a webhook's statuses; returns how many delivery rows changed."""
     table = Delivery._meta.db_table
     changed = 0
+    failures: list[tuple[StatusUpdate, int | None]] = []
     with transaction.atomic(), connection.cursor() as cursor:
-        for update in updates:
+        # Lock rows in delivery-id order, like the senders do, so the two never deadlock.
+        for update in sorted(updates, key=_lock_order):
             if len(update.wamid) > 255:
                 continue
             where, params = _match(update)
@@ -85,7 +97,49 @@ def apply_statuses(updates: Sequence[StatusUpdate]) -> int:
                     WHERE {where}
                 """
                 cursor.execute(sql, [update.timestamp, code, text[:2000], update.wamid, *params])
+                if cursor.rowcount:
+                    failures.append((update, code))
             else:
                 continue
             changed += cursor.rowcount
+        if failures:
+            _after_failures(failures)
     return changed
+
+
+def _after_failures(failures: list[tuple[StatusUpdate, int | None]]) -> None:
+    """A failure reported by webhook is handled like one in the send response (§4.3)."""
+    now = timezone.now()
+    max_attempts = int(getattr(settings, "BANDITORE_MAX_ATTEMPTS", 5))
+    for update, code in failures:
+        rows = Delivery.objects.filter(
+            Q(wa_message_id=update.wamid) | Q(id=_delivery_id(update) or 0),
+            status=Delivery.Status.FAILED,
+        )
+        handling = handling_for(code)
+        if handling == Handling.RECIPIENT_UNREACHABLE:
+            Subscriber.objects.filter(deliveries__in=rows, status=Subscriber.Status.ACTIVE).update(
+                status=Subscriber.Status.UNREACHABLE
+            )
+        elif handling == Handling.MARKETING_OPT_OUT:
+            Subscriber.objects.filter(deliveries__in=rows).update(marketing_opt_out=True)
+        elif handling in _RETRY_AFTER:
+            delay = _RETRY_AFTER[handling]
+            post_ids = list(
+                rows.filter(attempts__lt=max_attempts).values_list("post_id", flat=True)
+            )
+            rows.filter(attempts__lt=max_attempts).update(
+                status=Delivery.Status.QUEUED, next_attempt_at=now + delay
+            )
+            # The post may have finished meanwhile: it is sending again until the retry ends.
+            Post.objects.filter(pk__in=post_ids, status=Post.Status.SENT).update(
+                status=Post.Status.SENDING, finished_at=None
+            )
+
+
+_RETRY_AFTER = {
+    Handling.RETRY_AFTER_DAY: timedelta(hours=24),
+    Handling.TRANSIENT: timedelta(minutes=5),
+    Handling.THROTTLED: timedelta(seconds=30),
+    Handling.PAIR_RATE: timedelta(minutes=1),
+}

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from channel.models import InboundEvent, InboundMessage, OutboundMessage
 from channel.signatures import sign
 from tests.channel.webhooks import envelope, post_webhook, status_item, text_item
+from tests.factories import make_delivery, make_post, make_subscriber, make_topic
 
 URL = "/whatsapp/webhook/"
 
@@ -143,7 +144,8 @@ def test_a_duplicate_delivery_has_one_effect(client, django_capture_on_commit_ca
     process(django_capture_on_commit_callbacks, client, body)
     assert InboundEvent.objects.count() == 2  # both deliveries are archived…
     assert (InboundMessage.objects.count(), OutboundMessage.objects.count()) == after_first
-    assert after_first[0] == 1  # …but the message exists once
+    assert after_first[0] == 1  # …but the message exists once…
+    assert after_first[1] >= 1  # …and was answered once
 
 
 def test_running_the_processing_twice_has_one_effect(client, django_capture_on_commit_callbacks):
@@ -167,10 +169,15 @@ def test_a_batched_post_processes_every_message_and_status(
         OutboundMessage.objects.create(to_wa_id="393331111120", payload={"type": "text"})
         for _ in range(3)
     ]
+    post = make_post(topics=[make_topic()])
+    delivery = make_delivery(
+        post=post, subscriber=make_subscriber(), status="sent", wa_message_id="wamid.post1"
+    )
     messages = [text_item(f"39333111113{n}", f"messaggio {n}") for n in range(4)]
     statuses = [
         status_item(f"wamid.reply{r.pk}", "delivered", callback=f"svc:{r.pk}") for r in replies
     ]
+    last_statuses = [*statuses[1:], status_item("wamid.post1", "read")]
     body = {
         "object": "whatsapp_business_account",
         "entry": [
@@ -179,7 +186,7 @@ def test_a_batched_post_processes_every_message_and_status(
                 "id": "WABA2",
                 "changes": [
                     envelope(messages=messages[2:3])["entry"][0]["changes"][0],
-                    envelope(messages=messages[3:], statuses=statuses[1:])["entry"][0]["changes"][
+                    envelope(messages=messages[3:], statuses=last_statuses)["entry"][0]["changes"][
                         0
                     ],
                 ],
@@ -195,6 +202,8 @@ def test_a_batched_post_processes_every_message_and_status(
         reply.refresh_from_db()
         assert reply.status == "delivered"
         assert reply.wa_message_id == f"wamid.reply{reply.pk}"
+    delivery.refresh_from_db()
+    assert delivery.status == "read"  # posts' statuses reach the delivery ledger
     assert not InboundEvent.objects.get().problems.startswith("error:")
 
 

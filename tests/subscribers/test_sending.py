@@ -262,3 +262,30 @@ def test_statuses_out_of_order_give_the_right_final_state(template):
     assert states[people[2].id].status == "delivered"
     assert states[people[2].id].failed_at is not None
     assert states[people[2].id].last_error_code == 131049
+
+
+def test_failures_reported_by_webhook_are_handled_like_send_errors(template):
+    """§4.3: errors also arrive asynchronously in statuses[].errors[]."""
+    topic = make_topic()
+    gone, held = make_subscriber(topics=[topic]), make_subscriber(topics=[topic])
+    post = make_post(topics=[topic])
+    publishing.post_publish(post=post)
+    for n, row in enumerate(Delivery.objects.order_by("id")):
+        row.status, row.wa_message_id, row.attempts = "sent", f"wamid.{n}", 1
+        row.save()
+    Post.objects.filter(pk=post.pk).update(status=Post.Status.SENT)
+    by_person = {d.subscriber_id: d.wa_message_id for d in Delivery.objects.all()}
+    now = timezone.now()
+    apply_statuses(
+        [
+            StatusUpdate(by_person[gone.id], "failed", now, errors=(MetaError(131026),)),
+            StatusUpdate(by_person[held.id], "failed", now, errors=(MetaError(131049),)),
+        ]
+    )
+    gone.refresh_from_db()
+    assert gone.status == Subscriber.Status.UNREACHABLE
+    retry = Delivery.objects.get(subscriber=held)
+    assert retry.status == "queued"
+    assert retry.next_attempt_at > now + timedelta(hours=23)  # 131049: not before 24 h
+    post.refresh_from_db()
+    assert post.status == Post.Status.SENDING

@@ -1,0 +1,63 @@
+"""Shared set-up for the delivery-engine tests that run against the fake Graph API."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from channel.models import MessageTemplate
+from channel.services import process_pending_inbound_events
+from subscribers import publishing
+from tests.factories import make_post, make_subscriber, make_topic
+from topics.models import Post
+
+
+def approved_template(fake_graph) -> MessageTemplate:
+    """The same approved template registered at "Meta" and in our registry (doc §3)."""
+    fake_graph.register_template("avviso_comune", "it", "utility", body_params=2)
+    return MessageTemplate.objects.create(
+        name="avviso_comune",
+        language="it",
+        category=MessageTemplate.Category.UTILITY,
+        status=MessageTemplate.Status.APPROVED,
+        body_text="{{1}}: {{2}}",
+        body_parameters=["title", "body"],
+        is_default=True,
+    )
+
+
+def published(n: int, **subscriber_fields) -> Post:
+    topic = make_topic()
+    for _ in range(n):
+        make_subscriber(topics=[topic], **subscriber_fields)
+    post = make_post(topics=[topic], body="Riga uno\nRiga due")
+    publishing.post_publish(post=post)
+    return post
+
+
+def callbacks(fake_graph) -> Counter:
+    """How many times each delivery reference reached "Meta" (its accepted outbox)."""
+    return Counter(entry["callback"] for entry in fake_graph.outbox())
+
+
+def webhooks_to(live_server, fake_graph, **options) -> None:
+    """Point the fake's status webhooks at the real webhook view of a live server."""
+    fake_graph.configure(webhook_url=f"{live_server.url}/whatsapp/webhook/", **options)
+
+
+def wait_for_statuses(fake_graph) -> None:
+    """Every status the fake owes has been POSTed, and every archived webhook processed."""
+    fake_graph.flush_statuses()
+    process_pending_inbound_events()
+
+
+@pytest.fixture
+def wake_ups_to_redis(redis_conn):
+    """Celery messages go to the (test) Redis broker instead of running eagerly, so the test
+    decides who sends: in production those messages are only wake-ups for the workers."""
+    from deploy.celery import app
+
+    app.conf.task_always_eager = False
+    yield
+    app.conf.task_always_eager = True

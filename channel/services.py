@@ -1,4 +1,4 @@
-"""Webhook intake and service-message sending: the channel's write-side logic.
+"""Webhook intake: archive, then process in Celery (service messages: `channel.replies`).
 
 Intake is split in two so the webhook answers Meta fast (doc §1.3: median under 250 ms):
 `record_inbound_event` archives the raw body inside the request; `process_inbound_event` runs
@@ -11,26 +11,32 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterable, Sequence
-from datetime import datetime, timedelta
+from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
+from django.db.models import Q, Value
+from django.db.models.functions import Replace
 from django.utils import timezone
 
 from channel import signals
-from channel.account import is_paused, pause_sending
-from channel.models import InboundEvent, InboundMessage, OutboundMessage, OutboundStatus
+from channel.models import InboundEvent, InboundMessage, OutboundMessage
+
+# The reply side is part of this module's public surface (contract in common.md).
+from channel.replies import (  # noqa: F401
+    SendOutcome,
+    apply_outbound_statuses,
+    is_service_status,
+    queue_reply,
+    send_outbound_message,
+)
 
 logger = logging.getLogger(__name__)
 
 # Bodies with a bad signature are kept for audit only; cap them so junk can't fill the disk.
 MAX_ARCHIVED_UNSIGNED_BYTES = 16 * 1024
-# Service messages carry this prefix in biz_opaque_callback_data, so their statuses are told
-# apart from posts' deliveries without a database lookup (Meta echoes it: doc §1.5).
-CALLBACK_PREFIX = "svc:"
 
 
 # --- Intake -------------------------------------------------------------------------------
@@ -93,17 +99,22 @@ def process_pending_inbound_events(*, batch: int = 100, max_seconds: float = 20.
     _redis().delete(WAKE_KEY)
     deadline = time.monotonic() + max_seconds
     done = 0
+    # Webhooks another worker holds right now are theirs: don't spin on them.
+    busy: set[int] = set()
     while time.monotonic() < deadline:
         pending = list(
             InboundEvent.objects.filter(processed_at__isnull=True, signature_valid=True)
+            .exclude(id__in=busy)
             .order_by("id")
             .values_list("id", flat=True)[:batch]
         )
         if not pending:
             return done
         for event_id in pending:
-            process_inbound_event(event_id=event_id)
-            done += 1
+            if _process(event_id) is None:
+                busy.add(event_id)
+            else:
+                done += 1
     wake_inbound_processor()  # out of time with work left: hand over to a fresh task
     return done
 
@@ -119,6 +130,11 @@ def process_inbound_event(*, event_id: int) -> list[str]:
     with "error:" are bugs (this webhook's effects were rolled back; clear `processed_at` to
     run it again after the fix).
     """
+    return _process(event_id) or []
+
+
+def _process(event_id: int) -> list[str] | None:
+    """process_inbound_event's body; None when the webhook is done or another worker has it."""
     with transaction.atomic():
         event = (
             InboundEvent.objects.select_for_update(skip_locked=True)
@@ -126,7 +142,7 @@ def process_inbound_event(*, event_id: int) -> list[str]:
             .first()
         )
         if event is None:
-            return []
+            return None
         problems: list[str] = []
         try:
             with transaction.atomic():
@@ -161,8 +177,8 @@ def _dispatch(event: InboundEvent) -> list[str]:
         if new:
             problems += _send(signals.inbound_messages_received, messages=new)
     if parsed.statuses:
-        mine = [u for u in parsed.statuses if _is_service_status(u)]
-        others = [u for u in parsed.statuses if not _is_service_status(u)]
+        mine = [u for u in parsed.statuses if is_service_status(u)]
+        others = [u for u in parsed.statuses if not is_service_status(u)]
         if mine:
             with transaction.atomic():
                 apply_outbound_statuses(mine)
@@ -240,188 +256,33 @@ def claim_inbound_message(*, wamid: str) -> bool:
     )
 
 
-# --- Service messages (conversation replies, test sends) ----------------------------------
+# --- Erasure ------------------------------------------------------------------------------
+
+REDACTED = "[erased]"
 
 
-def queue_reply(
-    *,
-    to_wa_id: str = "",
-    to_user_id: str = "",
-    payload: dict,
-    lane: str = OutboundMessage.Lane.REPLY,
-) -> OutboundMessage:
-    """Record a service message and send it after commit, in the limiter's priority lane."""
-    outbound = OutboundMessage.objects.create(
-        lane=lane, to_wa_id=to_wa_id or "", to_user_id=to_user_id or "", payload=payload
-    )
-    enqueue_outbound_message(outbound.pk)
-    return outbound
+def redact_person(*, wa_id: str = "", user_id: str = "") -> int:
+    """Remove a person's number / user id from the raw archives (right to erasure).
 
-
-def enqueue_outbound_message(outbound_id: int, *, countdown: float | None = None) -> None:
-    from channel.tasks import send_outbound_message_task
-
-    transaction.on_commit(
-        lambda: send_outbound_message_task.apply_async((outbound_id,), countdown=countdown)
-    )
-
-
-class SendOutcome:
-    SENT = "sent"
-    SKIPPED = "skipped"  # not queued any more: another run got it, or it was settled
-    THROTTLED = "throttled"  # no token yet: ask again after `retry_in`
-    RETRY = "retry"  # transient error: try again after `retry_in`
-    PAUSED = "paused"  # the account is paused: wait for an administrator
-    FAILED = "failed"
-    UNCERTAIN = "uncertain"  # no answer after the request left: Meta may have it (doc §4.3)
-
-
-def _reply_window_closed(outbound: OutboundMessage) -> bool:
-    # Free-form replies are only allowed within 24 h of the citizen's message (doc §2.5).
-    return outbound.created_at < timezone.now() - timedelta(hours=24)
-
-
-def send_outbound_message(*, outbound_id: int) -> tuple[str, float]:
-    """Send one queued service message; returns (outcome, seconds before trying again).
-
-    Safe to run twice: the row moves queued → sending with a compare-and-set, so only one run
-    talks to Meta. Throttling and account pauses put it back to queued without using up an
-    attempt; the caller (the task) re-queues it after the returned delay.
+    The raw webhook bodies are kept for audit, so they would otherwise keep the number of a
+    person who asked to be forgotten. Message texts stay, without the identity. Returns the
+    rows changed. Erasure is rare, so the unindexed `contains` scan is acceptable.
     """
-    from channel.graph import get_client
-    from channel.ratelimit import Lane, get_send_limiter
-
-    outbound = OutboundMessage.objects.filter(pk=outbound_id).first()
-    if outbound is None or outbound.status != OutboundStatus.QUEUED:
-        return SendOutcome.SKIPPED, 0.0
-    if _reply_window_closed(outbound):
-        _fail(outbound_id, None, "the 24-hour window closed before this could be sent")
-        return SendOutcome.FAILED, 0.0
-    if is_paused():
-        return SendOutcome.PAUSED, float(settings.BANDITORE_REPLY_PAUSED_RETRY_SECONDS)
-    wait = _reply_token(get_send_limiter(), Lane.REPLY)
-    if wait > 0:
-        return SendOutcome.THROTTLED, wait
-    claimed = OutboundMessage.objects.filter(pk=outbound_id, status=OutboundStatus.QUEUED).update(
-        status=OutboundStatus.SENDING, attempts=F("attempts") + 1, updated_at=timezone.now()
-    )
-    if not claimed:
-        return SendOutcome.SKIPPED, 0.0
-    payload = dict(outbound.payload)
-    payload.setdefault("biz_opaque_callback_data", f"{CALLBACK_PREFIX}{outbound_id}")
-    result = get_client().send(payload)
-    return _settle(outbound_id, outbound.attempts + 1, result)
-
-
-# A token normally frees within 1/WHATSAPP_MPS s: waiting that long here is cheaper (and
-# quicker for the citizen) than a round trip through the broker.
-REPLY_TOKEN_WAIT_SECONDS = 0.5
-
-
-def _reply_token(limiter, lane) -> float:
-    """0.0 once a token is ours; else the seconds to wait, when longer than we wait here."""
-    deadline = time.monotonic() + REPLY_TOKEN_WAIT_SECONDS
-    while (wait := limiter.acquire(lane)) > 0:
-        if time.monotonic() + wait > deadline:
-            return wait
-        time.sleep(wait)
-    return 0.0
-
-
-def _settle(outbound_id: int, attempts: int, result) -> tuple[str, float]:
-    from channel.errors import Handling
-
-    rows = OutboundMessage.objects.filter(pk=outbound_id, status=OutboundStatus.SENDING)
-    if result.ok:
-        rows.update(
-            status=OutboundStatus.SENT,
-            wa_message_id=result.wamid,
-            sent_at=timezone.now(),
-            updated_at=timezone.now(),
-        )
-        return SendOutcome.SENT, 0.0
-    error = {"last_error_code": result.error_code, "last_error_text": result.error_text[:2000]}
-    if result.maybe_sent:
-        # Resending could duplicate the reply; a status webhook (echoing our callback data)
-        # settles it if Meta did take it. Left in `sending`, visible in the admin log.
-        rows.update(**error, updated_at=timezone.now())
-        return SendOutcome.UNCERTAIN, 0.0
-    handling = result.handling
-    if handling == Handling.ACCOUNT_PAUSE:
-        pause_sending(code=result.error_code, reason=result.error_text)
-        _requeue(rows, error, give_back_attempt=True)
-        return SendOutcome.PAUSED, float(settings.BANDITORE_REPLY_PAUSED_RETRY_SECONDS)
-    if handling in (Handling.THROTTLED, Handling.PAIR_RATE):
-        _requeue(rows, error, give_back_attempt=True)
-        return SendOutcome.THROTTLED, 1.0 if handling == Handling.THROTTLED else 6.0
-    if handling == Handling.TRANSIENT and attempts < settings.BANDITORE_REPLY_MAX_ATTEMPTS:
-        _requeue(rows, error, give_back_attempt=False)
-        return SendOutcome.RETRY, float(2**attempts)
-    # Everything else cannot succeed as a free-form reply: unreachable, opted out, window
-    # closed (a reply is never a template), invalid payload, or out of transient retries.
-    _fail(outbound_id, result.error_code, result.error_text)
-    return SendOutcome.FAILED, 0.0
-
-
-def _requeue(rows, error: dict, *, give_back_attempt: bool) -> None:
-    extra = {"attempts": F("attempts") - 1} if give_back_attempt else {}
-    rows.update(status=OutboundStatus.QUEUED, updated_at=timezone.now(), **error, **extra)
-
-
-def _fail(outbound_id: int, code: int | None, text: str) -> None:
-    OutboundMessage.objects.filter(
-        pk=outbound_id, status__in=[OutboundStatus.QUEUED, OutboundStatus.SENDING]
-    ).update(
-        status=OutboundStatus.FAILED,
-        last_error_code=code,
-        last_error_text=text[:2000],
-        updated_at=timezone.now(),
-    )
-
-
-# --- Statuses of service messages ---------------------------------------------------------
-
-_RANK = {OutboundStatus.SENT: 1, OutboundStatus.DELIVERED: 2, OutboundStatus.READ: 3}
-
-
-def _is_service_status(update) -> bool:
-    return str(update.biz_opaque_callback_data or "").startswith(CALLBACK_PREFIX)
-
-
-def _service_id(update) -> int | None:
-    tail = str(update.biz_opaque_callback_data or "")[len(CALLBACK_PREFIX) :]
-    return int(tail) if tail.isdigit() and len(tail) < 19 else None
-
-
-def apply_outbound_statuses(updates: Iterable) -> int:
-    """Apply Meta's statuses to service messages; never downgrades (doc §1.5: order is not
-    guaranteed, `read` may come without `delivered`). Returns the rows changed."""
     changed = 0
-    for update in updates:
-        outbound_id = _service_id(update)
-        if outbound_id is None:
-            continue
-        rows = OutboundMessage.objects.filter(pk=outbound_id)
-        status = str(update.status)
-        now = timezone.now()
-        if status == "failed":
-            first = update.errors[0] if update.errors else None
-            code = first.code if first and -(2**31) <= first.code < 2**31 else None
-            changed += rows.exclude(
-                status__in=[OutboundStatus.DELIVERED, OutboundStatus.READ]
-            ).update(
-                status=OutboundStatus.FAILED,
-                last_error_code=code,
-                last_error_text=_clip(first and f"{first.title} {first.details}".strip(), 2000),
-                updated_at=now,
+    for identity in {wa_id, user_id} - {""}:
+        changed += InboundEvent.objects.filter(body__contains=identity).update(
+            body=Replace("body", Value(identity), Value(REDACTED))
+        )
+        changed += InboundMessage.objects.filter(wa_id=identity).update(wa_id="")
+        changed += InboundMessage.objects.filter(user_id=identity).update(user_id="")
+        rows = OutboundMessage.objects.filter(Q(to_wa_id=identity) | Q(to_user_id=identity))
+        for outbound in rows.only("id", "payload", "to_wa_id", "to_user_id"):
+            payload = json.loads(json.dumps(outbound.payload).replace(identity, REDACTED))
+            OutboundMessage.objects.filter(pk=outbound.pk).update(
+                payload=payload,
+                # The row must keep some recipient (check constraint): the placeholder.
+                to_wa_id=REDACTED if outbound.to_wa_id == identity else outbound.to_wa_id,
+                to_user_id=REDACTED if outbound.to_user_id == identity else outbound.to_user_id,
             )
-        elif status in _RANK:
-            lower = [s for s, rank in _RANK.items() if rank < _RANK[status]]
-            changed += rows.filter(
-                status__in=[OutboundStatus.QUEUED, OutboundStatus.SENDING, *lower]
-            ).update(status=status, updated_at=now)
-        # A status can overtake our write-back of the wamid (crash, or a very fast Meta).
-        wamid = _clip(update.wamid, 255)
-        if wamid and not OutboundMessage.objects.filter(wa_message_id=wamid).exists():
-            rows.filter(wa_message_id__isnull=True).update(wa_message_id=wamid)
+            changed += 1
     return changed

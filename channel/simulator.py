@@ -24,6 +24,7 @@ from django.contrib.admin.views.decorators import staff_member_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.urls import path, reverse
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
 from channel.signatures import HEADER, sign
@@ -117,7 +118,7 @@ def simulator_page(request: HttpRequest) -> HttpResponse:
             "fake_available": fake_available(),
             "graph_url": settings.WHATSAPP_GRAPH_URL,
             "council_name": getattr(settings, "COUNCIL_NAME", ""),
-            "title": "Simulatore chat WhatsApp",
+            "title": _("Simulatore chat WhatsApp"),
         },
     )
 
@@ -128,17 +129,17 @@ def simulator_send(request: HttpRequest) -> JsonResponse:
     try:
         data = json.loads(request.body)
     except ValueError:
-        return JsonResponse({"error": "JSON non valido"}, status=400)
+        return JsonResponse({"error": _("JSON non valido")}, status=400)
     if not isinstance(data, dict):
-        return JsonResponse({"error": "JSON non valido"}, status=400)
+        return JsonResponse({"error": _("JSON non valido")}, status=400)
     wa_id = str(data.get("from") or "")
     if not WA_ID.match(wa_id):
-        return JsonResponse({"error": "Numero non valido: solo cifre, con prefisso"}, status=400)
+        return JsonResponse({"error": _("Numero non valido: solo cifre, con prefisso")}, status=400)
     item = message_item(wa_id=wa_id, action=data)
     if item is None:
-        return JsonResponse({"error": "Messaggio vuoto"}, status=400)
+        return JsonResponse({"error": _("Messaggio vuoto")}, status=400)
     if not fake_available():
-        return JsonResponse({"error": "Il simulatore funziona solo con l'API finta"}, status=409)
+        return JsonResponse({"error": _("Il simulatore funziona solo con l'API finta")}, status=409)
     # The fake plays Meta: it records that this person wrote (its 24-hour window check) and,
     # when it knows our webhook URL (the dev run), delivers the signed webhook itself.
     try:
@@ -146,7 +147,9 @@ def simulator_send(request: HttpRequest) -> JsonResponse:
             _fake_url("inbound"), json={"from": wa_id, "message": item}, timeout=_TIMEOUT
         ).json()
     except (httpx.HTTPError, ValueError) as exc:
-        return JsonResponse({"error": f"API finta non raggiungibile: {exc!r}"}, status=502)
+        return JsonResponse(
+            {"error": _("API finta non raggiungibile: %(error)r") % {"error": exc}}, status=502
+        )
     status = answer.get("webhook_status") if isinstance(answer, dict) else 0
     if status != 200:
         # No webhook URL configured at the fake (tests): sign and post it ourselves.
@@ -177,7 +180,7 @@ def _post_webhook(request: HttpRequest, body_data: dict) -> int:
 def simulator_outbox(request: HttpRequest) -> JsonResponse:
     wa_id = request.GET.get("to", "")
     if not WA_ID.match(wa_id):
-        return JsonResponse({"error": "Numero non valido"}, status=400)
+        return JsonResponse({"error": _("Numero non valido")}, status=400)
     try:
         after = int(request.GET.get("after", "0"))
     except ValueError:
@@ -189,7 +192,9 @@ def simulator_outbox(request: HttpRequest) -> JsonResponse:
         )
         items = response.json()["messages"]
     except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
-        return JsonResponse({"error": f"API finta non raggiungibile: {exc!r}"}, status=502)
+        return JsonResponse(
+            {"error": _("API finta non raggiungibile: %(error)r") % {"error": exc}}, status=502
+        )
     messages = [
         {"seq": item.get("seq"), "id": item.get("id"), "payload": item.get("payload")}
         for item in items

@@ -1,4 +1,4 @@
-"""Thin Celery wrappers around channel.services; each is safe to run twice."""
+"""Thin Celery wrappers around channel.services and channel.replies; each is safe to run twice."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import time
 
 from celery import shared_task
 
-from channel import services
-from channel.services import SendOutcome
+from channel import replies, services
+from channel.replies import SendOutcome
 
 # Eager mode (tests, no broker) cannot hold a task for later: wait in-process, a bounded number
 # of times, instead of recursing through apply_async.
@@ -28,7 +28,7 @@ def process_pending_inbound_events_task() -> int:
 @shared_task(name="banditore.channel.send_outbound_message", bind=True, ignore_result=True)
 def send_outbound_message_task(self, outbound_id: int) -> str:
     for _ in range(_EAGER_MAX_ROUNDS):
-        outcome, retry_in = services.send_outbound_message(outbound_id=outbound_id)
+        outcome, retry_in = replies.send_outbound_message(outbound_id=outbound_id)
         if outcome not in (SendOutcome.THROTTLED, SendOutcome.RETRY, SendOutcome.PAUSED):
             return outcome
         if not self.request.is_eager:

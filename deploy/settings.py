@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from celery.schedules import crontab  # noqa: F401  (used by periodic entries below)
@@ -172,6 +173,13 @@ BANDITORE_REPLY_PAUSED_RETRY_SECONDS = env_int(
 # Posts: the share of WHATSAPP_MPS kept for conversation replies, sending threads per worker,
 # rows claimed per batch, tries before a delivery fails, and how long a "maybe sent" delivery
 # (timeout, crash) waits for Meta's status webhook before it is queued again.
+# Seconds to wait for Meta's answer to one send before it counts as "maybe sent".
+WHATSAPP_HTTP_TIMEOUT = env_int("WHATSAPP_HTTP_TIMEOUT", 15, minimum=1)
+# Extra keywords without code changes, JSON: {"join": ["iscrizione"], "leave": ["basta"]}.
+try:
+    BANDITORE_KEYWORDS_EXTRA = json.loads(env_str("BANDITORE_KEYWORDS_EXTRA") or "{}")
+except ValueError as error:
+    raise ImproperlyConfigured(f"BANDITORE_KEYWORDS_EXTRA is not valid JSON: {error}") from None
 WHATSAPP_REPLY_RESERVE = env_decimal("WHATSAPP_REPLY_RESERVE", "0.1")
 if WHATSAPP_REPLY_RESERVE >= 1:
     raise ImproperlyConfigured("WHATSAPP_REPLY_RESERVE must be below 1 (a share of WHATSAPP_MPS)")
@@ -180,6 +188,10 @@ BANDITORE_SEND_BATCH = env_int("BANDITORE_SEND_BATCH", 100, minimum=1)
 BANDITORE_SENDERS_PER_POST = env_int("BANDITORE_SENDERS_PER_POST", 2, minimum=1)
 BANDITORE_MAX_ATTEMPTS = env_int("BANDITORE_MAX_ATTEMPTS", 5, minimum=1)
 DELIVERY_SETTLE_SECONDS = env_int("DELIVERY_SETTLE_SECONDS", 600, minimum=0)
+# How long one sender task works before handing over (its next run is a fresh Celery message),
+# and how often a sender looks again while sending is paused.
+BANDITORE_SEND_BUDGET_SECONDS = env_int("BANDITORE_SEND_BUDGET_SECONDS", 60, minimum=1)
+BANDITORE_PAUSED_RETRY_SECONDS = env_int("BANDITORE_PAUSED_RETRY_SECONDS", 60, minimum=1)
 
 # --- The council (shown to citizens; no code change needed) ------------------------------
 COUNCIL_NAME = env_str("COUNCIL_NAME", "Comune di Esempio")

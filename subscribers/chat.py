@@ -14,8 +14,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from channel.inbound import InboundMsg
-from channel.models import InboundMessage
-from channel.services import queue_reply
+from channel.services import queue_reply, redact_person
 from subscribers.conversation import (
     Effect,
     Event,
@@ -78,10 +77,12 @@ def handle_inbound_message(*, message: InboundMsg) -> Outcome:
     replies = list(outcome.replies)
     if any(e.kind == "autoreply" for e in outcome.effects) and not _may_autoreply(message):
         replies = []
-    to = message.wa_id or message.user_id
-    for reply in replies:  # queued before an erasure blanks the number
-        queue_reply(to_wa_id=message.wa_id, to_user_id=message.user_id, payload=render(reply, to))
     subscriber = _apply(subscriber, message, outcome, by_slug)
+    to = message.wa_id or message.user_id
+    # Queued after the effects, so an erasure's redaction of the logs spares the one message
+    # that confirms it.
+    for reply in replies:
+        queue_reply(to_wa_id=message.wa_id, to_user_id=message.user_id, payload=render(reply, to))
     if subscriber is not None and subscriber.status != Subscriber.Status.ERASED:
         subscriber.conversation_state = outcome.person.state
         subscriber.conversation_context = {"page": outcome.person.page} | {
@@ -202,9 +203,7 @@ def _erase(subscriber: Subscriber, message: InboundMsg) -> None:
     """Delete the number and choices; keep anonymous counts and the ledger without a number."""
     Subscription.objects.filter(subscriber=subscriber).delete()
     _ledger(subscriber, ConsentEvent.Kind.ERASURE, message)
-    InboundMessage.objects.filter(
-        Q(wa_id=subscriber.wa_id or "-") | Q(user_id=subscriber.user_id or "-")
-    ).update(wa_id="", user_id="")
+    redact_person(wa_id=subscriber.wa_id or "", user_id=subscriber.user_id or "")
     Subscriber.objects.filter(pk=subscriber.pk).update(
         wa_id=None,
         user_id=None,

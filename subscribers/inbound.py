@@ -56,11 +56,12 @@ def touch_last_inbound(*, messages: Sequence) -> int:
 
 
 def handle_messages(*, messages: Sequence) -> list[str]:
-    """Run the conversation for each new message, each in its own transaction.
+    """Run the conversation for each new message, each in its own transaction (a savepoint
+    when called inside the webhook's transaction).
 
-    The claim and the conversation's writes commit together: a crash un-claims the message
-    so Meta's retry (or the task's redelivery) handles it, while a concurrent duplicate waits
-    on the row lock and then finds it claimed. One bad message is reported and skipped.
+    The claim and the conversation's writes commit together: a crash un-claims the message so
+    the next run handles it, while a concurrent duplicate waits on the row lock and then finds
+    it claimed. One bad message is rolled back alone, reported, and not retried.
     """
     try:
         from subscribers.chat import handle_inbound_message

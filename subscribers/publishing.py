@@ -16,13 +16,14 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from channel.account import is_paused
+from channel.errors import Handling, handling_for
 from subscribers.models import Delivery, Subscriber, Subscription
 from subscribers.post_payloads import default_template, window_cutoff
 from topics.models import AuditEntry, Post
 
 PUBLISHABLE = (Post.Status.DRAFT, Post.Status.SCHEDULED)
 # A resend skips people for whom another try cannot help (whatsapp-cloud-api.md §4.2).
-PERMANENT_FAILURE_CODES = (131026, 131050, 130403, 130472, 131021)
+NOT_RESENT = {Handling.RECIPIENT_UNREACHABLE, Handling.MARKETING_OPT_OUT, Handling.INVALID}
 
 
 class PublishError(Exception):
@@ -165,6 +166,8 @@ def publish_due_posts(now: datetime | None = None) -> int:
     """Periodic: publish scheduled posts whose time has come; refuse expired ones, saying why."""
     now = now or timezone.now()
     published = 0
+    if is_paused():  # they stay scheduled and go out once an administrator resumes sending
+        return 0
     while True:
         with transaction.atomic():
             post = Post.objects.due(now).select_for_update(skip_locked=True).first()
@@ -206,11 +209,13 @@ def resend_failed(*, post: Post, user=None) -> int:
             raise PublishError(_("Only posts that were sent can be resent."))
         if post.is_expired():
             raise PublishError(_("The post has expired: it will not be sent again."))
+        failed = Delivery.objects.filter(post=post, status=Delivery.Status.FAILED)
+        # Classify the few distinct error codes, not the rows.
+        codes = failed.exclude(last_error_code=None).values_list("last_error_code", flat=True)
+        codes = codes.distinct()
+        retryable = [code for code in set(codes) if handling_for(code) not in NOT_RESENT]
         requeued = (
-            Delivery.objects.filter(post=post, status=Delivery.Status.FAILED)
-            .filter(
-                Q(last_error_code__isnull=True) | ~Q(last_error_code__in=PERMANENT_FAILURE_CODES)
-            )
+            failed.filter(Q(last_error_code__isnull=True) | Q(last_error_code__in=retryable))
             .filter(subscriber__status=Subscriber.Status.ACTIVE)
             .update(
                 status=Delivery.Status.QUEUED,

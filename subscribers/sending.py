@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import redis as redis_lib
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F, Q
@@ -209,12 +210,38 @@ def drain_post(post_id: int, *, budget_seconds: float | None = None) -> float | 
     budget = budget_seconds or float(_setting("BANDITORE_SEND_BUDGET_SECONDS", 60))
     deadline = timezone.now() + timedelta(seconds=budget)
     while True:
+        mark_sender_alive(post_id)
         report = send_batch(post_id)
         if report.retry_in is None:
             finish_if_done(post_id)
             return None
         if report.retry_in > 0 or report.claimed == 0 or timezone.now() >= deadline:
             return max(report.retry_in, 0.5 if report.claimed == 0 else 0.0)
+
+
+# A sender chain marks the post while it works, so the sweeper only wakes senders for posts
+# nobody is sending (a lost Celery message), instead of adding chains every minute.
+SENDER_HEARTBEAT_SECONDS = 120
+_redis_clients: dict[str, redis_lib.Redis] = {}
+
+
+def _redis() -> redis_lib.Redis:
+    url = settings.REDIS_URL
+    if url not in _redis_clients:
+        _redis_clients[url] = redis_lib.Redis.from_url(url)
+    return _redis_clients[url]
+
+
+def _heartbeat_key(post_id: int) -> str:
+    return f"banditore:subscribers:sender:{post_id}"
+
+
+def mark_sender_alive(post_id: int) -> None:
+    _redis().set(_heartbeat_key(post_id), 1, ex=SENDER_HEARTBEAT_SECONDS)
+
+
+def sender_alive(post_id: int) -> bool:
+    return bool(_redis().exists(_heartbeat_key(post_id)))
 
 
 # --- settling ------------------------------------------------------------------------------
@@ -367,7 +394,7 @@ def sweep(now: datetime | None = None) -> dict[str, int]:
             expired += 1
         elif finish_if_done(post.pk):
             finished += 1
-        elif next_due_in(post.pk) == 0.0 and not is_paused():
+        elif next_due_in(post.pk) == 0.0 and not is_paused() and not sender_alive(post.pk):
             from subscribers.publishing import wake_senders
 
             wake_senders(post.pk)

@@ -6,12 +6,16 @@ from celery import shared_task
 
 from subscribers import publishing, sending
 
+MAX_COUNTDOWN = 60.0
+
 
 @shared_task(name="banditore.subscribers.send_post_batch", bind=True, ignore_result=True)
 def send_post_batch(self, post_id: int) -> None:
     come_back_in = sending.drain_post(post_id)
     # Eager mode (tests) cannot wait for later: the sweeper or the test drives the rest.
-    if come_back_in is not None and not self.request.is_eager:
+    # Only short countdowns: a long Celery ETA sits unacked in Redis and is handed out again
+    # after the visibility timeout; later work (retries in hours) is woken by the sweeper.
+    if come_back_in is not None and come_back_in <= MAX_COUNTDOWN and not self.request.is_eager:
         self.apply_async((post_id,), countdown=max(come_back_in, 0.2))
 
 

@@ -17,6 +17,8 @@ from deploy.settings import *  # noqa: E402, F403
 CELERY_TASK_ALWAYS_EAGER = True
 CELERY_TASK_EAGER_PROPAGATES = True
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# Never Meta: a test that sends without the fake_graph fixture fails fast on a closed port.
+WHATSAPP_GRAPH_URL = os.environ.get("WHATSAPP_GRAPH_URL", "http://127.0.0.1:9")
 WHATSAPP_APP_SECRET = "test-app-secret"
 WHATSAPP_VERIFY_TOKEN = "test-verify-token"
 WHATSAPP_ACCESS_TOKEN = "test-access-token"

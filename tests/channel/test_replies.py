@@ -6,14 +6,16 @@ throughput, 131056 pair rate, 190 expired token, 131026 unreachable).
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
 from django.utils import timezone
 
 from channel.models import OutboundMessage, SendingState
-from channel.services import SendOutcome, queue_reply, send_outbound_message
+from channel.replies import SendOutcome, queue_reply, send_outbound_message
 from channel.tasks import send_outbound_message_task
+from tests.channel.webhooks import envelope, post_webhook, status_item
 
 pytestmark = pytest.mark.django_db
 
@@ -165,3 +167,40 @@ def test_metas_window_error_fails_the_reply(fake_graph, redis_conn):
     assert send_outbound_message(outbound_id=reply.pk)[0] == SendOutcome.FAILED
     reply.refresh_from_db()
     assert reply.last_error_code == 131047
+
+
+def test_a_reply_without_an_answer_is_not_resent_and_its_status_settles_it(
+    fake_graph, redis_conn, client, django_capture_on_commit_callbacks
+):
+    """doc §4.3: a request that got no answer may still have reached Meta; a second copy
+    would reach the citizen twice. Meta's status, echoing our callback data, tells us."""
+    fake_graph.mark_inbound(NUMBER)
+    fake_graph.configure(timeout_rate=1.0, hang_seconds=0.2, fault_after_accept_rate=1.0, seed=1)
+    reply = OutboundMessage.objects.create(to_wa_id=NUMBER, payload=text())
+    assert send_outbound_message(outbound_id=reply.pk)[0] == SendOutcome.UNCERTAIN
+    assert send_outbound_message(outbound_id=reply.pk)[0] == SendOutcome.SKIPPED
+    reply.refresh_from_db()
+    assert reply.status == "sending"
+    [accepted] = fake_graph.outbox(to=NUMBER)
+
+    status = status_item(accepted["id"], "delivered", recipient=NUMBER, callback=f"svc:{reply.pk}")
+    with django_capture_on_commit_callbacks(execute=True):
+        body = json.dumps(envelope(statuses=[status])).encode()
+        assert post_webhook(client, body).status_code == 200
+    reply.refresh_from_db()
+    assert (reply.status, reply.wa_message_id) == ("delivered", accepted["id"])
+
+
+def test_statuses_never_trigger_a_reply(
+    fake_graph, redis_conn, client, django_capture_on_commit_callbacks
+):
+    """Issue 3: statuses go to the ledgers and never start a conversation."""
+    statuses = [
+        status_item("wamid.unknown1", "delivered", recipient=NUMBER),
+        status_item("wamid.unknown2", "read", recipient=NUMBER, callback="svc:999999"),
+    ]
+    with django_capture_on_commit_callbacks(execute=True):
+        body = json.dumps(envelope(statuses=statuses)).encode()
+        assert post_webhook(client, body).status_code == 200
+    assert not OutboundMessage.objects.exists()
+    assert fake_graph.outbox() == []

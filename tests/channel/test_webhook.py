@@ -26,8 +26,9 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture(autouse=True)
-def _clean_redis(redis_conn):
-    """The processor's wake-up flag lives in Redis: start each test without a stale one."""
+def _isolated(redis_conn, fake_graph):
+    """A clean Redis (the processor's wake-up flag lives there), and replies that go to the
+    fake Graph API, never to Meta."""
 
 
 def process(callbacks_fixture, client, body: bytes, **kwargs):

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from collections import Counter
 
-import pytest
-
 from channel.models import MessageTemplate
 from channel.services import process_pending_inbound_events
 from subscribers import publishing
@@ -50,14 +48,3 @@ def wait_for_statuses(fake_graph) -> None:
     """Every status the fake owes has been POSTed, and every archived webhook processed."""
     fake_graph.flush_statuses()
     process_pending_inbound_events()
-
-
-@pytest.fixture
-def wake_ups_to_redis(redis_conn):
-    """Celery messages go to the (test) Redis broker instead of running eagerly, so the test
-    decides who sends: in production those messages are only wake-ups for the workers."""
-    from deploy.celery import app
-
-    app.conf.task_always_eager = False
-    yield
-    app.conf.task_always_eager = True

@@ -9,11 +9,12 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from channel.account import pause_sending
+from channel.account import pause_sending, resume_sending
 from channel.models import MessageTemplate
+from channel.ratelimit import get_tier_window
 from subscribers import publishing
 from subscribers.models import Delivery, Subscriber
-from subscribers.progress import post_counters, send_duration
+from subscribers.progress import estimated_finish, post_counters, send_duration
 from tests.factories import make_post, make_subscriber, make_topic
 from topics.models import AuditEntry, Post
 
@@ -166,3 +167,59 @@ def test_send_duration_respects_the_messaging_tier(settings):
     assert send_duration(total=720, needing_template=0) == timedelta(seconds=10)
     # 9,000 people at 2,000/day: four full days wait, the fifth sends the rest.
     assert send_duration(total=9000, needing_template=9000).days == 4
+
+
+def test_estimated_finish_waits_for_the_tier_when_it_is_used_up(template, settings, redis_conn):
+    """§4.1: people outside the window beyond today's tier wait for the rolling 24 h."""
+    settings.WHATSAPP_MPS = 80
+    settings.WHATSAPP_MESSAGING_TIER = "250"
+    topic = make_topic()
+    for _ in range(3):
+        make_subscriber(topics=[topic])  # never wrote: template, counts towards the tier
+    post = make_post(topics=[topic])
+    publishing.post_publish(post=post)
+    post.refresh_from_db()
+    soon = estimated_finish(post)
+    assert soon - timezone.now() < timedelta(minutes=1)
+    window = get_tier_window()
+    for n in range(249):  # today's tier is nearly used up by other posts
+        assert window.admit(f"someone-{n}") == 0
+    later = estimated_finish(post)
+    assert later - timezone.now() > timedelta(hours=23)
+
+
+def test_a_paused_account_keeps_scheduled_posts_waiting(template):
+    topic = make_topic()
+    make_subscriber(topics=[topic])
+    post = make_post(topics=[topic])
+    publishing.post_schedule(post=post, send_at=timezone.now() + timedelta(minutes=1))
+    Post.objects.filter(pk=post.pk).update(send_at=timezone.now() - timedelta(seconds=1))
+    pause_sending(code=190, reason="token expired")
+    assert publishing.publish_due_posts() == 0
+    post.refresh_from_db()
+    assert post.status == Post.Status.SCHEDULED  # not demoted, not lost
+    resume_sending()
+    assert publishing.publish_due_posts() == 1
+    post.refresh_from_db()
+    assert post.status == Post.Status.SENDING
+
+
+def test_resend_failed_requeues_only_what_another_try_can_fix(template):
+    """§4.2: 131026 (not on WhatsApp) and payload errors are not retried; 131000 is."""
+    topic = make_topic()
+    people = [make_subscriber(topics=[topic]) for _ in range(4)]
+    post = make_post(topics=[topic])
+    publishing.post_publish(post=post)
+    codes = {people[0].id: 131000, people[1].id: 131026, people[2].id: 132018, people[3].id: None}
+    for delivery in Delivery.objects.filter(post=post):
+        delivery.status, delivery.attempts = "failed", 5
+        delivery.last_error_code = codes[delivery.subscriber_id]
+        delivery.save()
+    Post.objects.filter(pk=post.pk).update(status=Post.Status.SENT)
+    assert publishing.resend_failed(post=post) == 2
+    queued = Delivery.objects.filter(post=post, status="queued")
+    assert set(queued.values_list("subscriber_id", flat=True)) == {people[0].id, people[3].id}
+    assert set(queued.values_list("attempts", flat=True)) == {0}
+    post.refresh_from_db()
+    assert post.status == Post.Status.SENDING
+    assert AuditEntry.objects.filter(action="resend_failed").count() == 1

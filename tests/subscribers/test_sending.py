@@ -289,3 +289,51 @@ def test_failures_reported_by_webhook_are_handled_like_send_errors(template):
     assert retry.next_attempt_at > now + timedelta(hours=23)  # 131049: not before 24 h
     post.refresh_from_db()
     assert post.status == Post.Status.SENDING
+
+
+def test_the_sweeper_requeues_only_rows_in_flight_longer_than_the_settle_time(template, settings):
+    """A crashed sender's rows go back to the queue, but only once Meta had time to report a
+    status for them (maybe sent: never resent blindly)."""
+    settings.DELIVERY_SETTLE_SECONDS = 600
+    post = published(2)
+    stale, fresh = Delivery.objects.order_by("id")
+    now = timezone.now()
+    Delivery.objects.filter(pk=stale.pk).update(
+        status="sending", sending_at=now - timedelta(seconds=700)
+    )
+    Delivery.objects.filter(pk=fresh.pk).update(status="sending", sending_at=now)
+    assert sending.sweep()["returned"] == 1
+    stale.refresh_from_db()
+    fresh.refresh_from_db()
+    assert (stale.status, fresh.status) == ("queued", "sending")
+    assert post_counters(post)["queued"] == 1
+
+
+def test_the_sweeper_wakes_senders_only_for_posts_nobody_is_sending(
+    template, django_capture_on_commit_callbacks, redis_conn
+):
+    """Celery messages are only wake-ups: a lost one is replaced by the sweeper, but a post
+    whose sender is alive gets no extra sender chains."""
+    post = published(3)
+    with django_capture_on_commit_callbacks(execute=False) as wake_ups:
+        assert sending.sweep()["woken"] == 1
+    assert len(wake_ups) == 1
+    sending.mark_sender_alive(post.pk)
+    with django_capture_on_commit_callbacks(execute=False) as wake_ups:
+        assert sending.sweep()["woken"] == 0
+    assert wake_ups == []
+
+
+def test_a_template_meta_rejects_fails_at_once_without_retries(fake_graph, template):
+    """§4.2: 132000 (parameter count does not match the approved template) is our bug:
+    retrying the same payload cannot help, so the delivery fails on the first attempt."""
+    fake_graph.register_template("avviso_comune", "it", "utility", body_params=3)
+    post = published(2)
+    sending.drain_post(post.pk)
+    rows = Delivery.objects.filter(post=post)
+    assert {(row.status, row.attempts, row.last_error_code) for row in rows} == {
+        ("failed", 1, 132000)
+    }
+    assert fake_graph.outbox() == []
+    post.refresh_from_db()
+    assert post.status == Post.Status.SENT  # finished: nothing left to send

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import re
+import time
+
 from django.conf import settings
 from django.core.management.base import BaseCommand
+from django.db import DatabaseError
 
-from channel.fakegraph import FakeConfig, FakeGraphServer
+from channel.fakegraph import FakeConfig, FakeGraphServer, Template
 
 
 class Command(BaseCommand):
@@ -35,6 +39,29 @@ class Command(BaseCommand):
             mps=options["mps"],
             enforce_window=not options["no_window"],
         )
-        server = FakeGraphServer(options["host"], options["port"], config)
-        self.stdout.write(f"Fake WhatsApp Cloud API on http://{options['host']}:{options['port']}")
-        server.serve_forever()
+        server = FakeGraphServer(options["host"], options["port"], config).start()
+        self.stdout.write(f"Fake WhatsApp Cloud API on {server.url}")
+        try:
+            while True:  # "Meta" approves what the council registers in the admin (dev only)
+                mirror_templates(server)
+                time.sleep(5)
+        except KeyboardInterrupt:
+            server.stop()
+
+
+def mirror_templates(server: FakeGraphServer) -> None:
+    from channel.models import MessageTemplate
+
+    try:
+        rows = list(MessageTemplate.objects.all())
+    except DatabaseError:  # not migrated yet
+        return
+    for row in rows:
+        server.state.templates[(row.name, row.language)] = Template(
+            name=row.name,
+            language=row.language,
+            category=row.category,
+            body_params=len(set(re.findall(r"{{\s*(\d+)\s*}}", row.body_text))),
+            header={"text": "text", "media": "image"}.get(row.header, ""),
+            status=row.status,
+        )

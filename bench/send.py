@@ -175,7 +175,7 @@ PROCESSOR = (
     "import time, django; django.setup()\n"
     "from channel.services import process_pending_inbound_events\n"
     "while True:\n"
-    "    if not process_pending_inbound_events(batch=200): time.sleep(0.02)\n"
+    "    if not process_pending_inbound_events(batch=200): time.sleep(0.2)\n"
 )
 
 

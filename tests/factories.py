@@ -6,6 +6,7 @@ import itertools
 
 from django.utils import timezone
 
+from channel.models import MessageTemplate
 from subscribers.models import Delivery, Subscriber, Subscription
 from topics.models import Post, Topic
 
@@ -39,3 +40,17 @@ def make_post(*, topics=(), **overrides) -> Post:
 
 def make_delivery(*, post: Post, subscriber: Subscriber, **overrides) -> Delivery:
     return Delivery.objects.create(post=post, subscriber=subscriber, **overrides)
+
+
+def make_template(**overrides) -> MessageTemplate:
+    """The approved default template for Italian posts: {{1}} title, {{2}} body."""
+    values = {
+        "name": "avviso_comune",
+        "language": "it",
+        "category": MessageTemplate.Category.UTILITY,
+        "status": MessageTemplate.Status.APPROVED,
+        "body_text": "{{1}}: {{2}}",
+        "body_parameters": ["title", "body"],
+        "is_default": True,
+    }
+    return MessageTemplate.objects.create(**(values | overrides))

@@ -7,22 +7,14 @@ from collections import Counter
 from channel.models import MessageTemplate
 from channel.services import process_pending_inbound_events
 from subscribers import publishing
-from tests.factories import make_post, make_subscriber, make_topic
+from tests.factories import make_post, make_subscriber, make_template, make_topic
 from topics.models import Post
 
 
 def approved_template(fake_graph) -> MessageTemplate:
     """The same approved template registered at "Meta" and in our registry (doc §3)."""
     fake_graph.register_template("avviso_comune", "it", "utility", body_params=2)
-    return MessageTemplate.objects.create(
-        name="avviso_comune",
-        language="it",
-        category=MessageTemplate.Category.UTILITY,
-        status=MessageTemplate.Status.APPROVED,
-        body_text="{{1}}: {{2}}",
-        body_parameters=["title", "body"],
-        is_default=True,
-    )
+    return make_template()
 
 
 def published(n: int, **subscriber_fields) -> Post:

@@ -10,12 +10,11 @@ from django.db import connection
 from django.utils import timezone
 
 from channel.account import pause_sending, resume_sending
-from channel.models import MessageTemplate
 from channel.ratelimit import get_tier_window
 from subscribers import publishing
 from subscribers.models import Delivery, Subscriber
 from subscribers.progress import estimated_finish, post_counters, send_duration
-from tests.factories import make_post, make_subscriber, make_topic
+from tests.factories import make_post, make_subscriber, make_template, make_topic
 from topics.models import AuditEntry, Post
 
 pytestmark = pytest.mark.django_db
@@ -23,15 +22,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def template():
-    return MessageTemplate.objects.create(
-        name="avviso_comune",
-        language="it",
-        category=MessageTemplate.Category.UTILITY,
-        status=MessageTemplate.Status.APPROVED,
-        body_text="{{1}}: {{2}}",
-        body_parameters=["title", "body"],
-        is_default=True,
-    )
+    return make_template()
 
 
 def test_overlapping_topics_reach_each_person_once(template):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from collections import Counter
 from datetime import timedelta
 
 import pytest
@@ -17,6 +16,7 @@ from subscribers.models import Delivery, Subscriber
 from subscribers.progress import post_counters
 from subscribers.statuses import apply_statuses
 from tests.factories import make_post, make_subscriber, make_topic
+from tests.subscribers.engine_helpers import approved_template, callbacks, published
 from topics.models import Post
 
 pytestmark = pytest.mark.django_db
@@ -31,29 +31,7 @@ def fast(settings, redis_conn):
 
 @pytest.fixture
 def template(fake_graph):
-    fake_graph.register_template("avviso_comune", "it", "utility", body_params=2)
-    return MessageTemplate.objects.create(
-        name="avviso_comune",
-        language="it",
-        category=MessageTemplate.Category.UTILITY,
-        status=MessageTemplate.Status.APPROVED,
-        body_text="{{1}}: {{2}}",
-        body_parameters=["title", "body"],
-        is_default=True,
-    )
-
-
-def published(n: int, **subscriber_fields) -> Post:
-    topic = make_topic()
-    for _ in range(n):
-        make_subscriber(topics=[topic], **subscriber_fields)
-    post = make_post(topics=[topic], body="Riga uno\nRiga due")
-    publishing.post_publish(post=post)
-    return post
-
-
-def callbacks(fake_graph) -> Counter:
-    return Counter(entry["callback"] for entry in fake_graph.outbox())
+    return approved_template(fake_graph)
 
 
 def test_each_recipient_gets_the_post_once_and_the_post_finishes(fake_graph, template):

@@ -3,11 +3,20 @@
 
 from __future__ import annotations
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import path
 from django.utils.translation import gettext_lazy as _
+from django.views.decorators.http import require_POST
 
+from channel.account import resume_sending
+from subscribers import publishing
+from subscribers.desk import can_publish
+from subscribers.models import Delivery
 from subscribers.selectors import reach_count
-from topics.models import Post
+from topics.models import AuditEntry, Post
 
 
 @admin.register(Post)
@@ -38,7 +47,95 @@ class PostAdmin(admin.ModelAdmin):
             return _("saved posts show their reach")
         return reach_count(topic.pk for topic in post.topics.all())
 
+    actions = ["send_now", "cancel_sending", "resend_failed"]
+
     def save_model(self, request, obj, form, change) -> None:
         if not change:
             obj.author = request.user
         super().save_model(request, obj, form, change)
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        if not can_publish(request.user):  # Redattore: drafts only
+            for name in self.actions:
+                actions.pop(name, None)
+        return actions
+
+    def _confirm(self, request, queryset, *, action: str, question, reach) -> TemplateResponse:
+        rows = [(post, reach(post)) for post in queryset]
+        context = {
+            **self.admin_site.each_context(request),
+            "title": question,
+            "question": question,
+            "rows": rows,
+            "action": action,
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/topics/post/confirm_action.html", context)
+
+    def _run(self, request, queryset, service, done_message) -> None:
+        if not can_publish(request.user):
+            raise PermissionDenied
+        for post in queryset:
+            try:
+                service(post=post, user=request.user)
+            except publishing.PublishError as refusal:
+                self.message_user(request, f"{post.title}: {refusal}", messages.ERROR)
+            else:
+                self.message_user(request, done_message % {"title": post.title})
+
+    @admin.action(description=_("Send now (asks for confirmation)"))
+    def send_now(self, request, queryset):
+        if request.POST.get("confirmed") != "yes":
+            return self._confirm(
+                request,
+                queryset,
+                action="send_now",
+                question=_("Send these posts now?"),
+                reach=lambda post: reach_count(t.pk for t in post.topics.all()),
+            )
+        self._run(request, queryset, publishing.post_publish, _("“%(title)s” is being sent."))
+        return None
+
+    @admin.action(description=_("Cancel sending (asks for confirmation)"))
+    def cancel_sending(self, request, queryset):
+        if request.POST.get("confirmed") != "yes":
+            return self._confirm(
+                request,
+                queryset,
+                action="cancel_sending",
+                question=_("Stop these posts? People not reached yet will not get them."),
+                reach=lambda post: post.deliveries.filter(status=Delivery.Status.QUEUED).count(),
+            )
+        self._run(request, queryset, publishing.post_cancel, _("“%(title)s” was cancelled."))
+        return None
+
+    @admin.action(description=_("Resend to failed only (asks for confirmation)"))
+    def resend_failed(self, request, queryset):
+        if request.POST.get("confirmed") != "yes":
+            return self._confirm(
+                request,
+                queryset,
+                action="resend_failed",
+                question=_("Send again to the people whose delivery failed?"),
+                reach=lambda post: post.deliveries.filter(status=Delivery.Status.FAILED).count(),
+            )
+        self._run(request, queryset, publishing.resend_failed, _("“%(title)s”: resending."))
+        return None
+
+    def get_urls(self):
+        resume = self.admin_site.admin_view(require_POST(self.resume_sending_view))
+        return [
+            path("resume-sending/", resume, name="topics_post_resume_sending"),
+            *super().get_urls(),
+        ]
+
+    def resume_sending_view(self, request):
+        if not can_publish(request.user):
+            raise PermissionDenied
+        if resume_sending(user=request.user):
+            AuditEntry.objects.create(
+                actor=request.user, action="resume_sending", object_repr="WhatsApp account"
+            )
+            self.message_user(request, _("Sending resumed."))
+        return redirect(request.META.get("HTTP_REFERER") or "admin:index")

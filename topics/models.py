@@ -136,6 +136,7 @@ class Post(models.Model):
         verbose_name = _("post")
         verbose_name_plural = _("posts")
         ordering = ["-created_at"]
+        permissions = [("publish_post", _("Can send, schedule, cancel and resend posts"))]
         constraints = [
             models.CheckConstraint(
                 condition=LessThanOrEqual(Length("body"), POST_BODY_MAX), name="post_body_max"

@@ -1,0 +1,93 @@
+"""The editors' desk: roles, confirmed actions that call the services, the paused-account alert."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth.models import Group, User
+
+from channel.account import pause_sending
+from channel.models import SendingState
+from subscribers.models import Delivery
+from tests.factories import make_post, make_subscriber, make_template, make_topic
+from topics.models import AuditEntry, Post
+
+pytestmark = pytest.mark.django_db
+
+CHANGELIST = "/admin/topics/post/"
+
+
+def login(client, role: str) -> User:
+    user = User.objects.create_user(username=role.lower(), password="x", is_staff=True)
+    user.groups.add(Group.objects.get(name=role))
+    client.force_login(user)
+    return user
+
+
+@pytest.fixture
+def post():
+    topic = make_topic()
+    for _ in range(3):
+        make_subscriber(topics=[topic])
+    make_template()
+    return make_post(topics=[topic])
+
+
+def test_the_three_roles_exist_with_their_rights():
+    rights = {
+        group.name: {p.codename for p in group.permissions.all()} for group in Group.objects.all()
+    }
+    assert "publish_post" not in rights["Redattore"]
+    assert {"add_post", "change_post"} <= rights["Redattore"]
+    assert "publish_post" in rights["Pubblicatore"]
+    assert {"change_topic", "add_apitoken", "change_messagetemplate"} <= rights["Amministratore"]
+
+
+def test_a_redattore_cannot_send(client, post):
+    login(client, "Redattore")
+    page = client.get(CHANGELIST)
+    assert page.status_code == 200
+    assert b"send_now" not in page.content
+    client.post(
+        CHANGELIST, {"action": "send_now", "_selected_action": [post.pk], "confirmed": "yes"}
+    )
+    post.refresh_from_db()
+    assert post.status == Post.Status.DRAFT
+    assert not Delivery.objects.exists()
+
+
+def test_a_pubblicatore_confirms_with_the_reach_then_sends(client, post):
+    login(client, "Pubblicatore")
+    form = {"action": "send_now", "_selected_action": [post.pk]}
+    confirmation = client.post(CHANGELIST, form)
+    assert confirmation.status_code == 200
+    assert (
+        "3 people" in confirmation.content.decode() or "3 persone" in confirmation.content.decode()
+    )
+    post.refresh_from_db()
+    assert post.status == Post.Status.DRAFT  # nothing happens before confirming
+    client.post(CHANGELIST, {**form, "confirmed": "yes"})
+    post.refresh_from_db()
+    assert post.status == Post.Status.SENDING
+    assert Delivery.objects.filter(post=post).count() == 3
+    assert AuditEntry.objects.filter(action="publish", actor__username="pubblicatore").exists()
+
+
+def test_a_paused_account_shows_an_alert_with_resume_on_every_admin_page(client):
+    login(client, "Pubblicatore")
+    pause_sending(code=190, reason="Access token has expired")
+    page = client.get("/admin/").content.decode()
+    assert 'id="sending-paused"' in page and "Access token has expired" in page
+    assert "/admin/topics/post/resume-sending/" in page
+    client.post("/admin/topics/post/resume-sending/")
+    assert not SendingState.current().paused
+    assert 'id="sending-paused"' not in client.get("/admin/").content.decode()
+
+
+def test_a_redattore_sees_the_alert_but_cannot_resume(client):
+    login(client, "Redattore")
+    pause_sending(code=190, reason="expired")
+    page = client.get("/admin/").content.decode()
+    assert 'id="sending-paused"' in page
+    assert "resume-sending" not in page
+    assert client.post("/admin/topics/post/resume-sending/").status_code == 403
+    assert SendingState.current().paused

@@ -5,18 +5,54 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.db.models import Count
+from django.http import JsonResponse
 from django.shortcuts import redirect
+from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
-from django.urls import path
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 
 from channel.account import resume_sending
+from channel.errors import explain
+from channel.models import SendingState
 from subscribers import publishing
 from subscribers.desk import can_publish
 from subscribers.models import Delivery
+from subscribers.progress import estimated_finish, post_counters
 from subscribers.selectors import reach_count
 from topics.models import AuditEntry, Post
+
+
+def progress_report(post: Post) -> dict:
+    """Counters, finish estimate, pause reason and failures grouped by Meta's error code."""
+    counters = post_counters(post)
+    done = sum(counters[s] for s in ("sent", "delivered", "read", "failed", "cancelled"))
+    failures = (
+        Delivery.objects.filter(post=post, status=Delivery.Status.FAILED)
+        .values("last_error_code")
+        .annotate(n=Count("id"))
+        .order_by("-n")
+    )
+    paused = SendingState.objects.filter(id=1, paused=True).first()
+    return {
+        "status": post.status,
+        "counters": counters,
+        "percent": round(100 * done / counters["reach"]) if counters["reach"] else 100,
+        "finish": estimated_finish(post),
+        "paused": paused.reason if paused else "",
+        "failures": [
+            {
+                "code": row["last_error_code"],
+                "count": row["n"],
+                "why": explain(row["last_error_code"]),
+            }
+            for row in failures
+        ],
+    }
 
 
 @admin.register(Post)
@@ -26,7 +62,14 @@ class PostAdmin(admin.ModelAdmin):
     search_fields = ["title", "body"]
     date_hierarchy = "created_at"
     filter_horizontal = ["topics"]
-    readonly_fields = ["status", "status_note", "reach_now", "author", "created_by_token"]
+    readonly_fields = [
+        "status",
+        "status_note",
+        "reach_now",
+        "progress",
+        "author",
+        "created_by_token",
+    ]
     fieldsets = [
         (None, {"fields": ["title", "body", "link", "topics", "is_urgent"]}),
         (_("Media"), {"fields": ["media_kind", "media_url", "media_file"]}),
@@ -123,10 +166,31 @@ class PostAdmin(admin.ModelAdmin):
         self._run(request, queryset, publishing.resend_failed, _("“%(title)s”: resending."))
         return None
 
+    @admin.display(description=_("progress"))
+    def progress(self, post: Post) -> str:
+        if post.pk is None or post.status in (Post.Status.DRAFT, Post.Status.SCHEDULED):
+            return "—"
+        url = reverse("admin:topics_post_progress", args=[post.pk])
+        return render_to_string(
+            "admin/topics/post/progress.html", {"url": url, **progress_report(post)}
+        )
+
+    def progress_view(self, request, post_id: int) -> JsonResponse:
+        post = Post.objects.filter(pk=post_id).first()
+        if post is None or not self.has_view_permission(request, post):
+            raise PermissionDenied
+        report = progress_report(post)
+        report["finish"] = report["finish"] and date_format(
+            timezone.localtime(report["finish"]), "DATETIME_FORMAT"
+        )
+        return JsonResponse(report)
+
     def get_urls(self):
         resume = self.admin_site.admin_view(require_POST(self.resume_sending_view))
+        progress = self.admin_site.admin_view(self.progress_view)
         return [
             path("resume-sending/", resume, name="topics_post_resume_sending"),
+            path("<int:post_id>/progress/", progress, name="topics_post_progress"),
             *super().get_urls(),
         ]
 

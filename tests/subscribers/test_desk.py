@@ -7,6 +7,7 @@ from django.contrib.auth.models import Group, User
 
 from channel.account import pause_sending
 from channel.models import SendingState
+from subscribers import publishing
 from subscribers.models import Delivery
 from tests.factories import make_post, make_subscriber, make_template, make_topic
 from topics.models import AuditEntry, Post
@@ -91,3 +92,18 @@ def test_a_redattore_sees_the_alert_but_cannot_resume(client):
     assert "resume-sending" not in page
     assert client.post("/admin/topics/post/resume-sending/").status_code == 403
     assert SendingState.current().paused
+
+
+def test_the_progress_view_shows_counts_finish_and_failures_explained(client, post):
+    login(client, "Pubblicatore")
+    publishing.post_publish(post=post)
+    first = Delivery.objects.filter(post=post).order_by("id").first()
+    Delivery.objects.filter(pk=first.pk).update(status="failed", last_error_code=131026)
+    page = client.get(f"/admin/topics/post/{post.pk}/change/").content.decode()
+    assert 'id="post-progress"' in page and 'id="progress-bar"' in page
+    report = client.get(f"/admin/topics/post/{post.pk}/progress/").json()
+    assert report["counters"]["queued"] == 2 and report["counters"]["failed"] == 1
+    assert report["percent"] == 33
+    assert report["finish"]
+    [failure] = report["failures"]
+    assert failure["code"] == 131026 and "WhatsApp" in failure["why"]

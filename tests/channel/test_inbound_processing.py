@@ -11,6 +11,7 @@ from django.db import connection, transaction
 from channel.models import InboundEvent, InboundMessage
 from channel.services import WAKE_KEY, process_pending_inbound_events
 from tests.channel.webhooks import envelope, post_webhook, text_item
+from tests.markers import needs_postgresql
 
 
 def _body(number: str, text: str) -> bytes:
@@ -35,12 +36,9 @@ def test_a_burst_of_webhooks_publishes_one_wake_up(
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_webhook_another_worker_holds_is_left_to_it(
-    client, redis_conn, fake_graph, on_postgresql
-):
+@needs_postgresql
+def test_a_webhook_another_worker_holds_is_left_to_it(client, redis_conn, fake_graph):
     """SKIP LOCKED: a second worker moves on instead of waiting, and does not spin on it."""
-    if not on_postgresql:
-        pytest.skip("SQLite has no row locks; it serialises writers instead")
     redis_conn.set(WAKE_KEY, 1)  # archive only: this test runs the drains itself
     post_webhook(client, _body("393335550010", "primo"))
     post_webhook(client, _body("393335550011", "secondo"))

@@ -21,6 +21,7 @@ from channel.models import MessageTemplate
 from subscribers import publishing, sending
 from subscribers.models import Delivery
 from tests.factories import make_post, make_subscriber, make_topic
+from tests.markers import needs_postgresql
 from topics.models import Post
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -112,10 +113,7 @@ def worker_process(post: Post) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=env)
 
 
-@pytest.mark.skipif(
-    "postgresql" not in django_settings.DATABASES["default"]["ENGINE"],
-    reason="a second process needs a shared database server (set DATABASE_URL)",
-)
+@needs_postgresql
 def test_kill_9_mid_send_loses_nothing_and_duplicates_nothing(world, settings):
     post = start_post(400)
     rng = random.Random(7)

@@ -15,6 +15,7 @@ from subscribers import publishing
 from subscribers.models import Delivery, Subscriber
 from subscribers.progress import estimated_finish, post_counters, send_duration
 from tests.factories import make_post, make_subscriber, make_template, make_topic
+from tests.markers import needs_postgresql
 from topics.models import AuditEntry, Post
 
 pytestmark = pytest.mark.django_db
@@ -54,9 +55,8 @@ def test_publishing_twice_fans_out_once(template):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_publishing_fans_out_once(template, on_postgresql):
-    if not on_postgresql:
-        pytest.skip("concurrent writers need a database server (SQLite serialises them)")
+@needs_postgresql
+def test_concurrent_publishing_fans_out_once(template):
     topic = make_topic()
     for _ in range(30):
         make_subscriber(topics=[topic])

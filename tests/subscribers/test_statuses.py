@@ -16,6 +16,7 @@ from subscribers.models import Delivery, Subscriber
 from subscribers.progress import post_counters
 from subscribers.statuses import apply_statuses, delivery_reference
 from tests.factories import make_delivery, make_post, make_subscriber, make_topic
+from tests.markers import needs_postgresql
 from tests.subscribers.engine_helpers import (
     approved_template,
     callbacks,
@@ -47,13 +48,10 @@ def status(wamid: str, value: str, **fields) -> StatusUpdate:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_shuffled_and_duplicated_status_webhooks_end_in_the_right_state(
-    fake_graph, live_server, on_postgresql
-):
+@needs_postgresql
+def test_shuffled_and_duplicated_status_webhooks_end_in_the_right_state(fake_graph, live_server):
     """Real signed webhooks from the fake, through the webhook view, shuffled within each POST,
     several POSTs in flight at once (so across POSTs too), a third of them sent twice."""
-    if not on_postgresql:
-        pytest.skip("concurrent webhook POSTs need a database server (in-memory SQLite)")
     approved_template(fake_graph)
     webhooks_to(
         live_server,

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count
@@ -20,7 +21,7 @@ from channel.account import resume_sending
 from channel.errors import explain
 from channel.models import SendingState
 from subscribers import publishing
-from subscribers.desk import can_publish
+from subscribers.desk import can_publish, post_plan, post_preview
 from subscribers.models import Delivery
 from subscribers.progress import estimated_finish, post_counters
 from subscribers.selectors import reach_count
@@ -67,6 +68,8 @@ class PostAdmin(admin.ModelAdmin):
         "status_note",
         "reach_now",
         "progress",
+        "plan",
+        "preview",
         "author",
         "created_by_token",
     ]
@@ -74,7 +77,9 @@ class PostAdmin(admin.ModelAdmin):
         (None, {"fields": ["title", "body", "link", "topics", "is_urgent"]}),
         (_("Media"), {"fields": ["media_kind", "media_url", "media_file"]}),
         (_("When"), {"fields": ["send_at", "expires_at"]}),
-        (_("State"), {"fields": readonly_fields}),
+        (_("Plan before sending"), {"fields": ["plan"]}),
+        (_("Preview as WhatsApp shows it"), {"fields": ["preview"]}),
+        (_("State"), {"fields": [f for f in readonly_fields if f not in ("plan", "preview")]}),
     ]
 
     def get_queryset(self, request):
@@ -165,6 +170,24 @@ class PostAdmin(admin.ModelAdmin):
             )
         self._run(request, queryset, publishing.resend_failed, _("“%(title)s”: resending."))
         return None
+
+    @admin.display(description=_("plan"))
+    def plan(self, post: Post) -> str:
+        if post.pk is None:
+            return _("Save the post to see its plan.")
+        plan = post_plan(post)
+        return render_to_string(
+            "admin/topics/post/plan.html",
+            {"plan": plan, "days": plan.duration.days, "hours": plan.duration.seconds // 3600,
+             "minutes": plan.duration.seconds // 60 % 60, "tier": settings.WHATSAPP_MESSAGING_TIER,
+             "mps": settings.WHATSAPP_MPS},
+        )  # fmt: skip
+
+    @admin.display(description=_("preview"))
+    def preview(self, post: Post) -> str:
+        if post.pk is None:
+            return _("Save the post to see the preview.")
+        return render_to_string("admin/topics/post/preview.html", post_preview(post))
 
     @admin.display(description=_("progress"))
     def progress(self, post: Post) -> str:

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 from django.contrib.auth.models import Group, User
+from django.utils import timezone
+from django.utils.html import escape
 
 from channel.account import pause_sending
 from channel.models import SendingState
 from subscribers import publishing
+from subscribers.desk import post_plan, post_preview
 from subscribers.models import Delivery
+from subscribers.progress import send_duration
 from tests.factories import make_post, make_subscriber, make_template, make_topic
 from topics.models import AuditEntry, Post
 
@@ -107,3 +113,35 @@ def test_the_progress_view_shows_counts_finish_and_failures_explained(client, po
     assert report["finish"]
     [failure] = report["failures"]
     assert failure["code"] == 131026 and "WhatsApp" in failure["why"]
+
+
+def test_the_plan_splits_the_window_and_prices_the_templates(settings):
+    """9,000 people, tier 2,000/day → finishes in days, not minutes (issue 5's example)."""
+    settings.WHATSAPP_MESSAGING_TIER = "2000"
+    settings.WHATSAPP_PRICE_UTILITY = Decimal("0.03")
+    topic, other = make_topic(), make_topic()
+    for n in range(5):
+        make_subscriber(topics=[topic], last_inbound_at=timezone.now() if n < 2 else None)
+    make_subscriber(topics=[other])
+    make_template(category="utility")
+    plan = post_plan(make_post(topics=[topic]))
+    assert (plan.reach, plan.inside_window, plan.needing_template) == (5, 2, 3)
+    assert plan.cost == Decimal("0.09")
+    assert plan.warnings == ()
+    assert send_duration(total=9000, needing_template=9000).days == 4
+
+
+def test_the_plan_warns_when_no_template_is_approved():
+    topic = make_topic()
+    make_subscriber(topics=[topic], last_inbound_at=None)
+    plan = post_plan(make_post(topics=[topic]))
+    assert any("template" in w for w in plan.warnings)
+
+
+def test_the_preview_fills_the_template_with_the_post(client, post):
+    login(client, "Redattore")
+    preview = post_preview(post)
+    assert preview["template"] == f"{post.title}: {post.body}"
+    page = client.get(f"/admin/topics/post/{post.pk}/change/").content.decode()
+    assert 'id="post-plan"' in page and 'id="post-preview"' in page
+    assert escape(f"{post.title}: {post.body}") in page

@@ -145,6 +145,11 @@ CELERY_BEAT_SCHEDULE["subscribers-sweep-deliveries"] = {
     "task": "banditore.subscribers.sweep_deliveries",
     "schedule": 60.0,
 }
+# The API remembers idempotency keys API_IDEMPOTENCY_DAYS days; forget older ones nightly.
+CELERY_BEAT_SCHEDULE["subscribers-prune-idempotency-keys"] = {
+    "task": "banditore.subscribers.prune_idempotency_keys",
+    "schedule": crontab(hour=3, minute=17),
+}
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 
 # --- WhatsApp Cloud API ------------------------------------------------------------------
@@ -224,6 +229,18 @@ SPECTACULAR_SETTINGS = {
 API_THROTTLE_RATE = env_str("API_THROTTLE_RATE", "120/min")
 # Idempotency keys are remembered this many days (the API promises at least 7).
 API_IDEMPOTENCY_DAYS = env_int("API_IDEMPOTENCY_DAYS", 7, minimum=7)
+
+# --- Editors' desk -----------------------------------------------------------------------
+# Staff phones that receive "Send a test" (E.164, comma-separated: +393331234567,+39…).
+# Only these numbers ever get a test; a real subscriber never does.
+BANDITORE_TEST_NUMBERS = [
+    number.replace(" ", "").lstrip("+") for number in env_list("BANDITORE_TEST_NUMBERS")
+]
+for _number in BANDITORE_TEST_NUMBERS:
+    if not (_number.isdigit() and 7 <= len(_number) <= 15 and _number[0] != "0"):
+        raise ImproperlyConfigured(
+            f"BANDITORE_TEST_NUMBERS: {_number!r} is not an E.164 number like +393331234567"
+        )
 
 # --- Django basics -----------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

@@ -27,3 +27,11 @@ def publish_due_posts() -> int:
 @shared_task(name="banditore.subscribers.sweep_deliveries", ignore_result=True)
 def sweep_deliveries() -> dict:
     return sending.sweep()
+
+
+@shared_task(name="banditore.subscribers.prune_idempotency_keys", ignore_result=True)
+def prune_idempotency_keys() -> int:
+    # Lazy import: the API package loads DRF, which workers need only for this task.
+    from subscribers.api.idempotency import idempotency_prune
+
+    return idempotency_prune()

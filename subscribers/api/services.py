@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 from django.db import transaction
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
+from subscribers import progress, publishing
+from subscribers.publishing import PublishError
 from subscribers.selectors import reach_count
 from topics.models import ApiToken, AuditEntry, Post, Topic
 
@@ -23,20 +24,8 @@ ZERO_COUNTERS = {
 }
 
 
-def _engine(module: str) -> Any:
-    # The delivery engine (subscribers.publishing / .progress) is looked up at call time.
-    return importlib.import_module(f"subscribers.{module}")
-
-
-class _NotPublishing(Exception):
-    """Stands in until the engine's PublishError can be imported."""
-
-
 def publish_error_class() -> type[Exception]:
-    try:
-        return _engine("publishing").PublishError
-    except (ImportError, AttributeError):
-        return _NotPublishing
+    return PublishError
 
 
 @transaction.atomic
@@ -45,7 +34,7 @@ def post_create_for_token(
 ) -> Post:
     """Create the post as the token; publish it now or at send_at when asked.
 
-    Raises the engine's PublishError (the whole creation rolls back) when publishing is refused.
+    Raises PublishError (the whole creation rolls back) when publishing is refused.
     """
     post = Post.objects.create(status=Post.Status.DRAFT, created_by_token=token, **fields)
     post.topics.set(topics)
@@ -56,9 +45,8 @@ def post_create_for_token(
         details={"post_id": post.pk, "topics": [t.slug for t in topics], "publish": publish},
     )
     if publish:
-        publishing = _engine("publishing")
         if post.send_at and post.send_at > timezone.now():
-            publishing.post_schedule(post=post, send_at=post.send_at)
+            publishing.post_schedule(post=post, send_at=post.send_at, token=token)
         else:
             publishing.post_publish(post=post, token=token)
         post.refresh_from_db()
@@ -66,7 +54,7 @@ def post_create_for_token(
 
 
 def post_cancel_for_token(*, token: ApiToken, post: Post) -> Post:
-    _engine("publishing").post_cancel(post=post, token=token)
+    publishing.post_cancel(post=post, token=token)
     post.refresh_from_db()
     return post
 
@@ -99,11 +87,11 @@ def post_counters_for_api(post: Post) -> dict[str, int]:
     """Planned reach before fan-out; the engine's counters once deliveries exist."""
     if post.status in (Post.Status.DRAFT, Post.Status.SCHEDULED):
         return {"reach": reach_count(t.pk for t in post.topics.all()), **ZERO_COUNTERS}
-    counters = _engine("progress").post_counters(post)
+    counters = progress.post_counters(post)
     return {key: int(counters.get(key) or 0) for key in ("reach", *ZERO_COUNTERS)}
 
 
 def post_estimated_finish(post: Post):
     if post.status != Post.Status.SENDING:
         return None
-    return _engine("progress").estimated_finish(post)
+    return progress.estimated_finish(post)

@@ -125,3 +125,18 @@ def test_keys_are_kept_seven_days_then_pruned(pharmacies, settings):
 
     assert idempotency_prune() == 1
     assert list(IdempotencyRecord.objects.values_list("key", flat=True)) == ["recent"]
+
+
+def test_the_nightly_task_prunes_and_is_safe_to_run_twice(pharmacies, settings):
+    from subscribers.tasks import prune_idempotency_keys
+
+    _token, key = token_with_key(topics=[pharmacies])
+    post(key, BODY, "old")
+    IdempotencyRecord.objects.update(created_at=timezone.now() - timedelta(days=30))
+    assert "banditore.subscribers.prune_idempotency_keys" in {
+        entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()
+    }
+
+    assert prune_idempotency_keys.delay().get() == 1
+    assert prune_idempotency_keys.delay().get() == 0
+    assert Post.objects.count() == 1  # forgetting a key never deletes the post

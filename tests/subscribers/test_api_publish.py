@@ -73,3 +73,16 @@ def test_it_schedules_and_cancels_a_post(fake_graph, pharmacies):
     assert cancelled.json()["status"] == "cancelled"
     assert Post.objects.get().status == Post.Status.CANCELLED
     assert fake_graph.outbox() == []
+
+
+def test_a_refused_publication_is_a_422_that_creates_nothing(fake_graph, pharmacies):
+    from channel.account import pause_sending
+
+    pause_sending(code=131031, reason="account locked")  # whatsapp-cloud-api.md §4
+    _token, key = token_with_key(topics=[pharmacies])
+    data = BODY | {"topics": ["farmacie"]}
+
+    refused = client_for(key).post("/api/v1/posts/", data, format="json", HTTP_IDEMPOTENCY_KEY="k")
+
+    assert refused.status_code == 422 and refused.json()["detail"]
+    assert not Post.objects.exists() and not Delivery.objects.exists()

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from channel.models import InboundEvent, InboundMessage, MessageTemplate, OutboundMessage
+from channel.models import InboundEvent, InboundMessage, OutboundMessage
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -37,7 +37,8 @@ class OutboundMessageAdmin(ReadOnlyAdmin):
     exclude = ["to_wa_id", "to_user_id"]
 
 
-@admin.register(MessageTemplate)
+# Registered by topics/admin.py, which adds the audit log entry for each change (channel may
+# not import topics, where the audit log lives).
 class MessageTemplateAdmin(admin.ModelAdmin):
     list_display = ["name", "language", "category", "status", "is_default"]
     list_filter = ["category", "status", "language"]

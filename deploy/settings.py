@@ -150,6 +150,11 @@ CELERY_BEAT_SCHEDULE["subscribers-prune-idempotency-keys"] = {
     "task": "banditore.subscribers.prune_idempotency_keys",
     "schedule": crontab(hour=3, minute=17),
 }
+# The dashboard's trend: active subscribers per topic, today's row rewritten every hour.
+CELERY_BEAT_SCHEDULE["subscribers-count-subscribers"] = {
+    "task": "banditore.subscribers.count_subscribers",
+    "schedule": crontab(minute=7),
+}
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 
 # --- WhatsApp Cloud API ------------------------------------------------------------------

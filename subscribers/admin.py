@@ -1,8 +1,12 @@
 from __future__ import annotations
 
+from functools import partial
+
 from django.contrib import admin
+from django.urls import path
 from django.utils.translation import gettext_lazy as _
 
+from subscribers import admin_pages
 from subscribers.admin_posts import PostAdmin  # noqa: F401  (registers the editors' desk)
 from subscribers.admin_tokens import ApiTokenAdmin  # noqa: F401  (registers API tokens)
 from subscribers.models import ConsentEvent, Subscriber, Subscription
@@ -19,7 +23,7 @@ class ConsentInline(admin.TabularInline):
     model = ConsentEvent
     extra = 0
     can_delete = False
-    fields = ["at", "kind", "topic", "source", "privacy_version", "wa_message_id"]
+    fields = ["at", "kind", "topic", "source", "privacy_version", "wa_message_id", "note"]
     readonly_fields = fields
 
     def has_add_permission(self, request, obj=None) -> bool:
@@ -77,6 +81,22 @@ class SubscriberAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request) -> bool:
         return False  # people join from WhatsApp or an import, never typed in by staff
+
+    def get_urls(self):
+        site = self.admin_site
+        return [
+            path(
+                "dashboard/",
+                site.admin_view(partial(admin_pages.dashboard_view, site)),
+                name="subscribers_dashboard",
+            ),
+            path(
+                "import/",
+                site.admin_view(partial(admin_pages.import_view, site)),
+                name="subscribers_import",
+            ),
+            *super().get_urls(),
+        ]
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False  # erasure blanks the identity and keeps the ledger; see README

@@ -6,7 +6,8 @@ from django.contrib import admin, messages
 from django.utils.translation import gettext_lazy as _
 
 from subscribers.api.tokens import api_token_assign_key, api_token_revoke
-from topics.models import ApiToken, AuditEntry
+from topics.audit import audit_admin, form_changes, form_values
+from topics.models import ApiToken
 
 
 @admin.register(ApiToken)
@@ -49,19 +50,25 @@ class ApiTokenAdmin(admin.ModelAdmin):
         return token.is_active
 
     def save_model(self, request, obj: ApiToken, form, change: bool) -> None:
+        # The key itself is never written to the log: it is secret, and only its hash is kept.
         if change:
             super().save_model(request, obj, form, change)
-            AuditEntry.objects.create(
-                actor=request.user,
+            audit_admin(
+                user=request.user,
                 action="token_changed",
-                object_repr=str(obj)[:200],
-                details={"changed": form.changed_data},
+                obj=obj,
+                details={"changed": form_changes(form)},
             )
             return
         key = api_token_assign_key(token=obj)
         obj.created_by = request.user
         super().save_model(request, obj, form, change)
-        AuditEntry.objects.create(actor=request.user, action="token_created", object_repr=str(obj))
+        audit_admin(
+            user=request.user,
+            action="token_created",
+            obj=obj,
+            details={"fields": form_values(form)},
+        )
         # The key exists only in this message: the database keeps its SHA-256 hash.
         messages.warning(
             request,
@@ -71,6 +78,15 @@ class ApiTokenAdmin(admin.ModelAdmin):
             )
             % {"name": obj.name, "key": key},
         )
+
+    def delete_model(self, request, obj: ApiToken) -> None:
+        audit_admin(user=request.user, action="token_deleted", obj=obj)
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset) -> None:
+        for token in queryset:
+            audit_admin(user=request.user, action="token_deleted", obj=token)
+        super().delete_queryset(request, queryset)
 
     @admin.action(description=_("Revoke the selected API keys (they stop working at once)"))
     def revoke(self, request, queryset) -> None:

@@ -83,7 +83,10 @@ class Subscriber(models.Model):
         verbose_name = _("subscriber")
         verbose_name_plural = _("subscribers")
         ordering = ["-created_at"]
-        permissions = [("view_full_number", _("Can see subscribers' full phone numbers"))]
+        permissions = [
+            ("view_full_number", _("Can see subscribers' full phone numbers")),
+            ("import_subscribers", _("Can import subscribers from a CSV file")),
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=Q(wa_id__isnull=False) | Q(user_id__isnull=False) | Q(status="erased"),
@@ -145,6 +148,10 @@ class Subscription(models.Model):
         return f"{self.subscriber} → {self.topic}"
 
 
+# Ledger events that change whether someone is a subscriber (the dashboard's joins and leaves).
+CONSENT_STATE_KINDS = ["consent", "import", "leave", "erasure"]
+
+
 class ConsentEvent(models.Model):
     """Append-only ledger: what a person agreed to, when, and the message that proves it."""
 
@@ -171,12 +178,28 @@ class ConsentEvent(models.Model):
     wa_message_id = models.CharField(_("proof (WhatsApp message id)"), max_length=255, blank=True)
     privacy_version = models.CharField(_("privacy notice version"), max_length=32, blank=True)
     source = models.CharField(_("source"), max_length=8, choices=Subscription.Source)
+    # Imports have no WhatsApp message as proof: where and when the list says consent was given.
+    note = models.CharField(_("note"), max_length=200, blank=True)
     at = models.DateTimeField(_("when"), db_index=True)
 
     class Meta:
         verbose_name = _("consent event")
         verbose_name_plural = _("consent ledger")
         ordering = ["-at", "-id"]
+        # Partial (a minority of rows) and covering (index-only scans): joins and leaves per
+        # week are read by time, and each one's previous event per person (bench/dashboard.py).
+        indexes = [
+            models.Index(
+                fields=["at", "subscriber", "kind"],
+                condition=Q(kind__in=CONSENT_STATE_KINDS),
+                name="consent_state_by_time_idx",
+            ),
+            models.Index(
+                fields=["subscriber", "at", "id", "kind"],
+                condition=Q(kind__in=CONSENT_STATE_KINDS),
+                name="consent_state_by_person_idx",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M} {self.get_kind_display()}"
@@ -267,3 +290,61 @@ class Delivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.post_id} → {self.subscriber_id} ({self.status})"
+
+
+class TopicCount(models.Model):
+    """Active subscribers per topic (and in all, topic NULL) on a day, kept for the dashboard's
+    trend. The consent ledger cannot rebuild this honestly: leaving removes every topic without
+    naming them, staff can edit subscriptions, and "unreachable" is not a ledger event. A beat
+    task rewrites today's rows every hour, so each day keeps its last count."""
+
+    day = models.DateField(_("day"))
+    topic = models.ForeignKey(
+        Topic, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    subscribers = models.PositiveIntegerField(_("active subscribers"))
+    taken_at = models.DateTimeField(_("counted at"))
+
+    class Meta:
+        verbose_name = _("daily subscriber count")
+        verbose_name_plural = _("daily subscriber counts")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["day", "topic"],
+                condition=Q(topic__isnull=False),
+                name="one_count_per_topic_day",
+            ),
+            models.UniqueConstraint(
+                fields=["day"], condition=Q(topic__isnull=True), name="one_total_count_per_day"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.topic_id or 'all'}: {self.subscribers}"
+
+
+class ImportRow(models.Model):
+    """Scratch space of a CSV import in progress: checked lines wait here until the whole file
+    is known to be valid, then set-based statements merge them; deleted in the same
+    transaction, so the table is empty outside an import."""
+
+    batch = models.CharField(max_length=32)
+    line = models.PositiveIntegerField()
+    wa_id = models.CharField(max_length=15)
+    consented_at = models.DateTimeField()
+    note = models.CharField(max_length=200)
+    # One row per topic of the line; NULL means every active topic.
+    topic = models.ForeignKey(
+        Topic,
+        on_delete=models.DO_NOTHING,
+        null=True,
+        db_constraint=False,
+        db_index=False,
+        related_name="+",
+    )
+
+    # No index: imports run one at a time and read the whole table, so an index would only
+    # slow down the COPY that fills it.
+
+    def __str__(self) -> str:
+        return f"{self.batch}:{self.line}"

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -162,6 +162,19 @@ def post_schedule(*, post: Post, send_at: datetime, user=None, token=None) -> Po
     return post
 
 
+def post_unschedule(*, post: Post, user=None, token=None) -> Post:
+    """A scheduled post goes back to draft (to be corrected or rescheduled); nothing is sent."""
+    with transaction.atomic():
+        changed = Post.objects.filter(pk=post.pk, status=Post.Status.SCHEDULED).update(
+            status=Post.Status.DRAFT, status_note="", updated_at=timezone.now()
+        )
+        if not changed:
+            raise PublishError(_("Only scheduled posts can be unscheduled."))
+        audit(action="unschedule", post=post, user=user, token=token)
+    post.refresh_from_db()
+    return post
+
+
 def publish_due_posts(now: datetime | None = None) -> int:
     """Periodic: publish scheduled posts whose time has come; refuse expired ones, saying why."""
     now = now or timezone.now()
@@ -201,6 +214,18 @@ def post_cancel(*, post: Post, user=None, token=None) -> int:
     return stopped
 
 
+def resendable(post: Post) -> QuerySet[Delivery]:
+    """Failed deliveries another try can fix, to people still subscribed."""
+    failed = Delivery.objects.filter(post=post, status=Delivery.Status.FAILED)
+    # Classify the few distinct error codes, not the rows.
+    codes = failed.exclude(last_error_code=None).values_list("last_error_code", flat=True)
+    retryable = [code for code in set(codes.distinct()) if handling_for(code) not in NOT_RESENT]
+    return failed.filter(
+        Q(last_error_code__isnull=True) | Q(last_error_code__in=retryable),
+        subscriber__status=Subscriber.Status.ACTIVE,
+    )
+
+
 def resend_failed(*, post: Post, user=None) -> int:
     """Queue again the people whose delivery failed for a reason another try can fix."""
     with transaction.atomic():
@@ -209,20 +234,14 @@ def resend_failed(*, post: Post, user=None) -> int:
             raise PublishError(_("Only posts that were sent can be resent."))
         if post.is_expired():
             raise PublishError(_("The post has expired: it will not be sent again."))
-        failed = Delivery.objects.filter(post=post, status=Delivery.Status.FAILED)
-        # Classify the few distinct error codes, not the rows.
-        codes = failed.exclude(last_error_code=None).values_list("last_error_code", flat=True)
-        codes = codes.distinct()
-        retryable = [code for code in set(codes) if handling_for(code) not in NOT_RESENT]
-        requeued = (
-            failed.filter(Q(last_error_code__isnull=True) | Q(last_error_code__in=retryable))
-            .filter(subscriber__status=Subscriber.Status.ACTIVE)
-            .update(
-                status=Delivery.Status.QUEUED,
-                attempts=0,
-                next_attempt_at=None,
-                failed_at=None,
-            )
+        # The failed message's wamid goes: the sender keeps a wamid it finds, and the new
+        # message's statuses must match the new one.
+        requeued = resendable(post).update(
+            status=Delivery.Status.QUEUED,
+            attempts=0,
+            next_attempt_at=None,
+            failed_at=None,
+            wa_message_id=None,
         )
         if requeued:
             Post.objects.filter(pk=post.pk).update(status=Post.Status.SENDING, finished_at=None)

@@ -35,3 +35,11 @@ def prune_idempotency_keys() -> int:
     from subscribers.api.idempotency import idempotency_prune
 
     return idempotency_prune()
+
+
+@shared_task(name="banditore.subscribers.count_subscribers", ignore_result=True)
+def count_subscribers() -> int:
+    # Lazy import: only the dashboard's counts need it.
+    from subscribers.dashboard import take_snapshot
+
+    return take_snapshot()

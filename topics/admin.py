@@ -3,7 +3,10 @@ from __future__ import annotations
 from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 
-from topics.models import Topic
+from channel.admin import MessageTemplateAdmin
+from channel.models import MessageTemplate
+from topics.audit import audit_admin, form_changes, form_values
+from topics.models import AuditEntry, Topic
 
 
 @admin.register(Topic)
@@ -44,3 +47,48 @@ class TopicAdmin(admin.ModelAdmin):
     @admin.action(description=_("Hide the selected topics from citizens"))
     def deactivate(self, request, queryset) -> None:
         queryset.update(is_active=False)
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(admin.ModelAdmin):
+    """The audit log, read-only: publish, schedule, cancel, resend, test sends, template and
+    API key changes, resume after an account problem."""
+
+    list_display = ["at", "actor", "actor_token", "action", "object_repr"]
+    list_filter = ["action", "at"]
+    search_fields = ["object_repr", "actor__username", "action"]
+    date_hierarchy = "at"
+    fields = ["at", "actor", "actor_token", "action", "object_repr", "details"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+# Registered here rather than in channel/admin.py: channel may not import topics, and every
+# change of a template is written to the audit log (who, when, what: old → new).
+@admin.register(MessageTemplate)
+class AuditedMessageTemplateAdmin(MessageTemplateAdmin):
+    def save_model(self, request, obj, form, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        if change:
+            details = {"changed": form_changes(form)}
+            audit_admin(user=request.user, action="template_changed", obj=obj, details=details)
+        else:
+            details = {"fields": form_values(form)}
+            audit_admin(user=request.user, action="template_created", obj=obj, details=details)
+
+    def delete_model(self, request, obj) -> None:
+        audit_admin(user=request.user, action="template_deleted", obj=obj)
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset) -> None:
+        for template in queryset:
+            audit_admin(user=request.user, action="template_deleted", obj=template)
+        super().delete_queryset(request, queryset)

@@ -1,0 +1,140 @@
+"""The dashboard in a real Chromium, from the admin home: charts drawn, screenshot kept.
+
+Named to run after test_editor_day.py: a transactional test empties the tables afterwards,
+including the groups the migrations create, which that test needs.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.db import connections
+from django.utils import timezone
+
+from subscribers.dashboard import weeks_until
+from subscribers.models import ConsentEvent, Subscriber, TopicCount
+from tests.factories import make_delivery, make_post, make_subscriber, make_topic
+
+# Playwright's sync API runs an event loop in this thread; the ORM calls here stay synchronous.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not Path("/usr/bin/chromium").exists(),
+        reason="Chromium not installed: apt-get install -y chromium",
+    ),
+]
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "var" / "test-artifacts"
+TIMEOUT_MS = 15_000
+
+
+@pytest.fixture
+def browser_page():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path="/usr/bin/chromium",
+            args=["--no-sandbox", "--disable-background-networking"],
+        )
+        context = browser.new_context(viewport={"width": 1200, "height": 900}, locale="it-IT")
+        page = context.new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        yield page
+        context.close()
+        browser.close()
+        # ORM calls made while Playwright runs get their own connection: close it, or the test
+        # database cannot be dropped at the end of the session.
+        connections.close_all()
+
+
+def _a_few_months_of_history() -> None:
+    # Own topics: an earlier transactional test may have emptied the migrations' defaults.
+    names = ["Scuola", "Cantieri e viabilità", "Raccolta differenziata", "Eventi e cultura"]
+    topics = [make_topic(name_it=name, slug=f"dash-{n}") for n, name in enumerate(names)]
+    people = [make_subscriber(topics=topics[: 1 + n % len(topics)]) for n in range(12)]
+    now = timezone.now()
+    weeks = weeks_until(now, 16)
+    for n, week in enumerate(weeks[:-1]):
+        day = week + timedelta(days=6)
+        TopicCount.objects.create(day=day, subscribers=n * 12 // len(weeks), taken_at=now)
+        for i, topic in enumerate(topics):
+            count = n * (12 - 3 * i) // len(weeks)
+            TopicCount.objects.create(day=day, topic=topic, subscribers=count, taken_at=now)
+    for n, person in enumerate(people):
+        when = now - timedelta(weeks=n % 10, hours=n)
+        ConsentEvent.objects.create(subscriber=person, kind="consent", source="chat", at=when)
+    post = make_post(topics=topics, status="sent", published_at=now - timedelta(days=2))
+    for n, person in enumerate(people):
+        make_delivery(post=post, subscriber=person, status=("read", "delivered", "sent")[n % 3])
+    ConsentEvent.objects.create(
+        subscriber=people[2], kind="leave", source="chat", at=post.published_at + timedelta(hours=3)
+    )
+
+
+def test_an_editor_opens_the_dashboard_from_the_admin_home(
+    transactional_db, live_server, client, admin_user, browser_page
+):
+    _a_few_months_of_history()
+    page = browser_page
+    client.force_login(admin_user)
+    cookie = client.cookies[settings.SESSION_COOKIE_NAME]
+    page.context.add_cookies(
+        [{"name": settings.SESSION_COOKIE_NAME, "value": cookie.value, "url": live_server.url}]
+    )
+
+    page.goto(f"{live_server.url}/admin/")
+    page.click("#dashboard-link a")
+
+    page.wait_for_selector("#dashboard")
+    assert page.locator("[data-testid=active-now]").inner_text() == "12"
+    assert page.locator("#trend svg polyline").count() >= 1
+    assert page.locator("#joins-leaves svg rect").count() > 10
+    assert page.locator("#posts tr[data-post]").count() == 1
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
+    assert (ARTIFACTS / "dashboard.png").stat().st_size > 10_000
+
+
+def test_an_administrator_uploads_a_list_and_reads_which_lines_to_fix(
+    transactional_db, live_server, client, admin_user, browser_page, tmp_path
+):
+    make_topic(name_it="Scuola", slug="scuola")
+    bad = tmp_path / "lista.csv"
+    bad.write_text(
+        "numero;argomenti;data_consenso;fonte\n"
+        "+39 333 111 2222;scuola;15/03/2024;sportello\n"
+        "333 12;scuola;15/03/2024;sportello\n"
+        "0039 333 444 5555;pesca;15/03/2024;sportello\n"
+    )
+    good = tmp_path / "lista-corretta.csv"
+    good.write_text("numero;argomenti;data_consenso;fonte\n+39 333 111 2222;scuola;15/03/2024;x\n")
+    page = browser_page
+    client.force_login(admin_user)
+    cookie = client.cookies[settings.SESSION_COOKIE_NAME]
+    page.context.add_cookies(
+        [{"name": settings.SESSION_COOKIE_NAME, "value": cookie.value, "url": live_server.url}]
+    )
+    page.goto(f"{live_server.url}/admin/")
+    page.click("#dashboard-link >> text=Importa iscritti da un file CSV")
+
+    page.set_input_files("input[name=file]", str(bad))
+    page.click("#import-form input[type=submit]")
+
+    report = page.locator("#import-report").inner_text()
+    assert "Riga 3:" in report and "Riga 4: argomento sconosciuto: pesca" in report
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "import-errors.png"), full_page=True)
+    assert not Subscriber.objects.exists()
+
+    page.set_input_files("input[name=file]", str(good))
+    page.click("#import-form input[type=submit]")
+
+    assert "1 nuovi iscritti" in page.locator("#import-report").inner_text()
+    assert Subscriber.objects.get().wa_id == "393331112222"

@@ -11,6 +11,10 @@ def healthz(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"ok": True})
 
 
+# Editors should see whose desk this is, not "Django administration".
+admin.site.site_header = f"Banditore · {settings.COUNCIL_NAME}"
+admin.site.site_title = "Banditore"
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),

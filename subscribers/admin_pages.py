@@ -27,21 +27,21 @@ def dashboard_view(admin_site, request):
     """Staff only (admin_view); aggregate numbers, no phone numbers at all."""
     data = dashboard()
     labels = [f"{week:%d/%m}" for week in data.weeks]
-    context = _context(admin_site, request, _("Cruscotto"))
+    context = _context(admin_site, request, _("Dashboard"))
     context |= {
         "data": data,
         "total_chart": charts.line_chart(
             labels,
-            [charts.Series(_("Iscritti attivi"), data.total_weekly)],
-            title=_("Iscritti attivi, settimana per settimana"),
+            [charts.Series(_("Active subscribers"), data.total_weekly)],
+            title=_("Active subscribers, week by week"),
         ),
         "joins_chart": charts.bar_chart(
             labels,
             [j for _w, j, _l in data.joins_leaves],
             [lv for _w, _j, lv in data.joins_leaves],
-            title=_("Iscrizioni e cancellazioni per settimana"),
-            up_name=_("Iscrizioni"),
-            down_name=_("Cancellazioni"),
+            title=_("Joins and leaves per week"),
+            up_name=_("Joins"),
+            down_name=_("Leaves"),
         ),
         "topic_rows": [
             (row, charts.sparkline(row.weekly, title=str(row.topic))) for row in data.topics
@@ -54,34 +54,34 @@ def dashboard_view(admin_site, request):
 
 class ImportForm(forms.Form):
     file = forms.FileField(
-        label=gettext_lazy("File CSV"),
+        label=gettext_lazy("CSV file"),
         help_text=gettext_lazy(
-            "Colonne: numero, argomenti (facoltativa, separati da ;), data_consenso, fonte. "
-            "La prima riga contiene i nomi delle colonne."
+            "Columns: numero (number), argomenti (topics, optional, separated by ;), "
+            "data_consenso (consent date), fonte (source). The first line holds the column names."
         ),
     )
     encoding = forms.ChoiceField(
-        label=gettext_lazy("Codifica"),
+        label=gettext_lazy("Encoding"),
         choices=[
-            ("utf-8", gettext_lazy("UTF-8 (consigliata: «CSV UTF-8» in Excel)")),
-            ("windows-1252", gettext_lazy("Windows-1252 (CSV normale di Excel per Windows)")),
+            ("utf-8", gettext_lazy("UTF-8 (recommended: “CSV UTF-8” in Excel)")),
+            ("windows-1252", gettext_lazy("Windows-1252 (plain CSV from Excel for Windows)")),
         ],
         initial="utf-8",
     )
     source = forms.CharField(
-        label=gettext_lazy("Fonte del consenso per le righe senza fonte"),
+        label=gettext_lazy("Consent source for lines without one"),
         required=False,
         max_length=150,
-        help_text=gettext_lazy("Per esempio «modulo cartaceo sportello 2024»."),
+        help_text=gettext_lazy("For example “paper form, front desk 2024”."),
     )
     consent_date = forms.DateField(
-        label=gettext_lazy("Data del consenso per le righe senza data"),
+        label=gettext_lazy("Consent date for lines without one"),
         required=False,
         input_formats=["%d/%m/%Y", "%Y-%m-%d"],
-        help_text=gettext_lazy("gg/mm/aaaa"),
+        help_text=gettext_lazy("dd/mm/yyyy"),
     )
     dry_run = forms.BooleanField(
-        label=gettext_lazy("Solo verifica: controlla il file senza importare nulla"),
+        label=gettext_lazy("Check only: verify the file without importing anything"),
         required=False,
     )
 
@@ -89,7 +89,7 @@ class ImportForm(forms.Form):
         upload = self.cleaned_data["file"]
         if upload.size > MAX_UPLOAD_BYTES:
             raise forms.ValidationError(
-                _("File troppo grande (più di 50 MB): usa il comando import_subscribers.")
+                _("File too large (over 50 MB): use the import_subscribers command.")
             )
         return upload
 
@@ -106,7 +106,7 @@ class ImportForm(forms.Form):
 def import_view(admin_site, request):
     if not request.user.has_perm("subscribers.import_subscribers"):
         raise PermissionDenied
-    context = _context(admin_site, request, _("Importa iscritti da un file CSV"))
+    context = _context(admin_site, request, _("Import subscribers from a CSV file"))
     form = ImportForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data

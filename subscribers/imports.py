@@ -97,13 +97,13 @@ def normalise_number(raw: str, region: str = DEFAULT_REGION) -> str:
     (E.164 digits without '+', as Meta's wa_id). Raises ValueError with the reason."""
     text = raw.strip()
     if not text:
-        raise ValueError(_("numero mancante"))
+        raise ValueError(_("number missing"))
     try:
         number = phonenumbers.parse(text, region)
     except phonenumbers.NumberParseException:
         number = None
     if number is None or not _is_valid(number):
-        raise ValueError(_("«%(number)s» non è un numero di telefono valido") % {"number": text})
+        raise ValueError(_("“%(number)s” is not a valid phone number") % {"number": text})
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)[1:]
 
 
@@ -122,7 +122,7 @@ def parse_consent_date(text: str) -> datetime:
     without a time zone it is the council's local time."""
     text = text.strip()
     if not text:
-        raise ValueError(_("data del consenso mancante"))
+        raise ValueError(_("consent date missing"))
     try:
         value = datetime.fromisoformat(text)
     except ValueError:
@@ -134,15 +134,15 @@ def parse_consent_date(text: str) -> datetime:
                 continue
         else:
             raise ValueError(
-                _("data del consenso «%(date)s» non riconosciuta (usa 15/03/2024 o 2024-03-15)")
+                _("consent date “%(date)s” not understood (use 15/03/2024 or 2024-03-15)")
                 % {"date": text}
             ) from None
     if timezone.is_naive(value):
         value = timezone.make_aware(value)
     if value > timezone.now():
-        raise ValueError(_("data del consenso «%(date)s» nel futuro") % {"date": text})
+        raise ValueError(_("consent date “%(date)s” is in the future") % {"date": text})
     if value < timezone.make_aware(EARLIEST_CONSENT):
-        raise ValueError(_("data del consenso «%(date)s» troppo vecchia") % {"date": text})
+        raise ValueError(_("consent date “%(date)s” is too old") % {"date": text})
     return value
 
 
@@ -188,9 +188,9 @@ class TopicResolver:
                 problems["unknown"].append(part.strip())
         if any(problems.values()):
             messages = {
-                "unknown": _("argomento sconosciuto: %(names)s"),
-                "inactive": _("argomento non attivo: %(names)s"),
-                "ambiguous": _("nome di più argomenti, usa lo slug: %(names)s"),
+                "unknown": _("unknown topic: %(names)s"),
+                "inactive": _("topic not active: %(names)s"),
+                "ambiguous": _("name of several topics, use the slug: %(names)s"),
             }
             found = [messages[k] % {"names": ", ".join(v)} for k, v in problems.items() if v]
             raise ValueError("; ".join(found))
@@ -202,19 +202,19 @@ def _decoded_lines(binary: Iterable[bytes], encoding: str) -> Iterator[str]:
     for number, raw in enumerate(binary, start=1):
         if number == 1 and raw[:4] == b"PK\x03\x04":
             raise ImportAborted(
-                _("È un file Excel (.xlsx): aprilo in Excel e salvalo come «CSV UTF-8».")
+                _("This is an Excel file (.xlsx): open it in Excel and save it as “CSV UTF-8”.")
             )
         if number == 1 and raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
             raise ImportAborted(
-                _("Il file è in UTF-16: da Excel salvalo come «CSV UTF-8 (delimitato da virgole)».")
+                _("The file is UTF-16: in Excel save it as “CSV UTF-8 (comma delimited)”.")
             )
         try:
             yield raw.decode(codec)
         except UnicodeDecodeError:
             raise ImportAborted(
                 _(
-                    "Riga %(line)d: il file non è nella codifica %(encoding)s. Da Excel salvalo "
-                    "come «CSV UTF-8», oppure scegli la codifica Windows-1252."
+                    "Line %(line)d: the file is not in the %(encoding)s encoding. In Excel save it "
+                    "as “CSV UTF-8”, or choose the Windows-1252 encoding."
                 )
                 % {"line": number, "encoding": encoding.upper()}
             ) from None
@@ -243,8 +243,8 @@ def _map_header(header: list[str], defaults: Defaults, report: ImportReport) -> 
     if missing:
         raise ImportAborted(
             _(
-                "Manca la colonna %(missing)s nella prima riga. Colonne attese: numero, "
-                "argomenti (facoltativa), data_consenso, fonte. Trovate: %(found)s."
+                "The first line lacks the column %(missing)s. Expected columns: numero, "
+                "argomenti (optional), data_consenso, fonte. Found: %(found)s."
             )
             % {"missing": ", ".join(missing), "found": ", ".join(header) or "—"}
         )
@@ -275,7 +275,7 @@ def import_subscribers(
     lines = _decoded_lines(counted, encoding)
     first = next(lines, None)
     if first is None:
-        raise ImportAborted(_("Il file è vuoto."))
+        raise ImportAborted(_("The file is empty."))
     delimiter = _delimiter(first)
     separators = "".join(s for s in ";|," if s != delimiter)
 
@@ -292,7 +292,7 @@ def import_subscribers(
             _stage(reader, positions, separators, region, defaults, batch, report)
         except csv.Error as exc:
             raise ImportAborted(
-                _("Riga %(line)d: il file non è un CSV leggibile (%(why)s).")
+                _("Line %(line)d: the file is not a readable CSV (%(why)s).")
                 % {"line": reader.line_num, "why": exc}
             ) from None
         if report.ok:
@@ -304,7 +304,7 @@ def import_subscribers(
             except IntegrityError:
                 # Someone in the file joined through WhatsApp while we were merging.
                 raise ImportAborted(
-                    _("Un numero del file si è iscritto da WhatsApp proprio ora: riprova.")
+                    _("A number in the file joined through WhatsApp just now: try again.")
                 ) from None
         if dry_run or not report.ok:
             transaction.set_rollback(True)
@@ -366,7 +366,7 @@ def _stage(reader, positions, separators, region, defaults, batch, report) -> No
             problems.append(str(exc))
         source = (cell(source_at) or defaults.source)[:150]
         if not source:
-            problems.append(_("fonte del consenso mancante"))
+            problems.append(_("consent source missing"))
         if problems:
             report.error(line, "; ".join(problems))
             continue
@@ -414,7 +414,7 @@ def _find_duplicates(batch: str, report: ImportReport) -> None:
     for wa_id, first, last, count in duplicates:
         report.error(
             last,
-            _("il numero %(number)s compare %(count)d volte (prima alla riga %(first)d)")
+            _("the number %(number)s appears %(count)d times (first on line %(first)d)")
             % {"number": mask_phone(wa_id), "count": count, "first": first},
         )
 
@@ -503,22 +503,22 @@ def describe(report: ImportReport) -> list[str]:
     """The report in sentences for an editor (admin page and command)."""
     if not report.ok:
         lines = [
-            _("Nessun iscritto importato: %(count)d errori in %(lines)d righe. Correggi e riprova.")
+            _("Nobody imported: %(count)d errors in %(lines)d lines. Correct them and try again.")
             % {"count": report.error_count, "lines": report.lines}
         ]
         for number, message in report.errors:
-            lines.append(_("Riga %(line)d: %(message)s") % {"line": number, "message": message})
+            lines.append(_("Line %(line)d: %(message)s") % {"line": number, "message": message})
         if report.error_count > len(report.errors):
             lines.append(
-                _("… e altri %(more)d errori.") % {"more": report.error_count - len(report.errors)}
+                _("… and %(more)d more errors.") % {"more": report.error_count - len(report.errors)}
             )
         return lines
     lines = [
-        (_("Prova: nulla è stato scritto.") + " " if report.dry_run else "")
+        (_("Check only: nothing was written.") + " " if report.dry_run else "")
         + _(
-            "%(lines)d righe: %(created)d nuovi iscritti, %(activated)d in attesa di consenso "
-            "ora attivi, %(known)d già iscritti, %(left)d non reiscritti perché si erano "
-            "cancellati; %(subs)d argomenti aggiunti."
+            "%(lines)d lines: %(created)d new subscribers, %(activated)d waiting for consent "
+            "now active, %(known)d already subscribed, %(left)d not subscribed again because "
+            "they had left; %(subs)d topics added."
         )
         % {
             "lines": report.lines,
@@ -531,7 +531,7 @@ def describe(report: ImportReport) -> list[str]:
     ]
     if report.ignored_columns:
         lines.append(
-            _("Colonne ignorate (non servono): %(columns)s")
+            _("Columns ignored (not needed): %(columns)s")
             % {"columns": ", ".join(report.ignored_columns)}
         )
     return lines

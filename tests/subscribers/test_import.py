@@ -23,7 +23,7 @@ IMPORT_URL = "/admin/subscribers/subscriber/import/"
 
 @pytest.fixture(autouse=True)
 def italian():
-    """Messages are compared in Italian, the source language."""
+    """Messages are compared in Italian, the language the editors see (English is the source)."""
     with translation.override("it"):
         yield
 

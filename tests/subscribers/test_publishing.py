@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 from django.db import connection
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from channel.account import pause_sending, resume_sending
 from channel.ratelimit import get_tier_window
@@ -108,7 +108,8 @@ def test_an_expired_post_is_not_sent_and_says_why(template):
         send_at=timezone.now() - timedelta(hours=2),
         expires_at=timezone.now() - timedelta(hours=1),
     )
-    assert publishing.publish_due_posts() == 0
+    with translation.override("en"):  # the refusal is stored in the language active then
+        assert publishing.publish_due_posts() == 0
     post.refresh_from_db()
     assert post.status == Post.Status.CANCELLED
     assert "expired" in post.status_note
@@ -132,7 +133,7 @@ def test_a_paused_account_refuses_to_publish(template):
     topic = make_topic()
     make_subscriber(topics=[topic])
     pause_sending(code=190, reason="token expired")
-    with pytest.raises(publishing.PublishError, match="paused"):
+    with translation.override("en"), pytest.raises(publishing.PublishError, match="paused"):
         publishing.post_publish(post=make_post(topics=[topic]))
 
 

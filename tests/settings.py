@@ -24,3 +24,8 @@ WHATSAPP_VERIFY_TOKEN = "test-verify-token"
 WHATSAPP_ACCESS_TOKEN = "test-access-token"
 WHATSAPP_PHONE_NUMBER_ID = "100000000000001"
 LANGUAGE_CODE = "it"
+
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):  # noqa: F405
+    # A file, not Django's shared-cache in-memory database: that one locks whole tables, so the
+    # live server, worker threads and concurrency tests fail with "database table is locked".
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}  # noqa: F405

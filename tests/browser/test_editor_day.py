@@ -14,14 +14,12 @@ resending once the limit frees).
 from __future__ import annotations
 
 import importlib
-import os
 import threading
 import time
-from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import Group, Permission, User
-from django.db import connection, connections
+from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
@@ -29,45 +27,15 @@ from channel.models import OutboundMessage
 from channel.services import process_pending_inbound_events
 from subscribers import sending
 from subscribers.models import Delivery
+from tests.browser.conftest import TIMEOUT_MS, screenshot
 from tests.factories import make_subscriber, make_template, make_topic
 from tests.subscribers.engine_helpers import webhooks_to
 from topics.models import AuditEntry, Post
 
-# Playwright's sync API runs an event loop in this thread; the ORM calls here stay synchronous.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not Path("/usr/bin/chromium").exists(),
-        reason="Chromium not installed: apt-get install -y chromium",
-    ),
-]
-
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-TIMEOUT_MS = 20_000
 STAFF = "393330009999"
 UNREACHABLE = "393330000666"
 BODY = "Domani, 3 dicembre, le scuole restano chiuse ❄️\nAggiornamenti sul sito del Comune."
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 256
-
-
-@pytest.fixture
-def browser_page():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path="/usr/bin/chromium",
-            args=["--no-sandbox", "--disable-background-networking"],
-        )
-        context = browser.new_context(viewport={"width": 1200, "height": 900}, locale="it-IT")
-        page = context.new_page()
-        page.set_default_timeout(TIMEOUT_MS)
-        yield page
-        context.close()
-        browser.close()
-        connections.close_all()
 
 
 class Worker(threading.Thread):
@@ -207,11 +175,6 @@ def _wait_for_counts(page, post: Post, **expected: int) -> None:
         page.reload()
 
 
-def _screenshot(page, name: str) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / name), full_page=True)
-
-
 def test_an_editors_day(transactional_db, live_server, fake_graph, newsroom, worker, browser_page):
     page = browser_page
     _log_in(page, live_server)
@@ -245,7 +208,7 @@ def test_an_editors_day(transactional_db, live_server, fake_graph, newsroom, wor
         n: results.locator(f"[data-count={n}]").inner_text() for n in ("recipients", "failed")
     }
     assert counts == {"recipients": "6", "failed": "3"}
-    _screenshot(page, "editor-day-progress.png")
+    screenshot(page, "editor-day-progress.png")
 
     # Resend to the failed only: the two held back by the tier go again, the number that is
     # not on WhatsApp is skipped.
@@ -253,7 +216,7 @@ def test_an_editors_day(transactional_db, live_server, fake_graph, newsroom, wor
     assert _confirm(page, "resend_failed").startswith("2 ")
     _wait_for_counts(page, post, reach=6, delivered=5, failed=1)
     page.reload()
-    _screenshot(page, "editor-day-resent.png")
+    screenshot(page, "editor-day-resent.png")
 
     assert len(fake_graph.outbox(to=UNREACHABLE)) == 0
     per_person = [entry["to"] for entry in fake_graph.outbox() if entry["to"] != STAFF]
@@ -269,4 +232,4 @@ def test_an_editors_day(transactional_db, live_server, fake_graph, newsroom, wor
 
     response = page.goto(f"{live_server.url}{reverse('admin:subscribers_dashboard')}")
     assert response is not None and response.ok
-    _screenshot(page, "editor-day-dashboard.png")
+    screenshot(page, "editor-day-dashboard.png")

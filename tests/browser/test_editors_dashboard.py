@@ -1,57 +1,16 @@
-"""The dashboard in a real Chromium, from the admin home: charts drawn, screenshot kept.
-
-Named to run after test_editor_day.py: a transactional test empties the tables afterwards,
-including the groups the migrations create, which that test needs.
-"""
+"""The dashboard in a real Chromium, from the admin home: charts drawn, screenshot kept."""
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
-from pathlib import Path
 
-import pytest
 from django.conf import settings
-from django.db import connections
 from django.utils import timezone
 
 from subscribers.dashboard import weeks_until
 from subscribers.models import ConsentEvent, Subscriber, TopicCount
+from tests.browser.conftest import screenshot
 from tests.factories import make_delivery, make_post, make_subscriber, make_topic
-
-# Playwright's sync API runs an event loop in this thread; the ORM calls here stay synchronous.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not Path("/usr/bin/chromium").exists(),
-        reason="Chromium not installed: apt-get install -y chromium",
-    ),
-]
-
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-TIMEOUT_MS = 15_000
-
-
-@pytest.fixture
-def browser_page():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path="/usr/bin/chromium",
-            args=["--no-sandbox", "--disable-background-networking"],
-        )
-        context = browser.new_context(viewport={"width": 1200, "height": 900}, locale="it-IT")
-        page = context.new_page()
-        page.set_default_timeout(TIMEOUT_MS)
-        yield page
-        context.close()
-        browser.close()
-        # ORM calls made while Playwright runs get their own connection: close it, or the test
-        # database cannot be dropped at the end of the session.
-        connections.close_all()
 
 
 def _a_few_months_of_history() -> None:
@@ -97,9 +56,7 @@ def test_an_editor_opens_the_dashboard_from_the_admin_home(
     assert page.locator("#trend svg polyline").count() >= 1
     assert page.locator("#joins-leaves svg rect").count() > 10
     assert page.locator("#posts tr[data-post]").count() == 1
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
-    assert (ARTIFACTS / "dashboard.png").stat().st_size > 10_000
+    assert screenshot(page, "dashboard.png").stat().st_size > 10_000
 
 
 def test_an_administrator_uploads_a_list_and_reads_which_lines_to_fix(
@@ -129,8 +86,7 @@ def test_an_administrator_uploads_a_list_and_reads_which_lines_to_fix(
 
     report = page.locator("#import-report").inner_text()
     assert "Riga 3:" in report and "Riga 4: argomento sconosciuto: pesca" in report
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / "import-errors.png"), full_page=True)
+    screenshot(page, "import-errors.png")
     assert not Subscriber.objects.exists()
 
     page.set_input_files("input[name=file]", str(good))

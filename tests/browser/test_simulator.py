@@ -8,53 +8,16 @@ Graph API, whose outbox the page polls.
 
 from __future__ import annotations
 
-import os
 import time
-from pathlib import Path
 
-import pytest
 from django.conf import settings
-from django.db import connections
 
 from channel.models import InboundEvent, InboundMessage
 from subscribers.models import ConsentEvent, Subscriber
+from tests.browser.conftest import TIMEOUT_MS, screenshot
 from tests.factories import make_topic
 
-# Playwright's sync API runs an event loop in this thread; Django's ORM calls in the test
-# itself are still synchronous and safe.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not Path("/usr/bin/chromium").exists(),
-        reason="Chromium not installed: apt-get install -y chromium",
-    ),
-]
-
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 NUMBER = "393339876543"
-TIMEOUT_MS = 15_000
-
-
-@pytest.fixture
-def browser_page():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path="/usr/bin/chromium",
-            args=["--no-sandbox", "--disable-background-networking"],
-        )
-        context = browser.new_context(viewport={"width": 1000, "height": 800})
-        page = context.new_page()
-        page.set_default_timeout(TIMEOUT_MS)
-        yield page
-        context.close()
-        browser.close()
-        # ORM calls made while Playwright runs get their own connection (another context):
-        # close it here, or the test database cannot be dropped at the end of the session.
-        connections.close_all()
 
 
 def _log_in(page, client, live_server, admin_user) -> None:
@@ -173,8 +136,7 @@ def test_join_accept_three_topics_finish_and_leave(
     page.fill("#sim-text", "cancellami")
     page.click("#sim-send")
     _wait_for_more(page, before)
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / "simulator.png"), full_page=True)
+    screenshot(page, "simulator.png")
 
     subscriber.refresh_from_db()
     assert subscriber.status == Subscriber.Status.LEFT

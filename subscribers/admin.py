@@ -6,6 +6,7 @@ from django.contrib import admin
 from django.urls import path
 from django.utils.translation import gettext_lazy as _
 
+from channel.admin import ReadOnlyAdmin
 from subscribers import admin_pages
 from subscribers.admin_posts import PostAdmin  # noqa: F401  (registers the editors' desk)
 from subscribers.admin_tokens import ApiTokenAdmin  # noqa: F401  (registers API tokens)
@@ -103,16 +104,7 @@ class SubscriberAdmin(admin.ModelAdmin):
 
 
 @admin.register(ConsentEvent)
-class ConsentEventAdmin(admin.ModelAdmin):
+class ConsentEventAdmin(ReadOnlyAdmin):
     list_display = ["at", "subscriber", "kind", "topic", "source", "privacy_version"]
     list_filter = ["kind", "source"]
     date_hierarchy = "at"
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False

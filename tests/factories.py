@@ -54,3 +54,18 @@ def make_template(**overrides) -> MessageTemplate:
         "is_default": True,
     }
     return MessageTemplate.objects.create(**(values | overrides))
+
+
+def log_in_as(client, role: str | None, *extra_permissions: str, staff: bool = True):
+    """A staff user in one of the press office's groups (made by migration), logged in."""
+    from django.contrib.auth.models import Group, Permission, User
+
+    user = User.objects.create_user(
+        username=(role or "staff").lower(), password="x", is_staff=staff
+    )
+    if role:
+        user.groups.add(Group.objects.get(name=role))
+    for codename in extra_permissions:
+        user.user_permissions.add(Permission.objects.get(codename=codename))
+    client.force_login(user)
+    return user

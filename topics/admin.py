@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 
-from channel.admin import MessageTemplateAdmin
+from channel.admin import MessageTemplateAdmin, ReadOnlyAdmin
 from channel.models import MessageTemplate
 from topics.audit import audit_admin, form_changes, form_values
 from topics.models import AuditEntry, Topic
@@ -50,7 +50,7 @@ class TopicAdmin(admin.ModelAdmin):
 
 
 @admin.register(AuditEntry)
-class AuditEntryAdmin(admin.ModelAdmin):
+class AuditEntryAdmin(ReadOnlyAdmin):
     """The audit log, read-only: publish, schedule, cancel, resend, test sends, template and
     API key changes, resume after an account problem."""
 
@@ -60,15 +60,6 @@ class AuditEntryAdmin(admin.ModelAdmin):
     date_hierarchy = "at"
     fields = ["at", "actor", "actor_token", "action", "object_repr", "details"]
     readonly_fields = fields
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 # Registered here rather than in channel/admin.py: channel may not import topics, and every

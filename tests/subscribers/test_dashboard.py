@@ -6,13 +6,12 @@ from datetime import date, datetime, timedelta
 
 import pytest
 from django.conf import settings
-from django.contrib.auth.models import Group, User
 from django.utils import timezone, translation
 
 from subscribers import charts
 from subscribers.dashboard import dashboard, take_snapshot, week_start, weeks_until
 from subscribers.models import ConsentEvent, Delivery, Subscriber, TopicCount
-from tests.factories import make_delivery, make_post, make_subscriber, make_topic
+from tests.factories import log_in_as, make_delivery, make_post, make_subscriber, make_topic
 
 pytestmark = pytest.mark.django_db
 
@@ -157,16 +156,8 @@ def test_the_number_of_queries_does_not_grow_with_subscribers(world, django_asse
         dashboard(NOW)
 
 
-def login(client, role: str | None, *, staff: bool = True) -> User:
-    user = User.objects.create_user(username=f"u-{role}", password="x", is_staff=staff)
-    if role:
-        user.groups.add(Group.objects.get(name=role))
-    client.force_login(user)
-    return user
-
-
 def test_the_page_renders_numbers_and_svg_charts_for_staff(client, world):
-    login(client, "Redattore")
+    log_in_as(client, "Redattore")
 
     page = client.get(URL)
 
@@ -180,14 +171,14 @@ def test_the_page_renders_numbers_and_svg_charts_for_staff(client, world):
 
 
 def test_the_admin_home_links_to_the_dashboard(client, world):
-    login(client, "Redattore")
+    log_in_as(client, "Redattore")
 
     assert URL in client.get("/admin/").content.decode()
 
 
 def test_people_who_are_not_staff_are_refused(client, world):
     assert client.get(URL).status_code == 302  # to the login page
-    login(client, None, staff=False)
+    log_in_as(client, None, staff=False)
     page = client.get(URL)
     assert page.status_code == 302 and "/admin/login/" in page["Location"]
 
@@ -210,7 +201,7 @@ def test_a_line_with_missing_weeks_is_drawn_in_pieces():
 
 
 def test_the_page_speaks_english_to_an_english_browser(client, world):
-    login(client, "Redattore")
+    log_in_as(client, "Redattore")
 
     try:
         page = client.get(URL, HTTP_ACCEPT_LANGUAGE="en")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from django.contrib.auth.models import Group, User
+from django.contrib.auth.models import Group
 from django.utils import timezone
 from django.utils.html import escape
 
@@ -15,19 +15,12 @@ from subscribers import publishing
 from subscribers.desk import post_plan, post_preview
 from subscribers.models import Delivery
 from subscribers.progress import send_duration
-from tests.factories import make_post, make_subscriber, make_template, make_topic
+from tests.factories import log_in_as, make_post, make_subscriber, make_template, make_topic
 from topics.models import AuditEntry, Post
 
 pytestmark = pytest.mark.django_db
 
 CHANGELIST = "/admin/topics/post/"
-
-
-def login(client, role: str) -> User:
-    user = User.objects.create_user(username=role.lower(), password="x", is_staff=True)
-    user.groups.add(Group.objects.get(name=role))
-    client.force_login(user)
-    return user
 
 
 @pytest.fixture
@@ -50,7 +43,7 @@ def test_the_three_roles_exist_with_their_rights():
 
 
 def test_a_redattore_cannot_send(client, post):
-    login(client, "Redattore")
+    log_in_as(client, "Redattore")
     page = client.get(CHANGELIST)
     assert page.status_code == 200
     assert b"send_now" not in page.content
@@ -63,7 +56,7 @@ def test_a_redattore_cannot_send(client, post):
 
 
 def test_a_pubblicatore_confirms_with_the_reach_then_sends(client, post):
-    login(client, "Pubblicatore")
+    log_in_as(client, "Pubblicatore")
     form = {"action": "send_now", "_selected_action": [post.pk]}
     confirmation = client.post(CHANGELIST, form)
     assert confirmation.status_code == 200
@@ -80,7 +73,7 @@ def test_a_pubblicatore_confirms_with_the_reach_then_sends(client, post):
 
 
 def test_a_paused_account_shows_an_alert_with_resume_on_every_admin_page(client):
-    login(client, "Pubblicatore")
+    log_in_as(client, "Pubblicatore")
     pause_sending(code=190, reason="Access token has expired")
     page = client.get("/admin/").content.decode()
     assert 'id="sending-paused"' in page and "Access token has expired" in page
@@ -91,7 +84,7 @@ def test_a_paused_account_shows_an_alert_with_resume_on_every_admin_page(client)
 
 
 def test_a_redattore_sees_the_alert_but_cannot_resume(client):
-    login(client, "Redattore")
+    log_in_as(client, "Redattore")
     pause_sending(code=190, reason="expired")
     page = client.get("/admin/").content.decode()
     assert 'id="sending-paused"' in page
@@ -101,7 +94,7 @@ def test_a_redattore_sees_the_alert_but_cannot_resume(client):
 
 
 def test_the_progress_view_shows_counts_finish_and_failures_explained(client, post):
-    login(client, "Pubblicatore")
+    log_in_as(client, "Pubblicatore")
     publishing.post_publish(post=post)
     first = Delivery.objects.filter(post=post).order_by("id").first()
     Delivery.objects.filter(pk=first.pk).update(status="failed", last_error_code=131026)
@@ -139,7 +132,7 @@ def test_the_plan_warns_when_no_template_is_approved():
 
 
 def test_the_preview_fills_the_template_with_the_post(client, post):
-    login(client, "Redattore")
+    log_in_as(client, "Redattore")
     preview = post_preview(post)
     assert preview["template"] == f"{post.title}: {post.body}"
     page = client.get(f"/admin/topics/post/{post.pk}/change/").content.decode()

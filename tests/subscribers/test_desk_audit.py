@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth.models import Group, User
 
-from tests.factories import make_template, make_topic
+from tests.factories import log_in_as, make_template, make_topic
 from tests.subscribers.apihelpers import token_with_key
 from topics.models import AuditEntry
 
@@ -14,13 +13,6 @@ pytestmark = pytest.mark.django_db
 TEMPLATES = "/admin/channel/messagetemplate/"
 TOKENS = "/admin/topics/apitoken/"
 AUDIT_LOG = "/admin/topics/auditentry/"
-
-
-def login(client, role: str) -> User:
-    user = User.objects.create_user(username=role.lower(), password="x", is_staff=True)
-    user.groups.add(Group.objects.get(name=role))
-    client.force_login(user)
-    return user
 
 
 def template_form(template, **changes) -> dict:
@@ -39,7 +31,7 @@ def template_form(template, **changes) -> dict:
 
 def test_an_amministratore_changes_a_template_and_the_log_says_what(client):
     template = make_template()
-    login(client, "Amministratore")
+    log_in_as(client, "Amministratore")
     response = client.post(
         f"{TEMPLATES}{template.pk}/change/",
         template_form(template, body_text="Avviso: {{1}} – {{2}}"),
@@ -53,7 +45,7 @@ def test_an_amministratore_changes_a_template_and_the_log_says_what(client):
 
 
 def test_a_new_template_is_logged_with_its_fields(client):
-    login(client, "Amministratore")
+    log_in_as(client, "Amministratore")
     form = {
         "name": "avviso_urgente",
         "language": "it",
@@ -70,7 +62,7 @@ def test_a_new_template_is_logged_with_its_fields(client):
 
 def test_a_pubblicatore_may_read_templates_but_not_change_them(client):
     template = make_template()
-    login(client, "Pubblicatore")
+    log_in_as(client, "Pubblicatore")
     assert client.get(f"{TEMPLATES}{template.pk}/change/").status_code == 200
     response = client.post(f"{TEMPLATES}{template.pk}/change/", template_form(template))
     assert response.status_code == 403
@@ -79,7 +71,7 @@ def test_a_pubblicatore_may_read_templates_but_not_change_them(client):
 
 
 def test_a_redattore_sees_neither_templates_nor_keys_nor_the_log(client):
-    login(client, "Redattore")
+    log_in_as(client, "Redattore")
     for url in (TEMPLATES, TOKENS, AUDIT_LOG):
         assert client.get(url).status_code == 403
 
@@ -87,7 +79,7 @@ def test_a_redattore_sees_neither_templates_nor_keys_nor_the_log(client):
 def test_a_token_change_logs_old_and_new_topics_and_never_the_key(client):
     schools, roads = make_topic(slug="scuole"), make_topic(slug="strade")
     token, key = token_with_key(name="Ufficio scuole", topics=[schools])
-    login(client, "Amministratore")
+    log_in_as(client, "Amministratore")
     response = client.post(
         f"{TOKENS}{token.pk}/change/",
         {"name": "Ufficio scuole", "topics": [schools.pk, roads.pk], "can_read_stats": "on"},
@@ -101,14 +93,14 @@ def test_a_token_change_logs_old_and_new_topics_and_never_the_key(client):
 
 
 def test_a_pubblicatore_cannot_manage_api_keys(client):
-    login(client, "Pubblicatore")
+    log_in_as(client, "Pubblicatore")
     assert client.get(f"{TOKENS}add/").status_code == 403
     assert client.post(f"{TOKENS}add/", {"name": "x"}).status_code == 403
 
 
 def test_the_amministratore_reads_the_audit_log_which_nobody_can_edit(client):
     template = make_template()
-    login(client, "Amministratore")
+    log_in_as(client, "Amministratore")
     client.post(f"{TEMPLATES}{template.pk}/change/", template_form(template, status="paused"))
     page = client.get(AUDIT_LOG).content.decode()
     assert "template_changed" in page

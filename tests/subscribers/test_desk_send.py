@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth.models import Group, Permission, User
 from django.contrib.messages import get_messages
 from django.utils import timezone
 
@@ -13,22 +12,13 @@ from channel.models import OutboundMessage
 from subscribers import publishing
 from subscribers.models import Delivery
 from subscribers.results import results_by_topic
-from tests.factories import make_post, make_subscriber, make_template, make_topic
+from tests.factories import log_in_as, make_post, make_subscriber, make_template, make_topic
 from topics.models import AuditEntry, Post
 
 pytestmark = pytest.mark.django_db
 
 CHANGELIST = "/admin/topics/post/"
 STAFF_IN_WINDOW, STAFF_OUTSIDE = "393330000001", "393330000002"
-
-
-def login(client, role: str, *extra_permissions: str) -> User:
-    user = User.objects.create_user(username=role.lower(), password="x", is_staff=True)
-    user.groups.add(Group.objects.get(name=role))
-    for codename in extra_permissions:
-        user.user_permissions.add(Permission.objects.get(codename=codename))
-    client.force_login(user)
-    return user
 
 
 @pytest.fixture
@@ -55,7 +45,7 @@ def texts(response) -> list[str]:
 
 
 def test_a_pubblicatore_schedules_for_send_at_after_seeing_the_reach(client, post):
-    login(client, "Pubblicatore")
+    log_in_as(client, "Pubblicatore")
     post.send_at = timezone.now() + timedelta(hours=3)
     post.save()
     page = client.get(f"{CHANGELIST}{post.pk}/confirm/schedule/").content.decode()
@@ -70,7 +60,7 @@ def test_a_pubblicatore_schedules_for_send_at_after_seeing_the_reach(client, pos
 
 
 def test_scheduling_a_time_that_has_passed_is_refused_with_a_reason(client, post):
-    login(client, "Pubblicatore")
+    log_in_as(client, "Pubblicatore")
     Post.objects.filter(pk=post.pk).update(send_at=timezone.now() - timedelta(minutes=1))
     response = run_action(client, "schedule", post)
     assert any("“Send now”" in m or "Invia ora" in m for m in texts(response))
@@ -79,7 +69,7 @@ def test_scheduling_a_time_that_has_passed_is_refused_with_a_reason(client, post
 
 
 def test_unscheduling_brings_the_post_back_to_draft(client, post):
-    login(client, "Pubblicatore")
+    log_in_as(client, "Pubblicatore")
     publishing.post_schedule(post=post, send_at=timezone.now() + timedelta(days=1))
     run_action(client, "unschedule", post)
     post.refresh_from_db()
@@ -88,7 +78,7 @@ def test_unscheduling_brings_the_post_back_to_draft(client, post):
 
 
 def test_the_post_page_offers_the_actions_of_its_status_and_returns_there(client, post):
-    login(client, "Pubblicatore")
+    log_in_as(client, "Pubblicatore")
     page = client.get(f"{CHANGELIST}{post.pk}/change/").content.decode()
     for action in ("send_test", "send_now", "schedule"):
         assert f'id="post-action-{action}"' in page
@@ -105,7 +95,7 @@ def test_the_post_page_offers_the_actions_of_its_status_and_returns_there(client
 
 def test_a_redattore_can_neither_schedule_nor_test_nor_send(client, post, settings):
     settings.BANDITORE_TEST_NUMBERS = [STAFF_OUTSIDE]
-    login(client, "Redattore")
+    log_in_as(client, "Redattore")
     post.send_at = timezone.now() + timedelta(hours=3)
     post.save()
     page = client.get(f"{CHANGELIST}{post.pk}/change/").content.decode()
@@ -119,7 +109,7 @@ def test_a_redattore_can_neither_schedule_nor_test_nor_send(client, post, settin
 
 
 def test_an_unknown_page_action_is_not_found(client, post):
-    login(client, "Pubblicatore")
+    log_in_as(client, "Pubblicatore")
     assert client.get(f"{CHANGELIST}{post.pk}/confirm/delete_selected/").status_code == 404
     assert client.get(f"{CHANGELIST}999999/confirm/send_now/").status_code == 404
 
@@ -139,7 +129,7 @@ def staff_phones(settings, fake_graph, redis_conn):
 
 
 def test_a_test_send_reaches_only_the_staff_phones(client, post, staff_phones):
-    login(client, "Pubblicatore")
+    log_in_as(client, "Pubblicatore")
     confirmation = client.get(f"{CHANGELIST}{post.pk}/confirm/send_test/").content.decode()
     assert "+39 333 ••• ••01" in confirmation and STAFF_IN_WINDOW not in confirmation
     response = run_action(client, "send_test", post)
@@ -162,7 +152,7 @@ def test_a_test_send_reaches_only_the_staff_phones(client, post, staff_phones):
 
 def test_a_test_send_explains_whatsapps_refusal(client, post, staff_phones):
     staff_phones.configure(unreachable=[STAFF_OUTSIDE])
-    login(client, "Pubblicatore")
+    log_in_as(client, "Pubblicatore")
     messages = texts(run_action(client, "send_test", post))
     [refusal] = [m for m in messages if "••02" in m and "WhatsApp" in m and "24" not in m]
     assert "WhatsApp" in refusal
@@ -170,7 +160,7 @@ def test_a_test_send_explains_whatsapps_refusal(client, post, staff_phones):
 
 def test_without_test_numbers_the_editor_is_told_who_sets_them(client, post, settings):
     settings.BANDITORE_TEST_NUMBERS = []
-    login(client, "Pubblicatore")
+    log_in_as(client, "Pubblicatore")
     messages = texts(run_action(client, "send_test", post))
     assert any("BANDITORE_TEST_NUMBERS" in m for m in messages)
     assert not OutboundMessage.objects.exists()
@@ -213,7 +203,7 @@ def sent_post(n: int = 3) -> Post:
 def test_the_post_page_shows_results_by_topic_and_failures(client):
     post = sent_post()
     Delivery.objects.filter(post=post).update(status="failed", last_error_code=131026)
-    login(client, "Pubblicatore")
+    log_in_as(client, "Pubblicatore")
     page = client.get(f"{CHANGELIST}{post.pk}/change/").content.decode()
     assert 'id="post-results"' in page and 'id="progress-failures"' in page
     assert f"/admin/topics/post/{post.pk}/recipients/" in page
@@ -224,7 +214,7 @@ def test_recipients_are_masked_filtered_and_paged(client, monkeypatch):
     post = sent_post(3)
     first = Delivery.objects.filter(post=post).order_by("id").first()
     Delivery.objects.filter(pk=first.pk).update(status="failed", last_error_code=131026)
-    login(client, "Pubblicatore")
+    log_in_as(client, "Pubblicatore")
     url = f"{CHANGELIST}{post.pk}/recipients/"
     page = client.get(url).content.decode()
     assert page.count('class="recipient-number"') == 2
@@ -239,14 +229,14 @@ def test_recipients_are_masked_filtered_and_paged(client, monkeypatch):
 def test_full_numbers_only_with_the_permission(client):
     post = sent_post(1)
     person = Delivery.objects.get(post=post).subscriber
-    login(client, "Pubblicatore", "view_full_number")
+    log_in_as(client, "Pubblicatore", "view_full_number")
     page = client.get(f"{CHANGELIST}{post.pk}/recipients/").content.decode()
     assert f"+{person.wa_id}" in page
 
 
 def test_a_redattore_does_not_see_recipients(client):
     post = sent_post(1)
-    login(client, "Redattore")
+    log_in_as(client, "Redattore")
     assert client.get(f"{CHANGELIST}{post.pk}/recipients/").status_code == 403
 
 
@@ -268,7 +258,7 @@ def test_resend_forgets_the_failed_messages_id_so_the_new_ones_statuses_apply():
 
 
 def test_a_scheduled_post_cannot_lose_its_time_by_editing(client, post):
-    login(client, "Pubblicatore")
+    log_in_as(client, "Pubblicatore")
     publishing.post_schedule(post=post, send_at=timezone.now() + timedelta(days=1))
     data = {"title": post.title, "body": post.body, "topics": [t.pk for t in post.topics.all()]}
     response = client.post(f"{CHANGELIST}{post.pk}/change/", data)
@@ -278,7 +268,7 @@ def test_a_scheduled_post_cannot_lose_its_time_by_editing(client, post):
 
 
 def test_once_sending_starts_the_content_is_read_only(client, post):
-    login(client, "Pubblicatore")
+    log_in_as(client, "Pubblicatore")
     publishing.post_publish(post=post)
     data = {"title": "Cambiato", "body": "Altro testo", "topics": []}
     client.post(f"{CHANGELIST}{post.pk}/change/", data)

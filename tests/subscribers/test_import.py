@@ -6,14 +6,13 @@ import io
 from datetime import datetime
 
 import pytest
-from django.contrib.auth.models import Group, User
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
 from django.utils import timezone, translation
 
 from subscribers.imports import ImportAborted, import_subscribers, normalise_number
 from subscribers.models import ConsentEvent, ImportRow, Subscriber, Subscription
-from tests.factories import make_subscriber, make_topic
+from tests.factories import log_in_as, make_subscriber, make_topic
 from topics.models import AuditEntry, Topic
 
 pytestmark = pytest.mark.django_db
@@ -267,13 +266,6 @@ def test_the_command_explains_a_bad_encoding(tmp_path, topics):
         call_command("import_subscribers", path)
 
 
-def login(client, role: str) -> User:
-    user = User.objects.create_user(username=role.lower(), password="x", is_staff=True)
-    user.groups.add(Group.objects.get(name=role))
-    client.force_login(user)
-    return user
-
-
 def upload(client, text: str, **fields):
     data = {"file": SimpleUploadedFile("lista.csv", text.encode("utf-8"), "text/csv")}
     data |= {"encoding": "utf-8", "source": "", "consent_date": ""} | fields
@@ -281,7 +273,7 @@ def upload(client, text: str, **fields):
 
 
 def test_an_amministratore_imports_a_file_from_the_admin(client, topics):
-    user = login(client, "Amministratore")
+    user = log_in_as(client, "Amministratore")
     assert client.get(IMPORT_URL).status_code == 200
 
     page = upload(client, VALID)
@@ -294,7 +286,7 @@ def test_an_amministratore_imports_a_file_from_the_admin(client, topics):
 
 
 def test_the_admin_shows_errors_with_line_numbers_and_imports_nothing(client, topics):
-    login(client, "Amministratore")
+    log_in_as(client, "Amministratore")
 
     page = upload(client, VALID + "abc,scuole,2024-01-01,x\n")
 
@@ -303,7 +295,7 @@ def test_the_admin_shows_errors_with_line_numbers_and_imports_nothing(client, to
 
 
 def test_the_admin_explains_a_bad_file_without_failing(client, topics):
-    login(client, "Amministratore")
+    log_in_as(client, "Amministratore")
 
     page = client.post(
         IMPORT_URL,
@@ -318,7 +310,7 @@ def test_the_admin_explains_a_bad_file_without_failing(client, topics):
 
 
 def test_other_roles_may_not_import(client, topics):
-    login(client, "Pubblicatore")
+    log_in_as(client, "Pubblicatore")
 
     assert client.get(IMPORT_URL).status_code == 403
     assert upload(client, VALID).status_code == 403
@@ -327,7 +319,7 @@ def test_other_roles_may_not_import(client, topics):
 
 def test_a_large_upload_is_read_from_its_temporary_file(client, topics, settings):
     settings.FILE_UPLOAD_MAX_MEMORY_SIZE = 64  # anything bigger is spooled to disk
-    login(client, "Amministratore")
+    log_in_as(client, "Amministratore")
 
     page = upload(client, VALID, dry_run="on")
 

@@ -1,22 +1,46 @@
-"""CPU cost of the webhook intake path, in process (Django test client, full middleware).
+"""CPU cost of the webhook intake path, side by side with minimal Django views.
 
     DATABASE_URL=postgres://… REDIS_URL=redis://… .venv/bin/python bench/webhook_intake.py [N]
+    … bench/webhook_intake.py [N] --gunicorn      # also: server CPU under gunicorn, over HTTP
 
-Prints ms of CPU per request for /healthz (the floor: middleware + test client) and for a
-signed one-status webhook POST (verify, INSERT the raw body, Redis wake-up flag). Processing
-runs later in Celery and is not counted here. Rows it creates are deleted at the end.
+In process (the default): ms of process CPU per request, N requests of each kind, all driven
+the same way through WSGI (a prepared environ per request, as a server hands it over), the
+kinds taking turns so that other work on the machine weighs on all of them alike:
+
+- `GET /healthz` through `deploy.wsgi.application`: a bare Django view behind the full
+  middleware list, no I/O at all;
+- a minimal Django webhook view as perf-limits.md §6 measured it (verify the signature, parse
+  the JSON, push the status to a Redis list; full middleware, no archive): the floor that
+  issue 6 §5 asks the lean path to beat;
+- the signed one-status webhook POST through Django's own handler (our Django view, which
+  calls the same `channel.intake.respond`): what the POST cost before the lean path;
+- the same POST through `deploy.wsgi.application`: the lean path (`channel.intake`).
+
+The Django test client figures of the first version of this benchmark are printed too, for
+comparison with older numbers. With --gunicorn, gunicorn serves each kind (2 sync workers, a
+new connection per request) while two load processes send N requests; the CPU of the gunicorn
+processes per request is what perf-limits.md §6 measured (0.74–0.83 ms on its machine).
+
+Our POSTs verify the signature, INSERT the raw body and SET NX the wake-up flag; the flag is
+held set, as under load, so no POST publishes a drain task. Processing is not counted here
+(bench/webhook_drain.py). Rows and Redis keys it creates are deleted at the end.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import subprocess
 import sys
 import time
+from pathlib import Path
 
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "deploy.settings")
 os.environ.setdefault("SECRET_KEY", "bench")
-os.environ.setdefault("ALLOWED_HOSTS", "testserver")
+os.environ.setdefault("ALLOWED_HOSTS", "testserver,127.0.0.1")
 os.environ.setdefault("LOG_LEVEL", "ERROR")
 os.environ.setdefault("WHATSAPP_APP_SECRET", "bench-secret")
 
@@ -25,11 +49,15 @@ import django  # noqa: E402
 django.setup()
 
 from django.conf import settings  # noqa: E402
+from django.http import HttpResponse  # noqa: E402
 from django.test import Client  # noqa: E402
+from django.urls import include, path  # noqa: E402
+from django.views.decorators.csrf import csrf_exempt  # noqa: E402
 
 from channel.models import InboundEvent  # noqa: E402
 from channel.services import WAKE_KEY, _redis  # noqa: E402
-from channel.signatures import HEADER, sign  # noqa: E402
+from channel.signatures import HEADER, sign, verify  # noqa: E402
+from deploy.wsgi import application, django_application  # noqa: E402
 
 STATUS = {
     "id": "wamid.HBgLMTY1MDM4Nzk0MzkVAgARGBJDQjZCMzlEQUE4OTJBMTE4RTUA",
@@ -64,40 +92,239 @@ BODY = json.dumps(
         ],
     }
 ).encode()
+URL = "/whatsapp/webhook/"
+MINIMAL_URL = "/bench/minimal-webhook/"
+MINIMAL_QUEUE = "banditore:bench:minimal-webhook"
 
 
-def cpu_per_request(call, n: int) -> float:
-    for _ in range(min(200, n)):
-        call()
-    start = time.process_time()
-    for _ in range(n):
-        call()
-    return (time.process_time() - start) * 1000 / n
+@csrf_exempt
+def minimal_webhook(request):
+    """perf-limits.md §6's minimal Django webhook view: verify the signature, parse the JSON,
+    push (wamid, status, timestamp) to a Redis list for a batch consumer. No archive."""
+    body = request.body
+    if not verify(body, request.headers.get(HEADER), settings.WHATSAPP_APP_SECRET):
+        return HttpResponse(status=403)
+    statuses = json.loads(body)["entry"][0]["changes"][0]["value"]["statuses"]
+    _redis().rpush(MINIMAL_QUEUE, *(f"{s['id']} {s['status']} {s['timestamp']}" for s in statuses))
+    return HttpResponse(status=200)
 
 
-def main() -> None:
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
+# This module is the URLconf while it runs (in process, or in gunicorn for the minimal view).
+urlpatterns = [path(MINIMAL_URL[1:], minimal_webhook), path("", include("deploy.urls"))]
+settings.ROOT_URLCONF = __name__
+minimal_application = django_application
+
+
+def cpu_per_request(calls: dict, n: int, rounds: int = 5) -> dict[str, float]:
+    """ms of process CPU per call, for each kind; the kinds take turns, `rounds` rounds of
+    n / rounds calls each, and the median round counts (other work on the machine comes and
+    goes: taking turns spreads it over every kind alike)."""
+    for call in calls.values():
+        for _ in range(min(200, n)):
+            call()
+    per_round = max(1, n // rounds)
+    samples: dict[str, list[float]] = {name: [] for name in calls}
+    for _ in range(rounds):
+        for name, call in calls.items():
+            start = time.process_time()
+            for _ in range(per_round):
+                call()
+            samples[name].append((time.process_time() - start) * 1000 / per_round)
+    return {name: sorted(values)[len(values) // 2] for name, values in samples.items()}
+
+
+def environ(method: str, path: str, body: bytes = b"", **headers: str) -> dict:
+    """What a WSGI server hands the application for one request."""
+    base = {
+        "REQUEST_METHOD": method,
+        "SCRIPT_NAME": "",
+        "PATH_INFO": path,
+        "QUERY_STRING": "",
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "8000",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "127.0.0.1",
+        "HTTP_HOST": "127.0.0.1:8000",
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": "http",
+        "wsgi.errors": sys.stderr,
+        "wsgi.multithread": True,
+        "wsgi.multiprocess": True,
+        "wsgi.run_once": False,
+    }
+    if body:
+        base |= {"CONTENT_TYPE": "application/json", "CONTENT_LENGTH": str(len(body))}
+    return base | {"HTTP_" + k.upper().replace("-", "_"): v for k, v in headers.items()}
+
+
+def wsgi_caller(app, template: dict, body: bytes, expect: int):
+    status = []
+
+    def start_response(line, headers, exc_info=None):
+        status.append(line)
+
+    def call() -> None:
+        status.clear()
+        result = app(template | {"wsgi.input": io.BytesIO(body)}, start_response)
+        b"".join(result)
+        if hasattr(result, "close"):
+            result.close()  # Django's request_finished (connection hygiene) runs here
+        assert status[0].startswith(str(expect)), status
+
+    return call
+
+
+def in_process(n: int) -> dict[str, float]:
+    signature = sign(BODY, settings.WHATSAPP_APP_SECRET)
+    post = environ("POST", URL, BODY, **{HEADER: signature})
+    get = environ("GET", "/healthz")
+    minimal = environ("POST", MINIMAL_URL, BODY, **{HEADER: signature})
     client = Client()
-    headers = {HEADER: sign(BODY, settings.WHATSAPP_APP_SECRET)}
-    first_id = (InboundEvent.objects.order_by("-id").values_list("id", flat=True).first()) or 0
-    # The drain task is not running here: keep the flag set, as under load, so no POST publishes.
-    _redis().set(WAKE_KEY, 1, ex=3600)
 
-    def webhook() -> None:
+    def test_client_post() -> None:
         response = client.post(
-            "/whatsapp/webhook/", data=BODY, content_type="application/json", headers=headers
+            URL, data=BODY, content_type="application/json", headers={HEADER: signature}
         )
         assert response.status_code == 200, response.status_code
 
-    floor = cpu_per_request(lambda: client.get("/healthz"), n)
-    intake = cpu_per_request(webhook, n)
-    InboundEvent.objects.filter(id__gt=first_id).delete()
-    _redis().delete(WAKE_KEY)
+    return cpu_per_request(
+        {
+            "healthz": wsgi_caller(application, get, b"", 200),
+            "minimal": wsgi_caller(application, minimal, BODY, 200),
+            "django_view": wsgi_caller(django_application, post, BODY, 200),
+            "lean": wsgi_caller(application, post, BODY, 200),
+            "client_healthz": lambda: client.get("/healthz"),
+            "client_post": test_client_post,
+        },
+        n,
+    )
+
+
+LOAD = """
+import http.client, sys
+n, port, method, path, body, signature = sys.argv[1:7]
+body = body.encode()
+for _ in range(int(n)):
+    conn = http.client.HTTPConnection("127.0.0.1", int(port))
+    headers = {"Content-Type": "application/json"}
+    if method == "POST":
+        headers["X-Hub-Signature-256"] = signature
+    conn.request(method, path, body=body if method == "POST" else None, headers=headers)
+    response = conn.getresponse()
+    response.read()
+    assert response.status == 200, response.status
+    conn.close()
+"""
+
+
+def _cpu_of_tree(pid: int) -> float:
+    tick = os.sysconf("SC_CLK_TCK")
+    total, children = 0.0, {}
+    stats = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            children.setdefault(int(fields[1]), []).append(int(entry.name))
+            stats[int(entry.name)] = (int(fields[11]) + int(fields[12])) / tick
+    stack = [pid]
+    while stack:
+        p = stack.pop()
+        total += stats.get(p, 0.0)
+        stack.extend(children.get(p, []))
+    return total
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _served_cpu(app: str, method: str, path: str, n: int) -> float:
+    """ms of CPU of a gunicorn (2 sync workers) serving `app`, per request of this kind."""
+    import socket
+
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", app, "--bind", f"127.0.0.1:{port}",
+         "--workers", "2", "--log-level", "warning"],
+        cwd=ROOT, env=os.environ,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.2)
+        args = [str(port), method, path, BODY.decode(), sign(BODY, settings.WHATSAPP_APP_SECRET)]
+
+        def load(count: int) -> None:
+            # Two load processes keep both workers busy; their own CPU is not counted.
+            procs = [
+                subprocess.Popen([sys.executable, "-c", LOAD, str(count), *args]) for _ in range(2)
+            ]
+            for p in procs:
+                assert p.wait() == 0
+
+        load(100)  # warm-up: imports, database and Redis connections
+        before = _cpu_of_tree(server.pid)
+        load(n // 2)
+        return (_cpu_of_tree(server.pid) - before) * 1000 / (n // 2 * 2)
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+def under_gunicorn(n: int) -> dict[str, float]:
+    return {
+        "healthz": _served_cpu("deploy.wsgi:application", "GET", "/healthz", n),
+        "minimal": _served_cpu("bench.webhook_intake:minimal_application", "POST", MINIMAL_URL, n),
+        "django_view": _served_cpu("deploy.wsgi:django_application", "POST", URL, n),
+        "lean": _served_cpu("deploy.wsgi:application", "POST", URL, n),
+    }
+
+
+def main() -> None:
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    n = int(args[0]) if args else 2000
+    first_id = (InboundEvent.objects.order_by("-id").values_list("id", flat=True).first()) or 0
+    # The drain task is not running here: keep the flag set, as under load, so no POST publishes.
+    _redis().set(WAKE_KEY, 1, ex=3600)
+    try:
+        figures = in_process(n)
+        served = under_gunicorn(n) if "--gunicorn" in sys.argv else None
+    finally:
+        InboundEvent.objects.filter(id__gt=first_id).delete()
+        _redis().delete(WAKE_KEY, MINIMAL_QUEUE)
     engine = settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1]
-    print(f"{n} requests each, body {len(BODY)} bytes, database {engine}")
-    print(f"/healthz            {floor:.3f} ms CPU per request")
-    extra = intake - floor
-    print(f"/whatsapp/webhook/  {intake:.3f} ms CPU per POST (+{extra:.3f} ms over /healthz)")
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"{n} requests each, body {len(BODY)} bytes, database {engine}, load average {load}")
+    report("in process, through WSGI (ms of CPU per request)", figures)
+    print("in process, Django test client (the first version of this benchmark):")
+    print(f"  GET /healthz                                  {figures['client_healthz']:.3f}")
+    print(f"  POST webhook (reaches our Django view)        {figures['client_post']:.3f}")
+    if served:
+        report("under gunicorn, 2 sync workers (ms of server CPU per request)", served)
+
+
+def report(title: str, figures: dict[str, float]) -> None:
+    print(f"{title}:")
+    rows = (
+        ("healthz", "GET /healthz (bare Django view)"),
+        ("minimal", "POST minimal Django webhook view (§6)"),
+        ("django_view", "POST webhook, our Django view"),
+        ("lean", "POST webhook, lean intake"),
+    )
+    floor = figures["minimal"]
+    for key, label in rows:
+        value = figures[key]
+        print(f"  {label:<44} {value:.3f}  ({value / floor:.2f}× the §6 view)")
 
 
 if __name__ == "__main__":

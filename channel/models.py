@@ -20,6 +20,15 @@ class InboundEvent(models.Model):
         verbose_name = _("inbound webhook")
         verbose_name_plural = _("inbound webhooks")
         ordering = ["-received_at"]
+        indexes = [
+            # The processor's claim (oldest unprocessed first) reads only pending rows: without
+            # it every claim walks the whole archive, which is never pruned.
+            models.Index(
+                fields=["id"],
+                condition=Q(processed_at__isnull=True, signature_valid=True),
+                name="inboundevent_pending",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"webhook #{self.pk} {self.received_at:%Y-%m-%d %H:%M:%S}"

@@ -21,7 +21,7 @@ def process_inbound_event_task(event_id: int) -> None:
 
 @shared_task(name="banditore.channel.process_pending_inbound_events", ignore_result=True)
 def process_pending_inbound_events_task() -> int:
-    """Drains the webhook backlog; woken by the webhook view and swept by beat every minute."""
+    """Drains the webhook backlog in batches; woken by the intake, swept by beat every minute."""
     return services.process_pending_inbound_events()
 
 

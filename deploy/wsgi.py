@@ -1,3 +1,9 @@
+"""WSGI entry point (gunicorn deploy.wsgi, and runserver through WSGI_APPLICATION).
+
+The webhook POST is served by `channel.intake.WebhookIntake` in front of Django; every other
+request goes to Django as usual.
+"""
+
 from __future__ import annotations
 
 import os
@@ -5,4 +11,8 @@ import os
 from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "deploy.settings")
-application = get_wsgi_application()
+django_application = get_wsgi_application()
+
+from channel.intake import WebhookIntake  # noqa: E402  (needs the apps loaded)
+
+application = WebhookIntake(django_application)

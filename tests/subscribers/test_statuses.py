@@ -15,6 +15,7 @@ from subscribers import publishing, sending
 from subscribers.models import Delivery, Subscriber
 from subscribers.progress import post_counters
 from subscribers.statuses import apply_statuses, delivery_reference
+from tests.channel.webhooks import wsgi_server
 from tests.factories import make_delivery, make_post, make_subscriber, make_topic
 from tests.markers import needs_postgresql
 from tests.subscribers.engine_helpers import (
@@ -49,22 +50,25 @@ def status(wamid: str, value: str, **fields) -> StatusUpdate:
 
 @pytest.mark.django_db(transaction=True)
 @needs_postgresql
-def test_shuffled_and_duplicated_status_webhooks_end_in_the_right_state(fake_graph, live_server):
-    """Real signed webhooks from the fake, through the webhook view, shuffled within each POST,
-    several POSTs in flight at once (so across POSTs too), a third of them sent twice."""
+@pytest.mark.parametrize("per_post", [7, 1])
+def test_shuffled_and_duplicated_status_webhooks_end_in_the_right_state(fake_graph, per_post):
+    """Real signed webhooks from the fake, through the production WSGI entry point (the lean
+    intake), shuffled within each POST, several POSTs in flight at once (so across POSTs too),
+    a third of them sent twice; batched 7 per POST, or one per POST as Meta may (§1.3)."""
     approved_template(fake_graph)
-    webhooks_to(
-        live_server,
-        fake_graph,
-        read_rate=1.0,
-        status_shuffle=True,
-        status_duplicate_rate=0.3,
-        status_batch_size=7,
-        status_concurrency=4,
-        seed=3,
-    )
-    post = published(30)  # the eager sender sends it while publishing
-    wait_for_statuses(fake_graph)
+    with wsgi_server() as server:
+        webhooks_to(
+            server,
+            fake_graph,
+            read_rate=1.0,
+            status_shuffle=True,
+            status_duplicate_rate=0.3,
+            status_batch_size=per_post,
+            status_concurrency=4,
+            seed=3,
+        )
+        post = published(30)  # the eager sender sends it while publishing
+        wait_for_statuses(fake_graph)
     assert len(callbacks(fake_graph)) == 30
     assert fake_graph.stats()["statuses_sent"] > 90  # 3 per message plus duplicates
     rows = Delivery.objects.filter(post=post)
@@ -76,15 +80,16 @@ def test_shuffled_and_duplicated_status_webhooks_end_in_the_right_state(fake_gra
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_failed_status_by_webhook_marks_the_row_and_the_person(fake_graph, live_server):
+def test_a_failed_status_by_webhook_marks_the_row_and_the_person(fake_graph):
     """§4.3: Meta accepts the message, then reports 131026 (not on WhatsApp) asynchronously."""
     approved_template(fake_graph)
     topic = make_topic()
     fine, gone = make_subscriber(topics=[topic]), make_subscriber(topics=[topic])
-    webhooks_to(live_server, fake_graph, fail_after_send=[gone.wa_id])
-    post = make_post(topics=[topic])
-    publishing.post_publish(post=post)
-    wait_for_statuses(fake_graph)
+    with wsgi_server() as server:
+        webhooks_to(server, fake_graph, fail_after_send=[gone.wa_id])
+        post = make_post(topics=[topic])
+        publishing.post_publish(post=post)
+        wait_for_statuses(fake_graph)
     rows = {row.subscriber_id: row for row in Delivery.objects.filter(post=post)}
     assert rows[fine.id].status == "delivered"
     assert (rows[gone.id].status, rows[gone.id].last_error_code) == ("failed", 131026)

@@ -205,8 +205,9 @@ def test_the_wake_up_survives_a_dropped_redis_connection(
 
     with django_capture_on_commit_callbacks(execute=True):  # the flag is set: no drain yet
         assert post_webhook(client, _status_body()).status_code == 200
-    host, port = services._flag.connection._sock.getsockname()[:2]
-    assert redis_conn.execute_command("CLIENT KILL", f"{host}:{port}")  # as a Redis restart
+    services._flag.connection.send_command("CLIENT", "ID")  # TCP or the embedded Redis' socket
+    client_id = services._flag.connection.read_response()
+    assert redis_conn.execute_command("CLIENT", "KILL", "ID", client_id)  # as a Redis restart
     redis_conn.delete(WAKE_KEY)
 
     with django_capture_on_commit_callbacks(execute=True):

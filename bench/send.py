@@ -11,13 +11,16 @@ serving the webhook, one webhook processor (what a Celery worker runs), and --se
 processes. Prints messages/s sent, statuses/s applied, CPU ms per message of our processes
 (the fake stands in for Meta and is not counted) and how busy the whole machine was. A bare
 baseline in the same run (threads of httpx clients posting to the same fake, no database,
-no limiter, no webhooks) gives the ratio.
+no limiter, no webhooks; and the product's own client alone) gives the ratio. PostgreSQL's
+CPU is that of the backends serving the benchmark database; Redis is shared with other work
+on this machine and not counted (it was ≤6 % of a core in perf-limits.md §6).
 """
 
 from __future__ import annotations
 
 import argparse
 import atexit
+import json
 import os
 import socket
 import subprocess
@@ -67,8 +70,7 @@ def bench_env(args) -> dict[str, str]:
         "WHATSAPP_PHONE_NUMBER_ID": "100000000000001",
         "WHATSAPP_MPS": str(args.mps or 100000),
         "WHATSAPP_MESSAGING_TIER": "unlimited",
-        "BANDITORE_SEND_THREADS": str(args.threads),
-        "BANDITORE_SEND_BATCH": "200",
+        "BANDITORE_SEND_BATCH": str(args.batch),
         "CELERY_TASK_ALWAYS_EAGER": "1",
     }
     return env
@@ -154,6 +156,19 @@ def machine_busy() -> tuple[float, float]:
     return sum(fields), idle
 
 
+def backend_cpu(env) -> dict[int, float]:
+    """CPU seconds of each PostgreSQL backend serving the benchmark database."""
+    import psycopg
+
+    name = urlsplit(env["DATABASE_URL"]).path.lstrip("/")
+    with psycopg.connect(env["DATABASE_URL"], autocommit=True) as conn:
+        pids = [row[0] for row in conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            [name],
+        )]  # fmt: skip
+    return {pid: cpu_seconds({pid}) for pid in pids}
+
+
 def counts(env) -> dict[str, int]:
     import psycopg
 
@@ -217,13 +232,21 @@ def run_send(args) -> None:
               "status_concurrency": 8, "delivered_rate": 1.0},
     )  # fmt: skip
     ours = {web.pid, processor.pid}
+    pg0 = backend_cpu(env)
+    pg_last = dict(pg0)
     busy0, cpu0, t0 = machine_busy(), cpu_seconds(ours), time.monotonic()
     senders = [start([PYTHON, "-c", sender_code(post_id)]) for _ in range(args.senders)]
     ours |= {s.pid for s in senders}
+    # Per part, so a slow statuses path is not blamed on the senders (or the reverse).
+    groups = {"senders": {s.pid for s in senders}, "webhook": {web.pid},
+              "processor": {processor.pid}}  # fmt: skip
+    parts0 = {"senders": 0.0, "webhook": cpu_seconds({web.pid}),
+              "processor": cpu_seconds({processor.pid})}  # fmt: skip
     sent_done_at = None
     try:
         while time.monotonic() - t0 < args.seconds:
             time.sleep(1)
+            pg_last |= backend_cpu(env)
             c = counts(env)
             settled = c.get("delivered", 0) + c.get("read", 0)
             if sent_done_at is None and not c.get("queued") and not c.get("sending"):
@@ -232,6 +255,9 @@ def run_send(args) -> None:
                 break
         elapsed = time.monotonic() - t0
         cpu = cpu_seconds(ours) - cpu0
+        parts = {name: cpu_seconds(pids) - parts0[name] for name, pids in groups.items()}
+        pg_last |= backend_cpu(env)
+        parts["PostgreSQL"] = sum(v - pg0.get(pid, 0.0) for pid, v in pg_last.items())
         busy1 = machine_busy()
     finally:
         stop_all()
@@ -247,11 +273,19 @@ def run_send(args) -> None:
     print(f"  delivered statuses applied: {settled} in {elapsed:.1f} s "
           f"= {settled / elapsed:.0f} msg/s end to end")  # fmt: skip
     print(f"  our CPU: {cpu:.1f} s = {1000 * cpu / max(sent_total, 1):.2f} ms per message "
-          f"({100 * cpu / elapsed / os.cpu_count():.0f} % of the machine)")  # fmt: skip
+          f"({100 * cpu / elapsed / os.cpu_count():.0f} % of the machine; with PostgreSQL "
+          f"{100 * (cpu + parts['PostgreSQL']) / elapsed / os.cpu_count():.0f} %)")  # fmt: skip
+    print(
+        "  of which "
+        + ", ".join(
+            f"{name} {1000 * value / max(sent_total, 1):.2f} ms" for name, value in parts.items()
+        )
+    )
     print(f"  machine busy (incl. PostgreSQL, Redis, fake): "
           f"{100 * (1 - idle_ticks / max(total_ticks, 1)):.0f} %")  # fmt: skip
-    bare = bare_baseline(args, env["WHATSAPP_GRAPH_URL"], fake_port, env)
-    print(f"  ratio to bare: {sent_total / send_time / bare:.2f}")
+    bare, ours_bare = bare_baseline(args, env["WHATSAPP_GRAPH_URL"], fake_port, env)
+    print(f"  ratio to bare: {sent_total / send_time / bare:.2f} (httpx threads), "
+          f"{sent_total / send_time / ours_bare:.2f} (our client)")  # fmt: skip
 
 
 def bare_baseline(args, url: str, fake_port: int, env) -> float:
@@ -281,12 +315,37 @@ def bare_baseline(args, url: str, fake_port: int, env) -> float:
         list(pool.map(one, range(n)))
     elapsed = time.monotonic() - start
     cpu = time.process_time() - cpu0
-    proc.terminate()
-    proc.wait(10)
     rate = n / elapsed
     print(f"  bare (httpx, {threads} threads, no DB): {rate:.0f} msg/s, "
           f"{1000 * cpu / n:.2f} ms CPU per message")  # fmt: skip
-    return rate
+    # The product's client alone, as many requests in flight as the senders keep.
+    code = (
+        "import json, os, sys, time, django; django.setup()\n"
+        "from channel.graph import GraphClient\n"
+        f"body, n, inflight = {body!r}, {n}, {args.batch * args.senders}\n"
+        f"client = GraphClient(base_url={url!r})\n"
+        # One person per message, as in a post (the fake enforces Meta's pair rate).
+        "def to(i): return dict(body, to=str(380000000000 + i))\n"
+        "client.send_paced([to(-1 - i) for i in range(inflight)])\n"  # opens the connections
+        "t0, c0 = time.monotonic(), time.process_time()\n"
+        "for i in range(0, n, inflight):\n"
+        "    batch = [to(j) for j in range(i, min(n, i + inflight))]\n"
+        "    assert all(r.ok for r in client.send_paced(batch))\n"
+        "print(json.dumps([n / (time.monotonic() - t0), time.process_time() - c0]))\n"
+    )
+    try:
+        out = subprocess.run(
+            [PYTHON, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True
+        )
+    except subprocess.CalledProcessError as error:
+        sys.exit(f"bare baseline failed: {error.stderr[-2000:]}")
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    ours_rate, ours_cpu = json.loads(out.stdout.strip().splitlines()[-1])
+    print(f"  bare (channel.graph client, {args.batch * args.senders} in flight, no DB): "
+          f"{ours_rate:.0f} msg/s, {1000 * ours_cpu / n:.2f} ms CPU per message")  # fmt: skip
+    return rate, ours_rate
 
 
 def run_memory(args) -> None:
@@ -324,7 +383,8 @@ def main() -> None:
     parser.add_argument("--status-batch", type=int, default=100)
     parser.add_argument("--mps", type=int, default=0, help="WHATSAPP_MPS; 0 = unlimited")
     parser.add_argument("--senders", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=32, help="of the bare httpx baseline")
+    parser.add_argument("--batch", type=int, default=200, help="BANDITORE_SEND_BATCH")
     parser.add_argument("--web-workers", type=int, default=2)
     parser.add_argument("--seconds", type=float, default=300)
     parser.add_argument("--memory", action="store_true")

@@ -6,45 +6,55 @@ Here every send asks one Lua script, atomically, against Redis's own clock
 
 Replies in conversations have priority: bulk sends draw from two buckets, the number's bucket
 and a bulk bucket refilled at (1 - reserve) of the rate, so bulk can never use the share kept
-for replies; replies draw from the number's bucket only.
+for replies; replies draw from the number's bucket only, and take the next free slot even
+behind the few that bulk senders hold ahead.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from enum import StrEnum
 
 import redis as redis_lib
 from django.conf import settings
 
-# KEYS: bucket keys. ARGV: count, then (rate, capacity) per key.
-# Returns 0 when granted, else milliseconds to wait before asking again.
+# Token buckets that can lend: a caller reserves `count` tokens, even ones that only exist in
+# the future, and gets back when its first and last token are due; it sends each message at
+# its own slot. So a process can take a chunk of slots with one call, yet the sends stay
+# spaced at the rate (taking a chunk "now" would make bursts: perf-limits.md §4 lost 5 % at
+# 50 tokens a call). Nobody may reserve further ahead than `max_ahead`, which keeps the
+# queue short for replies. Works on Redis's clock, so every process and machine agrees.
+# KEYS: bucket keys. ARGV: count, max_ahead (µs), then (rate, capacity) per key.
+# Returns {count, first µs, last µs} when granted, else {0, µs to wait before asking again}.
 _TOKEN_BUCKETS = """
 local now_parts = redis.call('TIME')
 local now = tonumber(now_parts[1]) * 1000000 + tonumber(now_parts[2])
 local count = tonumber(ARGV[1])
-local wait = 0
-local levels = {}
+local max_ahead = tonumber(ARGV[2])
+local levels, first, last = {}, 0, 0
 for i, key in ipairs(KEYS) do
-  local rate = tonumber(ARGV[2 * i])
-  local capacity = tonumber(ARGV[2 * i + 1])
+  local rate = tonumber(ARGV[2 * i + 1])
+  local capacity = tonumber(ARGV[2 * i + 2])
   local state = redis.call('HMGET', key, 'tokens', 'ts')
   local tokens = tonumber(state[1]) or capacity
   local ts = tonumber(state[2]) or now
-  tokens = math.min(capacity, tokens + (now - ts) * rate / 1000000)
+  tokens = math.min(capacity, tokens + math.max(0, now - ts) * rate / 1000000)
   levels[i] = tokens
-  if tokens < count then
-    wait = math.max(wait, math.ceil((count - tokens) * 1000 / rate))
-  end
+  -- the j-th token from now is due when the level reaches j
+  first = math.max(first, (1 - tokens) * 1000000 / rate)
+  last = math.max(last, (count - tokens) * 1000000 / rate)
 end
-if wait > 0 then return wait end
+if first > max_ahead then return {0, math.ceil(first - max_ahead)} end
 for i, key in ipairs(KEYS) do
-  local rate = tonumber(ARGV[2 * i])
-  local capacity = tonumber(ARGV[2 * i + 1])
-  redis.call('HSET', key, 'tokens', levels[i] - count, 'ts', now)
-  redis.call('PEXPIRE', key, math.ceil(capacity * 1000 / rate) + 60000)
+  local rate = tonumber(ARGV[2 * i + 1])
+  local capacity = tonumber(ARGV[2 * i + 2])
+  -- formatted by hand: Lua's default %.14g would round a µs timestamp to 100 µs
+  redis.call('HSET', key, 'tokens', string.format('%.17g', levels[i] - count),
+    'ts', string.format('%.0f', now))
+  redis.call('PEXPIRE', key, math.ceil((capacity - levels[i] + count) * 1000 / rate) + 60000)
 end
-return 0
+return {count, math.max(0, math.floor(first)), math.max(0, math.floor(last))}
 """
 
 # Pair rate: one message per `interval` to the same person. Returns ms to wait (0 = go).
@@ -78,11 +88,39 @@ class Lane(StrEnum):
     BULK = "bulk"
 
 
+_clients: dict[str, redis_lib.Redis] = {}
+
+
 def _redis() -> redis_lib.Redis:
-    return redis_lib.from_url(settings.REDIS_URL)
+    # One client (and connection pool) per process: senders ask for a limiter every batch.
+    url = settings.REDIS_URL
+    if url not in _clients:
+        _clients[url] = redis_lib.from_url(url)
+    return _clients[url]
+
+
+@dataclass(frozen=True)
+class Grant:
+    """`count` slots, the first due in `first` s and the last in `last` s (evenly spaced in
+    between, which is never earlier than the buckets allow); count 0: ask again in `first` s."""
+
+    count: int
+    first: float
+    last: float = 0.0
+
+    def slot(self, n: int) -> float:
+        """Seconds from the grant until the n-th (0-based) slot is due."""
+        if self.count <= 1:
+            return self.first
+        return self.first + (self.last - self.first) * n / (self.count - 1)
 
 
 class SendRateLimiter:
+    # How far ahead bulk senders may hold slots, and how much a chunk holds: a reply waits at
+    # most about this long behind bulk's reserved slots.
+    MAX_AHEAD = 0.1
+    CHUNK_SECONDS = 0.05
+
     def __init__(
         self,
         *,
@@ -95,32 +133,45 @@ class SendRateLimiter:
             raise ValueError("rate must be positive")
         self.rate = float(rate)
         self.bulk_rate = self.rate * (1.0 - reserve)
-        # A small burst: at most 2 % above the rate in any second (1 token minimum).
-        self.capacity = max(1.0, self.rate * 0.02)
-        self.bulk_capacity = max(1.0, self.bulk_rate * 0.02)
+        # No burst beyond one token: sends are spaced by the rate, so no 1-second window at
+        # Meta sees more than the rate (+1), whatever the number of processes.
+        self.capacity = 1.0
+        self.bulk_capacity = 1.0
         key = key or f"banditore:rate:{settings.WHATSAPP_PHONE_NUMBER_ID}"
         self.key, self.bulk_key = key, f"{key}:bulk"
         self.redis = client or _redis()
         self._script = self.redis.register_script(_TOKEN_BUCKETS)
 
-    def acquire(self, lane: Lane = Lane.BULK, count: int = 1) -> float:
-        """0.0 when granted now, else seconds to wait before asking again. Never blocks."""
+    def chunk(self, lane: Lane = Lane.BULK) -> int:
+        """How many slots one reservation takes (about CHUNK_SECONDS of sending)."""
+        rate = self.bulk_rate if lane == Lane.BULK else self.rate
+        return max(1, int(rate * self.CHUNK_SECONDS))
+
+    def reserve(self, lane: Lane = Lane.BULK, count: int = 1, max_ahead: float = 0.0) -> Grant:
+        """Reserve `count` send slots if the first is due within `max_ahead` s. Never blocks."""
         keys = [self.key]
-        args: list[float] = [count, self.rate, self.capacity]
+        args: list[float] = [count, int(max_ahead * 1_000_000), self.rate, self.capacity]
         if lane == Lane.BULK:
             keys.append(self.bulk_key)
             args += [self.bulk_rate, self.bulk_capacity]
-        return int(self._script(keys=keys, args=args)) / 1000.0
+        answer = self._script(keys=keys, args=args)
+        if not int(answer[0]):
+            return Grant(0, int(answer[1]) / 1_000_000)
+        return Grant(int(answer[0]), int(answer[1]) / 1_000_000, int(answer[2]) / 1_000_000)
 
-    def wait(self, lane: Lane = Lane.BULK, count: int = 1, timeout: float = 30.0) -> bool:
-        deadline = time.monotonic() + timeout
-        while True:
-            delay = self.acquire(lane, count)
-            if delay == 0:
-                return True
-            if time.monotonic() + delay > deadline:
-                return False
-            time.sleep(delay)
+    def acquire(self, lane: Lane = Lane.BULK, count: int = 1) -> float:
+        """0.0 once `count` tokens are ours, else seconds to wait before asking again.
+
+        A reply takes the next free slot even behind bulk's reserved ones (waiting for it
+        here, at most about MAX_AHEAD + CHUNK_SECONDS): bulk can never hold slots further
+        ahead, so replies cannot be starved. Bulk only takes a slot that is due now."""
+        max_ahead = self.MAX_AHEAD + 2 * self.CHUNK_SECONDS if lane == Lane.REPLY else 0.0
+        grant = self.reserve(lane, count, max_ahead)
+        if not grant.count:
+            return max(grant.first, 0.001)
+        if grant.last > 0:
+            time.sleep(grant.last)
+        return 0.0
 
 
 class PairRateLimiter:

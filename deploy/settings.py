@@ -181,9 +181,10 @@ BANDITORE_REPLY_PAUSED_RETRY_SECONDS = env_int(
     "BANDITORE_REPLY_PAUSED_RETRY_SECONDS", 60, minimum=1
 )
 
-# Posts: the share of WHATSAPP_MPS kept for conversation replies, sending threads per worker,
-# rows claimed per batch, tries before a delivery fails, and how long a "maybe sent" delivery
-# (timeout, crash) waits for Meta's status webhook before it is queued again.
+# Posts: the share of WHATSAPP_MPS kept for conversation replies, rows claimed per batch (a
+# sender keeps up to two batches in flight), tries before a delivery fails, and how long a
+# "maybe sent" delivery (timeout, crash) waits for Meta's status webhook before it is queued
+# again.
 # Seconds to wait for Meta's answer to one send before it counts as "maybe sent".
 WHATSAPP_HTTP_TIMEOUT = env_int("WHATSAPP_HTTP_TIMEOUT", 15, minimum=1)
 # Extra keywords without code changes, JSON: {"join": ["iscrizione"], "leave": ["basta"]}.
@@ -194,7 +195,6 @@ except ValueError as error:
 WHATSAPP_REPLY_RESERVE = env_decimal("WHATSAPP_REPLY_RESERVE", "0.1")
 if WHATSAPP_REPLY_RESERVE >= 1:
     raise ImproperlyConfigured("WHATSAPP_REPLY_RESERVE must be below 1 (a share of WHATSAPP_MPS)")
-BANDITORE_SEND_THREADS = env_int("BANDITORE_SEND_THREADS", 16, minimum=1)
 BANDITORE_SEND_BATCH = env_int("BANDITORE_SEND_BATCH", 100, minimum=1)
 BANDITORE_SENDERS_PER_POST = env_int("BANDITORE_SENDERS_PER_POST", 2, minimum=1)
 BANDITORE_MAX_ATTEMPTS = env_int("BANDITORE_MAX_ATTEMPTS", 5, minimum=1)
@@ -277,4 +277,6 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    # httpx logs every request at INFO: one line per message sent, ~1,000 lines/s at full rate.
+    "loggers": {"httpx": {"level": "WARNING"}},
 }

@@ -2,7 +2,11 @@
 
 - Claims are `FOR UPDATE SKIP LOCKED` + a compare-and-set to `sending`, so any number of
   workers on any number of machines share the work without overlap.
-- One Redis rate limiter for the phone number (channel.ratelimit), shared by every process.
+- One Redis rate limiter for the phone number (channel.ratelimit), shared by every process:
+  a sender reserves a few slots at a time and each message leaves at its own slot.
+- A batch's requests are all in flight at once on the process's event loop
+  (channel.graph), and a sender keeps two batches going: while one waits for Meta, the
+  other is written back and the next claimed.
 - Errors are handled by Meta's code (channel.errors), never by HTTP status alone.
 - "Maybe sent" (timeout, crash with the request in flight) is never resent blindly: the row
   stays in `sending` with our reference in `biz_opaque_callback_data`; Meta's status webhook
@@ -13,7 +17,8 @@
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
+from collections import defaultdict
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -29,7 +34,6 @@ from channel.graph import SendResult, get_client
 from channel.models import MessageTemplate
 from channel.ratelimit import (
     Lane,
-    SendRateLimiter,
     UniqueRecipientWindow,
     get_send_limiter,
     get_tier_window,
@@ -46,16 +50,6 @@ from subscribers.statuses import delivery_reference
 from topics.models import Post
 
 logger = logging.getLogger(__name__)
-
-_executor: ThreadPoolExecutor | None = None
-
-
-def _pool() -> ThreadPoolExecutor:
-    global _executor
-    if _executor is None:
-        threads = int(getattr(settings, "BANDITORE_SEND_THREADS", 16))
-        _executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="send")
-    return _executor
 
 
 def _setting(name: str, default):
@@ -127,12 +121,10 @@ def _recipients(claimed: list[Claimed]) -> dict[int, Recipient]:
 
 @dataclass(frozen=True)
 class _Context:
-    """What every send of a batch shares; built in the calling thread, because the sending
-    threads must not touch the database (their connections would not see its transaction)."""
+    """What every send of a batch shares."""
 
     post: Post
     templates: dict[str, MessageTemplate | None]
-    limiter: SendRateLimiter
     tier: UniqueRecipientWindow
 
 
@@ -159,48 +151,86 @@ def _prepare(
     return payload, use_template
 
 
-def _post(claimed: Claimed, payload: dict, use_template: bool) -> Outcome:
-    return Outcome(claimed, result=get_client().send(payload), template=use_template)
+@dataclass
+class _Batch:
+    """A claimed batch: the outcomes decided without calling Meta, and the requests in flight."""
+
+    claimed: list[Claimed]
+    outcomes: list[Outcome]
+    prepared: list[tuple[Claimed, dict, bool]]
+    future: Future | None = None
+    wait_limit: float = 0.0
+
+
+def _sendable(post_id: int) -> Post | float | None:
+    """The post when it may send now; else None (no longer sending, or expired just now) or
+    the seconds to wait (sending paused)."""
+    post = Post.objects.filter(pk=post_id).first()
+    if post is None or post.status != Post.Status.SENDING:
+        return None
+    if post.is_expired():
+        expire_post(post)
+        return None
+    if is_paused():
+        return float(_setting("BANDITORE_PAUSED_RETRY_SECONDS", 60))
+    return post
+
+
+def _start_batch(post: Post, size: int) -> _Batch:
+    """Claim up to `size` due rows and put their requests in flight, all at once (the API
+    answers in ~100 ms or more, so the rate needs that many in flight), each leaving at its
+    own slot of the one limiter."""
+    batch = _Batch(claim_batch(post.pk, size), [], [])
+    if not batch.claimed:
+        return batch
+    recipients = _recipients(batch.claimed)
+    languages = {r.language for r in recipients.values()}
+    ctx = _Context(
+        post=post,
+        templates={lang: default_template(lang) for lang in languages},
+        tier=get_tier_window(),
+    )
+    for claim in batch.claimed:
+        ready = _prepare(ctx, claim, recipients.get(claim.subscriber_id))
+        if isinstance(ready, Outcome):
+            batch.outcomes.append(ready)
+        else:
+            batch.prepared.append((claim, *ready))
+    if batch.prepared:
+        limiter, client = get_send_limiter(), get_client()
+        batch.future = client.submit(
+            [payload for _, payload, _ in batch.prepared],
+            lambda count: limiter.reserve(Lane.BULK, count, max_ahead=limiter.MAX_AHEAD),
+            chunk=limiter.chunk(Lane.BULK),
+        )
+        # Past this something is wrong (each request has its own timeout): give up like a
+        # crash would, rows stay in `sending` for the statuses or the sweeper to settle.
+        batch.wait_limit = 4 * len(batch.prepared) / limiter.bulk_rate + client.timeout + 60
+    return batch
+
+
+def _finish_batch(batch: _Batch) -> int:
+    """Wait for the batch's answers and write every outcome back; returns how many Meta took."""
+    if batch.future is not None:
+        results = batch.future.result(batch.wait_limit)
+        batch.outcomes += [
+            Outcome(claim, result=result, template=template)
+            for (claim, _, template), result in zip(batch.prepared, results, strict=True)
+        ]
+    if batch.claimed:
+        settle(batch.outcomes)
+    return sum(1 for o in batch.outcomes if o.result is not None and o.result.ok)
 
 
 def send_batch(post_id: int, *, size: int | None = None) -> BatchReport:
     """Claim up to `size` due deliveries of a sending post, send them, settle them."""
     size = size or int(_setting("BANDITORE_SEND_BATCH", 100))
-    post = Post.objects.filter(pk=post_id).first()
-    if post is None or post.status != Post.Status.SENDING:
-        return BatchReport(0, 0, None)
-    if post.is_expired():
-        expire_post(post)
-        return BatchReport(0, 0, None)
-    if is_paused():
-        return BatchReport(0, 0, float(_setting("BANDITORE_PAUSED_RETRY_SECONDS", 60)))
-    claimed = claim_batch(post_id, size)
-    outcomes: list[Outcome] = []
-    if claimed:
-        recipients = _recipients(claimed)
-        languages = {r.language for r in recipients.values()}
-        ctx = _Context(
-            post=post,
-            templates={lang: default_template(lang) for lang in languages},
-            limiter=get_send_limiter(),
-            tier=get_tier_window(),
-        )
-        futures = []
-        for claim in claimed:
-            prepared = _prepare(ctx, claim, recipients.get(claim.subscriber_id))
-            if isinstance(prepared, Outcome):
-                outcomes.append(prepared)
-                continue
-            # One pacing loop per process hands out the tokens: sending threads never poll
-            # the limiter (a herd of pollers costs more CPU than the sends themselves).
-            if not ctx.limiter.wait(Lane.BULK, timeout=30):
-                outcomes.append(Outcome(claim, held=("queued", 1, None, "rate limiter busy")))
-                continue
-            futures.append(_pool().submit(_post, claim, *prepared))
-        outcomes += [f.result() for f in futures]
-        settle(outcomes)
-    sent = sum(1 for o in outcomes if o.result is not None and o.result.ok)
-    return BatchReport(len(claimed), sent, next_due_in(post_id))
+    post = _sendable(post_id)
+    if not isinstance(post, Post):
+        return BatchReport(0, 0, post)
+    batch = _start_batch(post, size)
+    sent = _finish_batch(batch)
+    return BatchReport(len(batch.claimed), sent, next_due_in(post_id))
 
 
 def next_due_in(post_id: int) -> float | None:
@@ -220,17 +250,43 @@ def next_due_in(post_id: int) -> float | None:
 
 def drain_post(post_id: int, *, budget_seconds: float | None = None) -> float | None:
     """Send batches until nothing is due or the time budget is spent. Returns when to come
-    back (seconds) or None when the post has nothing queued."""
+    back (seconds) or None when the post has nothing queued.
+
+    Two batches overlap: the next one is claimed and in flight while the previous one's
+    answers are written back, so the sender never leaves its share of the rate unused while
+    it waits for the API or the database."""
     budget = budget_seconds or float(_setting("BANDITORE_SEND_BUDGET_SECONDS", 60))
     deadline = timezone.now() + timedelta(seconds=budget)
-    while True:
-        mark_sender_alive(post_id)
-        report = send_batch(post_id)
-        if report.retry_in is None:
-            finish_if_done(post_id)
-            return None
-        if report.retry_in > 0 or report.claimed == 0 or timezone.now() >= deadline:
-            return max(report.retry_in, 0.5 if report.claimed == 0 else 0.0)
+    size = int(_setting("BANDITORE_SEND_BATCH", 100))
+    pending: _Batch | None = None
+    try:
+        while True:
+            mark_sender_alive(post_id)
+            post = _sendable(post_id)
+            batch = _start_batch(post, size) if isinstance(post, Post) else None
+            settled = pending is not None
+            if pending is not None:
+                finishing, pending = pending, None
+                _finish_batch(finishing)
+            if batch is not None and batch.claimed:
+                pending = batch
+                if timezone.now() < deadline:
+                    continue
+                finishing, pending = pending, None
+                _finish_batch(finishing)
+                return 0.0  # budget spent with work left: a fresh task goes on at once
+            retry = next_due_in(post_id) if isinstance(post, Post) else post
+            if retry is None:
+                finish_if_done(post_id)
+                return None
+            if retry > 0:
+                return retry
+            if settled and timezone.now() < deadline:
+                continue  # the batch just settled queued rows again for now (e.g. 131047)
+            return 0.5  # due rows that other senders hold: look again shortly
+    finally:
+        if pending is not None:
+            _finish_batch(pending)
 
 
 # A sender chain marks the post while it works, so the sweeper only wakes senders for posts
@@ -266,92 +322,87 @@ def _backoff(attempts: int) -> float:
 
 
 def settle(outcomes: list[Outcome]) -> None:  # noqa: C901  (one branch per Meta handling)
-    """Write every outcome back; only rows still in `sending` change, so a status webhook
-    that arrived first is never overwritten."""
+    """Write every outcome back, set-based: a handful of statements per batch, whatever its
+    size. Only rows still in `sending` change state, so a status webhook that arrived first
+    is never overwritten."""
     now = timezone.now()
     max_attempts = int(_setting("BANDITORE_MAX_ATTEMPTS", 5))
-    sent: list[tuple] = []
-    requeue: list[tuple] = []  # (next_attempt_at, give_back, code, text, used_template, id)
-    finals: list[tuple] = []  # (status, code, text, id)
+    sent: dict[bool, list[tuple[int, str]]] = defaultdict(list)  # used_template → (id, wamid)
+    # (next_attempt_at, give_back, code, text, used_template) → ids
+    requeue: dict[tuple, list[int]] = defaultdict(list)
+    finals: dict[tuple, list[int]] = defaultdict(list)  # (status, code, text) → ids
+    maybe: dict[tuple, list[int]] = defaultdict(list)  # (code, text) → ids
     unreachable: list[int] = []
     opted_out: list[int] = []
     pause: tuple[int | None, str] | None = None
+
+    def again(claim: Claimed, delay: float, give_back: int, code, text, template=None) -> None:
+        template = claim.used_template if template is None else template
+        requeue[(now + timedelta(seconds=delay), give_back, code, text, template)].append(claim.id)
+
     for outcome in outcomes:
         claim, result = outcome.delivery, outcome.result
         if outcome.held is not None:
             status, delay, code, text = outcome.held
             if status == "queued":
-                requeue.append(
-                    (now + timedelta(seconds=delay), 1, code, text, claim.used_template, claim.id)
-                )
+                again(claim, delay, 1, code, text)
             else:
-                finals.append((status, code, text, claim.id))
+                finals[(status, code, text)].append(claim.id)
                 if code == 131050:
                     opted_out.append(claim.subscriber_id)
             continue
         if result.ok:
-            sent.append((result.wamid, now, outcome.template, claim.id))
+            sent[outcome.template].append((claim.id, result.wamid))
             continue
         code, text = result.error_code, result.error_text[:2000]
         if result.maybe_sent:
             # Never resend blindly: wait for the status webhook or the sweeper's settle time.
-            Delivery.objects.filter(id=claim.id, status="sending").update(
-                last_error_code=code, last_error_text=f"no answer, waiting for status: {text}"
-            )
+            maybe[(code, f"no answer, waiting for status: {text}")].append(claim.id)
             continue
         handling = result.handling
         if handling == Handling.THROTTLED:
-            requeue.append(
-                (now + timedelta(seconds=1), 1, code, text, claim.used_template, claim.id)
-            )
+            again(claim, 1, 1, code, text)
         elif handling == Handling.PAIR_RATE:
-            delay = 4.0 ** min(claim.attempts, 6)  # Meta: retry after 4^X seconds (§4.1)
-            requeue.append(
-                (now + timedelta(seconds=delay), 1, code, text, claim.used_template, claim.id)
-            )
+            again(claim, 4.0 ** min(claim.attempts, 6), 1, code, text)  # Meta: 4^X s (§4.1)
         elif handling == Handling.ACCOUNT_PAUSE:
             pause = pause or (code, text)
-            requeue.append((now, 1, code, text, claim.used_template, claim.id))
+            again(claim, 0, 1, code, text)
         elif handling == Handling.NEEDS_TEMPLATE and not outcome.template:
-            requeue.append((now, 1, code, text, True, claim.id))
+            again(claim, 0, 1, code, text, template=True)
         elif handling == Handling.RETRY_AFTER_DAY and claim.attempts < max_attempts:
-            requeue.append(
-                (now + timedelta(hours=24), 0, code, text, claim.used_template, claim.id)
-            )
+            again(claim, 86400, 0, code, text)
         elif handling == Handling.TRANSIENT and claim.attempts < max_attempts:
-            delay = _backoff(claim.attempts)
-            requeue.append(
-                (now + timedelta(seconds=delay), 0, code, text, claim.used_template, claim.id)
-            )
+            again(claim, _backoff(claim.attempts), 0, code, text)
         else:
-            finals.append(("failed", code, text, claim.id))
+            finals[("failed", code, text)].append(claim.id)
             if handling == Handling.RECIPIENT_UNREACHABLE:
                 unreachable.append(claim.subscriber_id)
             elif handling == Handling.MARKETING_OPT_OUT:
                 opted_out.append(claim.subscriber_id)
-    table = Delivery._meta.db_table
-    sent_sql = f"""UPDATE {table} SET
-        status = CASE WHEN status = 'sending' THEN 'sent' ELSE status END,
-        wa_message_id = COALESCE(wa_message_id, %s), sent_at = COALESCE(sent_at, %s),
-        used_template = %s,
-        last_error_code = CASE WHEN status = 'sending' THEN NULL ELSE last_error_code END,
-        last_error_text = CASE WHEN status = 'sending' THEN '' ELSE last_error_text END
-        WHERE id = %s"""
-    requeue_sql = f"""UPDATE {table} SET status = 'queued', next_attempt_at = %s,
-        attempts = attempts - %s, last_error_code = %s, last_error_text = %s, used_template = %s
-        WHERE id = %s AND status = 'sending'"""
-    final_sql = f"""UPDATE {table} SET status = %s, last_error_code = %s, last_error_text = %s,
-        failed_at = CASE WHEN %s = 'failed' THEN %s ELSE failed_at END
-        WHERE id = %s AND status = 'sending'"""
-    operations = [(row[-1], sent_sql, row) for row in sent]
-    operations += [(row[-1], requeue_sql, row) for row in requeue]
-    operations += [(i, final_sql, (s, c, t, s, now, i)) for s, c, t, i in finals]
-    # Rows are locked in id order, as the status webhooks lock them: no deadlocks between
-    # a sender settling a batch and Meta's statuses for the same rows.
-    operations.sort(key=lambda operation: operation[0])
-    with transaction.atomic(), connection.cursor() as cursor:
-        for _id, sql, params in operations:
-            cursor.execute(sql, params)
+    in_flight = Delivery.objects.filter(status=Delivery.Status.SENDING)
+    with transaction.atomic():
+        # Lock the batch's rows in id order first, as the status webhooks lock them: no
+        # deadlocks between a sender settling a batch and Meta's statuses for the same rows.
+        batch = [outcome.delivery.id for outcome in outcomes]
+        list(Delivery.objects.select_for_update().filter(id__in=batch).order_by("id").values("id"))
+        for template, rows in sent.items():
+            _mark_sent(rows, now, template)
+        for (at, give_back, code, text, template), ids in requeue.items():
+            in_flight.filter(id__in=ids).update(
+                status=Delivery.Status.QUEUED,
+                next_attempt_at=at,
+                attempts=F("attempts") - give_back,
+                last_error_code=code,
+                last_error_text=text,
+                used_template=template,
+            )
+        for (status, code, text), ids in finals.items():
+            extra = {"failed_at": now} if status == "failed" else {}
+            in_flight.filter(id__in=ids).update(
+                status=status, last_error_code=code, last_error_text=text, **extra
+            )
+        for (code, text), ids in maybe.items():
+            in_flight.filter(id__in=ids).update(last_error_code=code, last_error_text=text)
         if unreachable:
             Subscriber.objects.filter(id__in=unreachable, status=Subscriber.Status.ACTIVE).update(
                 status=Subscriber.Status.UNREACHABLE
@@ -360,6 +411,25 @@ def settle(outcomes: list[Outcome]) -> None:  # noqa: C901  (one branch per Meta
             Subscriber.objects.filter(id__in=opted_out).update(marketing_opt_out=True)
     if pause is not None:
         pause_sending(code=pause[0], reason=pause[1])
+
+
+def _mark_sent(rows: list[tuple[int, str]], now: datetime, template: bool) -> None:
+    """One UPDATE for all accepted sends. A row a status webhook already moved on keeps its
+    status but still learns its wamid (the status may have matched it by our reference)."""
+    table = Delivery._meta.db_table
+    values = ", ".join(["(%s, %s)"] * len(rows))
+    sql = f"""WITH v(id, wamid) AS (VALUES {values})
+        UPDATE {table} AS d SET
+        status = CASE WHEN d.status = 'sending' THEN 'sent' ELSE d.status END,
+        wa_message_id = COALESCE(d.wa_message_id, v.wamid),
+        sent_at = COALESCE(d.sent_at, %s),
+        used_template = %s,
+        last_error_code = CASE WHEN d.status = 'sending' THEN NULL ELSE d.last_error_code END,
+        last_error_text = CASE WHEN d.status = 'sending' THEN '' ELSE d.last_error_text END
+        FROM v WHERE d.id = v.id"""
+    params = [value for row in rows for value in row] + [now, template]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
 
 
 # --- finishing, expiry, sweeping -----------------------------------------------------------

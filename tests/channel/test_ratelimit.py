@@ -3,6 +3,7 @@ number by default); replies keep their share; pair rate and the messaging tier."
 
 from __future__ import annotations
 
+import bisect
 import multiprocessing
 import time
 from collections import Counter
@@ -88,3 +89,101 @@ def test_the_tier_counts_unique_people_in_a_rolling_day(redis_conn):
     assert 86000 < wait <= 86400  # the next slot frees when "a" leaves the window
     assert tier.used() == 2
     assert UniqueRecipientWindow(limit=None).admit("anyone") == 0
+
+
+def test_a_reserved_chunk_is_spaced_at_the_rate_and_nobody_reserves_too_far_ahead(redis_conn):
+    limiter = SendRateLimiter(rate=100, reserve=0, key="t:chunks", client=redis_conn)
+    first = limiter.reserve(Lane.BULK, 5, max_ahead=0.1)
+    assert (first.count, first.first) == (5, 0)
+    assert first.last == pytest.approx(0.04, abs=0.002)  # 5 slots 10 ms apart
+    assert [round(first.slot(n), 3) for n in range(5)] == [0, 0.01, 0.02, 0.03, 0.04]
+    second = limiter.reserve(Lane.BULK, 5, max_ahead=0.1)  # another process: the next slots
+    assert second.count == 5
+    assert second.first == pytest.approx(0.05, abs=0.003)
+    refused = limiter.reserve(Lane.BULK, 5, max_ahead=0.05)  # would start 100 ms ahead
+    assert refused.count == 0
+    assert refused.first == pytest.approx(0.05, abs=0.003)  # ask again when it is in reach
+
+
+def test_a_reply_gets_a_slot_while_bulk_holds_every_slot_it_may(redis_conn):
+    """Bulk can hold slots at most MAX_AHEAD ahead, so a reply waits at most about that."""
+    limiter = SendRateLimiter(rate=100, reserve=0.1, key="t:ahead", client=redis_conn)
+    while limiter.reserve(Lane.BULK, limiter.chunk(), max_ahead=limiter.MAX_AHEAD).count:
+        pass
+    started = time.monotonic()
+    assert limiter.acquire(Lane.REPLY) == 0
+    assert time.monotonic() - started <= limiter.MAX_AHEAD + 2 * limiter.CHUNK_SECONDS + 0.02
+    assert limiter.acquire(Lane.BULK) > 0  # bulk queues behind the reply
+
+
+def _send_at_slots(url: str, key: str, rate: float, seconds: float, queue) -> None:
+    """A sender's pacing: reserve a chunk, then send each message at its own slot."""
+    limiter = SendRateLimiter(rate=rate, reserve=0.0, key=key, client=redis_lib.from_url(url))
+    sends = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        grant = limiter.reserve(Lane.BULK, limiter.chunk(), max_ahead=limiter.MAX_AHEAD)
+        granted_at = time.monotonic()
+        if not grant.count:
+            time.sleep(grant.first)
+            continue
+        for n in range(grant.count):
+            time.sleep(max(0.0, granted_at + grant.slot(n) - time.monotonic()))
+            sends.append(time.time())
+    queue.put(sends)
+
+
+@pytest.mark.slow
+def test_four_processes_sending_at_reserved_slots_hold_the_rate(redis_conn):
+    rate, seconds = 400.0, 3.0
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    workers = [
+        context.Process(
+            target=_send_at_slots, args=(settings.REDIS_URL, "t:slots", rate, seconds, queue)
+        )
+        for _ in range(4)
+    ]
+    for worker in workers:
+        worker.start()
+    sends = sorted(t for _ in workers for t in queue.get(timeout=60))
+    for worker in workers:
+        worker.join()
+    steady = [t for t in sends if sends[0] + 0.5 <= t]  # after all four have started
+    peak = max(bisect.bisect_left(steady, start + 1.0, lo=i) - i for i, start in enumerate(steady))
+    assert peak <= rate * 1.02 + 1
+    assert len(sends) >= rate * seconds * 0.9  # the chunks together use the whole rate
+
+
+def test_a_held_up_sender_skips_the_slots_that_passed_instead_of_bursting(fake_graph):
+    """Slots that went by while the process was held up are not fired late all at once
+    (they would bunch with other processes' on-time sends); the messages take later slots."""
+    from channel.graph import GraphClient
+    from channel.ratelimit import Grant
+
+    fake_graph.configure(enforce_window=False)
+    client = GraphClient()
+    calls, frontier = [], [0.0]
+
+    def reserve(count: int) -> Grant:
+        """A limiter handing out slots 20 ms apart on one timeline (as the Lua script does)."""
+        now = time.monotonic()
+        first = max(now, frontier[0])
+        frontier[0] = first + 0.02 * count
+        calls.append(count)
+        if len(calls) == 1:
+            time.sleep(0.07)  # held up right after Redis answered
+        return Grant(count, first - now, first - now + 0.02 * (count - 1))
+
+    payloads = [
+        {"messaging_product": "whatsapp", "to": f"3933300000{n:02}", "type": "text",
+         "text": {"body": "ciao"}}
+        for n in range(8)
+    ]  # fmt: skip
+    results = client.send_paced(payloads, reserve, chunk=4)
+    assert all(result.ok for result in results)
+    arrivals = sorted(entry["at"] for entry in fake_graph.outbox())
+    assert len(arrivals) == 8
+    assert client.slots_given_up >= 2  # the first grant's passed slots stayed unused
+    gaps = [b - a for a, b in zip(arrivals, arrivals[1:], strict=False)]
+    assert min(gaps) > 0.01  # still spaced: no burst of overdue sends

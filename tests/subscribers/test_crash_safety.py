@@ -102,7 +102,7 @@ def worker_process(post: Post) -> subprocess.Popen:
         "DJANGO_SETTINGS_MODULE": "tests.settings",
         "REDIS_URL": django_settings.REDIS_URL,
         "WHATSAPP_GRAPH_URL": django_settings.WHATSAPP_GRAPH_URL,
-        "WHATSAPP_MPS": "1000",
+        "WHATSAPP_MPS": "300",  # steady progress to kill it in the middle of
         "WHATSAPP_MESSAGING_TIER": "unlimited",
         "BANDITORE_SEND_BATCH": "25",
     }
@@ -113,15 +113,24 @@ def worker_process(post: Post) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=env)
 
 
+def kill_after(worker: subprocess.Popen, fake_graph, accepted: int) -> None:
+    """kill -9 once Meta has accepted `accepted` messages in all: a moment mid-send however
+    fast the machine is (a fixed sleep may find the worker done, or not yet started)."""
+    deadline = time.monotonic() + 60
+    while worker.poll() is None and time.monotonic() < deadline:
+        if fake_graph.stats()["accepted"] >= accepted:
+            break
+        time.sleep(0.01)
+    worker.send_signal(signal.SIGKILL)
+    worker.wait()
+
+
 @needs_postgresql
 def test_kill_9_mid_send_loses_nothing_and_duplicates_nothing(world, settings):
     post = start_post(400)
     rng = random.Random(7)
-    for _ in range(3):  # three crashes at random moments
-        worker = worker_process(post)
-        time.sleep(rng.uniform(1.0, 2.5))
-        worker.send_signal(signal.SIGKILL)
-        worker.wait()
+    for crash in range(3):  # three crashes at random moments
+        kill_after(worker_process(post), world, rng.randint(60, 100) * (crash + 1))
     connection.close()
     assert Delivery.objects.filter(post=post, status="queued").exists()  # it was mid-send
     recover_and_finish(world, post, settings)

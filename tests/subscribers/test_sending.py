@@ -43,6 +43,20 @@ def test_each_recipient_gets_the_post_once_and_the_post_finishes(fake_graph, tem
     assert post_counters(post)["sent"] == 45
 
 
+def test_a_batch_leaves_at_the_numbers_rate_not_in_one_burst(fake_graph, template, settings):
+    """All of a batch is in flight at once, but each message leaves at its own slot of the
+    Redis limiter: Meta sees them spaced at the bulk share of WHATSAPP_MPS (§4.1)."""
+    settings.WHATSAPP_MPS = 50  # bulk: 45/s, with WHATSAPP_REPLY_RESERVE = 0.1
+    settings.BANDITORE_SEND_BATCH = 30
+    post = published(30)
+    sending.drain_post(post.pk)
+    arrivals = sorted(entry["at"] for entry in fake_graph.outbox())
+    assert len(arrivals) == 30
+    assert arrivals[-1] - arrivals[0] >= 29 / 45 * 0.95
+    gaps = [b - a for a, b in zip(arrivals, arrivals[1:], strict=False)]
+    assert sum(1 for gap in gaps if gap < 0.5 / 45) <= 2  # no bunching
+
+
 def test_window_picks_free_form_inside_and_the_template_outside(fake_graph, template):
     """whatsapp-cloud-api.md §2.5: free-form only within 24 h of the person's message."""
     topic = make_topic()
@@ -179,9 +193,9 @@ def test_pair_rate_backs_off_that_person_only(fake_graph, template):
 def test_a_timeout_is_never_resent_blindly_and_the_status_settles_it(fake_graph, template):
     post = published(1)
     fake_graph.configure(timeout_rate=1.0, hang_seconds=1, fault_after_accept_rate=1.0)
-    from channel.graph import _local
+    from channel.graph import close_clients
 
-    _local.__dict__.clear()
+    close_clients()  # fresh connections: none left half-used by an earlier test
     sending.send_batch(post.pk)
     delivery = Delivery.objects.get()
     assert delivery.status == "sending"  # maybe sent: waiting for Meta's status

@@ -186,12 +186,11 @@ def sender_code(post_id: int) -> str:
     )
 
 
-PROCESSOR = (
-    "import time, django; django.setup()\n"
-    "from channel.services import process_pending_inbound_events\n"
-    "while True:\n"
-    "    if not process_pending_inbound_events(batch=200): time.sleep(0.2)\n"
-)
+# The webhook processor is a real Celery worker, as in production: the web process is not eager,
+# so a webhook POST only archives and (when it sets the wake-up flag) publishes the drain task.
+WORKER = ["-m", "celery", "-A", "deploy", "worker", "--pool", "solo", "--queues", "default",
+          "--without-gossip", "--without-mingle", "--without-heartbeat", "--purge",
+          "--loglevel", "warning"]  # fmt: skip
 
 
 def run_send(args) -> None:
@@ -201,6 +200,10 @@ def run_send(args) -> None:
     fake_port, web_port = free_port(), free_port()
     env["WHATSAPP_GRAPH_URL"] = f"http://127.0.0.1:{fake_port}"
     procs: list[subprocess.Popen] = []
+    if env.get("REDIS_URL"):  # a wake-up flag left by an earlier run would delay the first drain
+        import redis
+
+        redis.Redis.from_url(env["REDIS_URL"]).delete("banditore:channel:inbound-wake")
 
     def stop_all() -> None:
         for p in procs:
@@ -210,7 +213,7 @@ def run_send(args) -> None:
 
     atexit.register(stop_all)
 
-    def start(cmd, **kw):
+    def start(cmd, env=env, **kw):
         p = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, **kw)
         procs.append(p)
         return p
@@ -218,10 +221,11 @@ def run_send(args) -> None:
     start([PYTHON, "manage.py", "fakegraph", "--port", str(fake_port), "--no-window",
            "--latency-ms", str(args.latency_ms),
            "--webhook-url", f"http://127.0.0.1:{web_port}/whatsapp/webhook/"])  # fmt: skip
+    served = env | {"CELERY_TASK_ALWAYS_EAGER": "0"}
     web = start([PYTHON, "-m", "gunicorn", "deploy.wsgi", "--bind", f"127.0.0.1:{web_port}",
                  "--workers", str(args.web_workers), "--threads", "8",
-                 "--log-level", "warning"])  # fmt: skip
-    processor = start([PYTHON, "-c", PROCESSOR])
+                 "--log-level", "warning"], env=served)  # fmt: skip
+    processor = start([PYTHON, *WORKER], env=served)
     wait_for_port(fake_port)
     wait_for_port(web_port)
     import httpx

@@ -175,6 +175,9 @@ WHATSAPP_PRICE_MARKETING = env_decimal("WHATSAPP_PRICE_MARKETING", "0.0691")
 WHATSAPP_PRICE_UTILITY = env_decimal("WHATSAPP_PRICE_UTILITY", "0.0300")
 # Webhook bodies above this size are refused with 413 (Meta batches up to 1,000 updates, doc §1.3).
 WHATSAPP_WEBHOOK_MAX_BYTES = env_int("WHATSAPP_WEBHOOK_MAX_BYTES", 10 * 1024 * 1024, minimum=1024)
+# A webhook drain that finds the archive empty looks again this long before it lets the next
+# POST wake a new one: at a steady trickle, one drain takes the stream instead of a task each.
+WEBHOOK_DRAIN_LINGER_SECONDS = float(env_decimal("WEBHOOK_DRAIN_LINGER_SECONDS", "0.5"))
 # Conversation replies: transient-error attempts, and how often a reply waits out a paused account.
 BANDITORE_REPLY_MAX_ATTEMPTS = env_int("BANDITORE_REPLY_MAX_ATTEMPTS", 5, minimum=1)
 BANDITORE_REPLY_PAUSED_RETRY_SECONDS = env_int(

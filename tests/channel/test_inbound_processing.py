@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 
 import pytest
 from django.db import connection, transaction
@@ -259,3 +260,27 @@ def test_the_flag_stays_set_while_a_drain_works_and_later_arrivals_are_drained_t
     assert not redis_conn.exists(WAKE_KEY)  # cleared once nothing was left
     late.refresh_from_db()
     assert late.status == "delivered"
+
+
+@pytest.mark.django_db(transaction=True)
+@needs_postgresql
+def test_a_drain_lingers_and_takes_a_trickle_without_new_wake_ups(client, redis_conn):
+    """At a steady trickle a webhook arriving just after the archive emptied finds the flag
+    still held (so its POST publishes nothing) and the same drain applies it."""
+    redis_conn.set(WAKE_KEY, 1)  # as set by the POST that woke this drain
+    first, late = _sent_deliveries(2)
+    _one_status_webhook(client, first, "delivered")
+    result = []
+    drain = threading.Thread(
+        target=lambda: result.append(process_pending_inbound_events(linger=1.0))
+    )
+    drain.start()
+    time.sleep(0.3)  # the drain has applied the first webhook and lingers
+    assert redis_conn.exists(WAKE_KEY)
+    _one_status_webhook(client, late, "delivered")  # eager Celery: a publish would drain here
+    assert Delivery.objects.get(pk=late.pk).status == "sent"  # nobody was woken
+    drain.join(5)
+
+    assert result == [2]
+    assert Delivery.objects.get(pk=late.pk).status == "delivered"
+    assert not redis_conn.exists(WAKE_KEY)  # idle for the whole linger: cleared

@@ -1,6 +1,6 @@
 """Statuses/s applied by the webhook processor alone, one status per webhook POST.
 
-    DATABASE_URL=postgres://postgres@127.0.0.1:5432/banditore_h2_bench \\
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/banditore_engine_bench \\
         .venv/bin/python bench/webhook_drain.py [--messages 10000] [--batch 200] \\
         [--statuses-per-post 1]
 

@@ -36,9 +36,11 @@ import django  # noqa: E402
 
 django.setup()
 
+from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.db.models import Count  # noqa: E402
 
+from channel.fakegraph.server import webhook_envelope  # noqa: E402
 from channel.models import InboundEvent  # noqa: E402
 from channel.services import process_pending_inbound_events  # noqa: E402
 from subscribers.models import Delivery, Subscriber  # noqa: E402
@@ -63,30 +65,12 @@ def status_item(delivery_id: int, status: str, at: int) -> dict:
 
 
 def webhook_body(items: list[dict]) -> str:
-    return json.dumps(
-        {
-            "object": "whatsapp_business_account",
-            "entry": [
-                {
-                    "id": "102290129340398",
-                    "changes": [
-                        {
-                            "field": "messages",
-                            "value": {
-                                "messaging_product": "whatsapp",
-                                "metadata": {
-                                    "display_phone_number": "390434000000",
-                                    "phone_number_id": "100000000000001",
-                                },
-                                "statuses": items,
-                            },
-                        }
-                    ],
-                }
-            ],
-        },
-        ensure_ascii=False,
+    envelope = webhook_envelope(
+        {"statuses": items},
+        phone_number_id="100000000000001",
+        display_phone_number="390434000000",
     )
+    return json.dumps(envelope, ensure_ascii=False)
 
 
 def prepare(messages: int) -> tuple[Topic, Post]:
@@ -176,6 +160,7 @@ def main() -> None:
     args = parser.parse_args()
     if connection.vendor != "postgresql":
         sys.exit("set DATABASE_URL to a PostgreSQL database (a bench database of its own)")
+    call_command("migrate", verbosity=0)
     first_event = InboundEvent.objects.order_by("-id").values_list("id", flat=True).first() or 0
     if InboundEvent.objects.filter(processed_at__isnull=True, signature_valid=True).exists():
         sys.exit("this database has unprocessed webhooks: use a bench database of its own")

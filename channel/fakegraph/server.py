@@ -42,6 +42,25 @@ _TITLES = {
 }
 
 
+def webhook_envelope(value: dict, *, phone_number_id: str, display_phone_number: str) -> dict:
+    """Meta's webhook envelope around one change's `value` (whatsapp-cloud-api.md §1.4)."""
+    metadata = {"display_phone_number": display_phone_number, "phone_number_id": phone_number_id}
+    return {
+        "object": "whatsapp_business_account",
+        "entry": [
+            {
+                "id": "102290129340398",
+                "changes": [
+                    {
+                        "field": "messages",
+                        "value": {"messaging_product": "whatsapp", "metadata": metadata, **value},
+                    }
+                ],
+            }
+        ],
+    }
+
+
 @dataclass
 class FakeConfig:
     access_token: str = "test-access-token"
@@ -374,27 +393,11 @@ class FakeGraphServer:
 
     async def _post_webhook(self, value: dict) -> int:
         config = self.state.config
-        envelope = {
-            "object": "whatsapp_business_account",
-            "entry": [
-                {
-                    "id": "102290129340398",
-                    "changes": [
-                        {
-                            "field": "messages",
-                            "value": {
-                                "messaging_product": "whatsapp",
-                                "metadata": {
-                                    "display_phone_number": config.display_phone_number,
-                                    "phone_number_id": config.phone_number_id,
-                                },
-                                **value,
-                            },
-                        }
-                    ],
-                }
-            ],
-        }
+        envelope = webhook_envelope(
+            value,
+            phone_number_id=config.phone_number_id,
+            display_phone_number=config.display_phone_number,
+        )
         raw = json.dumps(envelope, ensure_ascii=False).encode()
         signature = hmac.new(config.app_secret.encode(), raw, hashlib.sha256).hexdigest()
         try:

@@ -16,7 +16,7 @@ import os
 import threading
 import time
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -434,6 +434,27 @@ def claim_inbound_message(*, wamid: str) -> bool:
 # --- Erasure ------------------------------------------------------------------------------
 
 REDACTED = "[erased]"
+
+
+def prune_inbound_events(*, now: datetime | None = None, chunk: int = 10_000) -> int:
+    """Delete processed webhooks older than WEBHOOK_ARCHIVE_DAYS; returns how many.
+
+    Status webhooks are most of the archive (about three per message sent) and carry phone
+    numbers: keeping them forever is neither needed nor fair. Webhooks that carried a citizen's
+    message stay, since the message log points at them (and dedups Meta's retries by wamid).
+    Unprocessed ones always stay. Deleted in chunks, so the table is never locked for long.
+    """
+    days = settings.WEBHOOK_ARCHIVE_DAYS
+    if not days:
+        return 0
+    cutoff = (now or timezone.now()) - timedelta(days=days)
+    old = InboundEvent.objects.filter(
+        processed_at__isnull=False, received_at__lt=cutoff, messages__isnull=True
+    )
+    deleted = 0
+    while ids := list(old.values_list("id", flat=True)[:chunk]):
+        deleted += InboundEvent.objects.filter(id__in=ids).delete()[0]
+    return deleted
 
 
 def redact_person(*, wa_id: str = "", user_id: str = "") -> int:

@@ -25,6 +25,11 @@ def process_pending_inbound_events_task() -> int:
     return services.process_pending_inbound_events()
 
 
+@shared_task(name="banditore.channel.prune_inbound_events", ignore_result=True)
+def prune_inbound_events_task() -> int:
+    return services.prune_inbound_events()
+
+
 @shared_task(name="banditore.channel.send_outbound_message", bind=True, ignore_result=True)
 def send_outbound_message_task(self, outbound_id: int) -> str:
     for _ in range(_EAGER_MAX_ROUNDS):

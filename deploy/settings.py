@@ -136,6 +136,11 @@ CELERY_BEAT_SCHEDULE["channel-process-pending-webhooks"] = {
     "schedule": 60.0,
 }
 # send-at lives in the database: beat publishes due posts (never a long Celery ETA).
+# Processed status webhooks older than WEBHOOK_ARCHIVE_DAYS are deleted nightly.
+CELERY_BEAT_SCHEDULE["channel-prune-inbound-events"] = {
+    "task": "banditore.channel.prune_inbound_events",
+    "schedule": crontab(hour=3, minute=37),
+}
 CELERY_BEAT_SCHEDULE["subscribers-publish-due-posts"] = {
     "task": "banditore.subscribers.publish_due_posts",
     "schedule": 15.0,
@@ -178,6 +183,8 @@ WHATSAPP_WEBHOOK_MAX_BYTES = env_int("WHATSAPP_WEBHOOK_MAX_BYTES", 10 * 1024 * 1
 # A webhook drain that finds the archive empty looks again this long before it lets the next
 # POST wake a new one: at a steady trickle, one drain takes the stream instead of a task each.
 WEBHOOK_DRAIN_LINGER_SECONDS = float(env_decimal("WEBHOOK_DRAIN_LINGER_SECONDS", "0.5"))
+# Days to keep processed webhooks without a citizen's message in the archive (0: forever).
+WEBHOOK_ARCHIVE_DAYS = env_int("WEBHOOK_ARCHIVE_DAYS", 90, minimum=0)
 # Conversation replies: transient-error attempts, and how often a reply waits out a paused account.
 BANDITORE_REPLY_MAX_ATTEMPTS = env_int("BANDITORE_REPLY_MAX_ATTEMPTS", 5, minimum=1)
 BANDITORE_REPLY_PAUSED_RETRY_SECONDS = env_int(

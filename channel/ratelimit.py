@@ -95,7 +95,8 @@ def _redis() -> redis_lib.Redis:
     # One client (and connection pool) per process: senders ask for a limiter every batch.
     url = settings.REDIS_URL
     if url not in _clients:
-        _clients[url] = redis_lib.from_url(url)
+        # A timeout: senders call this from their event loop, which a hung Redis would freeze.
+        _clients[url] = redis_lib.from_url(url, socket_timeout=5, socket_connect_timeout=5)
     return _clients[url]
 
 

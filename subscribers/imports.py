@@ -348,6 +348,9 @@ def _stage(reader, positions, separators, region, defaults, batch, report) -> No
             return row[index].strip() if index is not None and index < len(row) else ""
 
         problems = []
+        if any("\x00" in value for value in row):  # PostgreSQL text cannot hold NUL
+            report.error(line, _("the line contains a NUL character (is this really a CSV file?)"))
+            continue
         try:
             wa_id = normalise_number(cell(number_at), region)
         except ValueError as exc:

@@ -212,7 +212,13 @@ def _start_batch(post: Post, size: int) -> _Batch:
 def _finish_batch(batch: _Batch) -> int:
     """Wait for the batch's answers and write every outcome back; returns how many Meta took."""
     if batch.future is not None:
-        results = batch.future.result(batch.wait_limit)
+        try:
+            results = batch.future.result(batch.wait_limit)
+        except TimeoutError:
+            # Stop pacing the rest: unsent rows stay `sending` and the sweeper queues them
+            # again; a batch still sending after that would send them twice.
+            batch.future.cancel()
+            raise
         batch.outcomes += [
             Outcome(claim, result=result, template=template)
             for (claim, _, template), result in zip(batch.prepared, results, strict=True)
@@ -264,12 +270,13 @@ def drain_post(post_id: int, *, budget_seconds: float | None = None) -> float | 
             mark_sender_alive(post_id)
             post = _sendable(post_id)
             batch = _start_batch(post, size) if isinstance(post, Post) else None
-            settled = pending is not None
-            if pending is not None:
-                finishing, pending = pending, None
+            # The new batch is `pending` before the previous one is written back, so if that
+            # raises, `finally` still settles the batch already in flight.
+            finishing, pending = pending, batch if batch is not None and batch.claimed else None
+            settled = finishing is not None
+            if finishing is not None:
                 _finish_batch(finishing)
-            if batch is not None and batch.claimed:
-                pending = batch
+            if pending is not None:
                 if timezone.now() < deadline:
                     continue
                 finishing, pending = pending, None

@@ -96,6 +96,12 @@ def test_a_signature_without_the_sha256_prefix_is_refused(client):
     assert post_webhook(client, body, signature=bare).status_code == 403
 
 
+def test_a_signature_with_non_ascii_characters_is_a_forgery_not_an_error(client):
+    body = b'{"object":"whatsapp_business_account","entry":[]}'
+    odd = "sha256=" + "é" * 64  # hmac.compare_digest raises on non-ASCII text
+    assert post_webhook(client, body, signature=odd).status_code == 403
+
+
 def test_accented_text_is_verified_over_the_raw_bytes(client, django_capture_on_commit_callbacks):
     """doc §1.2: hash request.body as received, never re-serialised JSON."""
     text = "Perché la raccolta è così? Più informazioni sull'àrea pedonale ❤️"

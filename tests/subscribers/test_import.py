@@ -120,6 +120,16 @@ def test_an_invalid_line_anywhere_imports_nothing_and_names_the_lines(topics):
     assert not ImportRow.objects.exists()
 
 
+def test_a_nul_character_is_a_line_error_not_a_crash(topics):
+    text = VALID + "333 777 8888,scuole,15/03/2024,modulo\x00carta\n"
+
+    report = run(text)
+
+    assert [line for line, _ in report.errors] == [5]
+    assert "NUL" in report.errors[0][1]
+    assert not Subscriber.objects.exists()
+
+
 def test_an_unknown_topic_is_reported_with_its_name(topics):
     report = run("numero,argomenti,data_consenso,fonte\n3331112222,scuole;pesca,2024-01-01,x\n")
 

@@ -271,26 +271,36 @@ def _process_batch(*, limit: int, event_id: int | None = None) -> dict[int, list
             pending = pending.filter(pk=event_id)
         rows = list(pending.order_by("id").values_list("id", "body")[:limit])
         problems: dict[int, list[str]] = {row_id: [] for row_id, _ in rows}
-        statuses: list[tuple[int, StatusUpdate]] = []
-        for row_id, body in rows:
+        parsed = {row_id: _parse(body, problems[row_id]) for row_id, body in rows}
+        # Statuses first: they lock deliveries, then subscribers (unreachable, opted out), in
+        # the order the sender's write-back takes them, so the two never deadlock.
+        statuses = [(row_id, u) for row_id, p in parsed.items() for u in p.statuses]
+        if statuses:
+            _dispatch_statuses(statuses, problems)
+        for row_id, webhook in parsed.items():
+            if not (webhook.messages or webhook.preferences):
+                continue
             try:
-                parsed = _parse(body, problems[row_id])
-                if parsed.messages or parsed.preferences:
-                    # A savepoint per webhook that writes: one bad webhook is rolled back alone.
-                    with transaction.atomic():
-                        _dispatch(row_id, parsed, problems[row_id])
+                # A savepoint per webhook that writes: one bad webhook is rolled back alone.
+                with transaction.atomic():
+                    _dispatch(row_id, webhook, problems[row_id])
             except Exception as exc:  # a bug must not wedge the queue behind this webhook
                 logger.exception("webhook %s: processing failed", row_id)
                 problems[row_id].append(f"error: processing failed: {exc!r}")
-                continue
-            statuses += [(row_id, update) for update in parsed.statuses]
-        if statuses:
-            _dispatch_statuses(statuses, problems)
         _mark_processed(problems)
     return problems
 
 
 def _parse(body: str, problems: list[str]) -> ParsedWebhook:
+    try:
+        return _parse_unguarded(body, problems)
+    except Exception as exc:  # a bug must not wedge the queue behind this webhook
+        logger.exception("webhook: parsing failed")
+        problems.append(f"error: parsing failed: {exc!r}")
+        return ParsedWebhook()
+
+
+def _parse_unguarded(body: str, problems: list[str]) -> ParsedWebhook:
     try:
         data = json.loads(body)
     except ValueError:

@@ -72,7 +72,6 @@ def worker(settings, redis_conn):
 
     eager = app.conf.task_always_eager
     app.conf.task_always_eager = False  # Celery messages only wake workers; ours polls
-    settings.BANDITORE_SEND_THREADS = 1
     settings.BANDITORE_SEND_BATCH = 1
     settings.BANDITORE_MAX_ATTEMPTS = 1
     thread = Worker()

@@ -6,12 +6,14 @@ from django.contrib import admin, messages
 from django.utils.translation import gettext_lazy as _
 
 from subscribers.api.tokens import api_token_assign_key, api_token_revoke
-from topics.audit import audit_admin, form_changes, form_values
+from topics.audit import AuditedDeletesMixin, audit_admin, form_changes, form_values
 from topics.models import ApiToken
 
 
 @admin.register(ApiToken)
-class ApiTokenAdmin(admin.ModelAdmin):
+class ApiTokenAdmin(AuditedDeletesMixin, admin.ModelAdmin):
+    audit_noun = "token"
+
     list_display = [
         "name",
         "key_prefix",
@@ -78,15 +80,6 @@ class ApiTokenAdmin(admin.ModelAdmin):
             )
             % {"name": obj.name, "key": key},
         )
-
-    def delete_model(self, request, obj: ApiToken) -> None:
-        audit_admin(user=request.user, action="token_deleted", obj=obj)
-        super().delete_model(request, obj)
-
-    def delete_queryset(self, request, queryset) -> None:
-        for token in queryset:
-            audit_admin(user=request.user, action="token_deleted", obj=token)
-        super().delete_queryset(request, queryset)
 
     @admin.action(description=_("Revoke the selected API keys (they stop working at once)"))
     def revoke(self, request, queryset) -> None:

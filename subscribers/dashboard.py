@@ -31,6 +31,7 @@ from subscribers.models import (
     Subscription,
     TopicCount,
 )
+from subscribers.results import outcome_counts
 from topics.models import Post, Topic
 
 WEEKS = 26
@@ -171,17 +172,11 @@ class PostResult:
 def recent_posts(now: datetime | None = None, count: int = POSTS) -> list[PostResult]:
     now = now or timezone.now()
     posts = list(Post.objects.filter(published_at__isnull=False).order_by("-published_at")[:count])
-    done = [Delivery.Status.DELIVERED, Delivery.Status.READ]
     counters = {
         row["post_id"]: row
         for row in Delivery.objects.filter(post__in=posts)
         .values("post_id")
-        .annotate(
-            reach=Count("id"),
-            delivered=Count("id", filter=Q(status__in=done)),
-            read=Count("id", filter=Q(status=Delivery.Status.READ)),
-            failed=Count("id", filter=Q(status=Delivery.Status.FAILED)),
-        )
+        .annotate(reach=Count("id"), **outcome_counts())
         .order_by()
     }
     results = []

@@ -21,6 +21,15 @@ DONE = ("sent", "delivered", "read", "failed", "cancelled")
 DELIVERED = (Delivery.Status.DELIVERED, Delivery.Status.READ)
 
 
+def outcome_counts() -> dict[str, Count]:
+    """delivered (read included), read and failed: the same tallies on every results screen."""
+    return {
+        "delivered": Count("id", filter=Q(status__in=DELIVERED)),
+        "read": Count("id", filter=Q(status=Delivery.Status.READ)),
+        "failed": Count("id", filter=Q(status=Delivery.Status.FAILED)),
+    }
+
+
 def progress_report(post: Post) -> dict:
     """Counters, finish estimate, pause reason and failures grouped by Meta's error code."""
     counters = post_counters(post)
@@ -77,12 +86,7 @@ def results_by_topic(post: Post) -> list[TopicResult]:
             subscriber__subscription__topic__in=post.topics.values("id"),
         )
         .values(topic_id=F("subscriber__subscription__topic_id"))
-        .annotate(
-            recipients=Count("id"),
-            delivered=Count("id", filter=Q(status__in=DELIVERED)),
-            read=Count("id", filter=Q(status=Delivery.Status.READ)),
-            failed=Count("id", filter=Q(status=Delivery.Status.FAILED)),
-        )
+        .annotate(recipients=Count("id"), **outcome_counts())
         .order_by()
     )
     by_topic = {row.pop("topic_id"): row for row in rows}

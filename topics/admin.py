@@ -5,7 +5,7 @@ from django.utils.translation import gettext_lazy as _
 
 from channel.admin import MessageTemplateAdmin, ReadOnlyAdmin
 from channel.models import MessageTemplate
-from topics.audit import audit_admin, form_changes, form_values
+from topics.audit import AuditedDeletesMixin, audit_admin, form_changes, form_values
 from topics.models import AuditEntry, Topic
 
 
@@ -65,7 +65,9 @@ class AuditEntryAdmin(ReadOnlyAdmin):
 # Registered here rather than in channel/admin.py: channel may not import topics, and every
 # change of a template is written to the audit log (who, when, what: old → new).
 @admin.register(MessageTemplate)
-class AuditedMessageTemplateAdmin(MessageTemplateAdmin):
+class AuditedMessageTemplateAdmin(AuditedDeletesMixin, MessageTemplateAdmin):
+    audit_noun = "template"
+
     def save_model(self, request, obj, form, change: bool) -> None:
         super().save_model(request, obj, form, change)
         if change:
@@ -74,12 +76,3 @@ class AuditedMessageTemplateAdmin(MessageTemplateAdmin):
         else:
             details = {"fields": form_values(form)}
             audit_admin(user=request.user, action="template_created", obj=obj, details=details)
-
-    def delete_model(self, request, obj) -> None:
-        audit_admin(user=request.user, action="template_deleted", obj=obj)
-        super().delete_model(request, obj)
-
-    def delete_queryset(self, request, queryset) -> None:
-        for template in queryset:
-            audit_admin(user=request.user, action="template_deleted", obj=template)
-        super().delete_queryset(request, queryset)

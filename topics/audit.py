@@ -55,3 +55,18 @@ def audit_admin(*, user, action: str, obj: models.Model, details: dict | None = 
     AuditEntry.objects.create(
         actor=actor, action=action, object_repr=str(obj)[:200], details=details or {}
     )
+
+
+class AuditedDeletesMixin:
+    """Admin mixin: every delete, one by one or from the list, leaves `<audit_noun>_deleted`."""
+
+    audit_noun = ""
+
+    def delete_model(self, request, obj) -> None:
+        audit_admin(user=request.user, action=f"{self.audit_noun}_deleted", obj=obj)
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset) -> None:
+        for obj in queryset:
+            audit_admin(user=request.user, action=f"{self.audit_noun}_deleted", obj=obj)
+        super().delete_queryset(request, queryset)

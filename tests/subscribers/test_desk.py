@@ -23,15 +23,6 @@ pytestmark = pytest.mark.django_db
 CHANGELIST = "/admin/topics/post/"
 
 
-@pytest.fixture
-def post():
-    topic = make_topic()
-    for _ in range(3):
-        make_subscriber(topics=[topic])
-    make_template()
-    return make_post(topics=[topic])
-
-
 def test_the_three_roles_exist_with_their_rights():
     rights = {
         group.name: {p.codename for p in group.permissions.all()} for group in Group.objects.all()

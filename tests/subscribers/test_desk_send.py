@@ -21,15 +21,6 @@ CHANGELIST = "/admin/topics/post/"
 STAFF_IN_WINDOW, STAFF_OUTSIDE = "393330000001", "393330000002"
 
 
-@pytest.fixture
-def post():
-    topic = make_topic()
-    for _ in range(3):
-        make_subscriber(topics=[topic])
-    make_template()
-    return make_post(topics=[topic])
-
-
 def run_action(client, action: str, post: Post, **extra):
     form = {"action": action, "_selected_action": [post.pk], "confirmed": "yes", **extra}
     return client.post(CHANGELIST, form, follow=True)

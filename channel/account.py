@@ -12,6 +12,11 @@ from django.utils import timezone
 from channel.models import SendingState
 
 
+def pause_state() -> SendingState | None:
+    """The sending state while sending is paused (reason, code, since when), else None."""
+    return SendingState.objects.filter(id=1, paused=True).first()
+
+
 def is_paused() -> bool:
     return SendingState.objects.filter(id=1, paused=True).exists()
 

@@ -29,12 +29,12 @@ from django.dispatch import receiver
 from django.http import HttpRequest
 
 from channel import services
-from channel.signatures import verify
+from channel.signatures import HEADER, verify
 
 logger = logging.getLogger(__name__)
 
 WEBHOOK_PATH = "/whatsapp/webhook/"
-SIGNATURE_ENVIRON_KEY = "HTTP_X_HUB_SIGNATURE_256"  # the WSGI name of X-Hub-Signature-256
+SIGNATURE_ENVIRON_KEY = "HTTP_" + HEADER.upper().replace("-", "_")  # its name in WSGI
 _HTML = "text/html; charset=utf-8"  # what Django's HttpResponse says for an empty body
 
 

@@ -32,7 +32,8 @@ from subscribers.progress import post_counters
 from subscribers.results import post_recipients, progress_report, results_by_topic
 from subscribers.selectors import reach_count
 from subscribers.trial_send import post_send_test, trial_numbers
-from topics.models import AuditEntry, Post
+from topics.audit import audit_admin
+from topics.models import Post
 
 RECIPIENTS_PER_PAGE = 50
 # Actions that may also be started from a post's own page (a link to the same confirmation).
@@ -445,8 +446,6 @@ class PostAdmin(admin.ModelAdmin):
         if not can_publish(request.user):
             raise PermissionDenied
         if resume_sending(user=request.user):
-            AuditEntry.objects.create(
-                actor=request.user, action="resume_sending", object_repr="WhatsApp account"
-            )
+            audit_admin(user=request.user, action="resume_sending", obj="WhatsApp account")
             self.message_user(request, _("Sending resumed."))
         return redirect(request.META.get("HTTP_REFERER") or "admin:index")

@@ -12,8 +12,8 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from channel.account import is_paused
-from channel.models import MessageTemplate, SendingState
+from channel.account import is_paused, pause_state
+from channel.models import MessageTemplate
 from subscribers import publishing
 from subscribers.post_payloads import (
     default_template,
@@ -36,7 +36,7 @@ def sending_state(request: HttpRequest) -> dict:
     user = getattr(request, "user", None)
     if not (request.path.startswith("/admin/") and user and user.is_staff):
         return {}
-    state = SendingState.objects.filter(id=1, paused=True).first()
+    state = pause_state()
     return {"sending_paused": state, "can_resume_sending": bool(state and can_publish(user))}
 
 

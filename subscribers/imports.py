@@ -29,6 +29,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from subscribers.models import ConsentEvent, ImportRow, Subscriber, Subscription, mask_phone
+from topics.audit import audit_admin
 from topics.models import Topic
 
 DEFAULT_REGION = "IT"
@@ -542,18 +543,6 @@ def describe(report: ImportReport) -> list[str]:
 
 def audit(report: ImportReport, *, user=None, file_name: str = "") -> None:
     """One audit-log entry per import that wrote something (who, which file, what changed)."""
-    from topics.models import AuditEntry
-
-    AuditEntry.objects.create(
-        actor=user,
-        action="subscribers_imported",
-        object_repr=file_name[:200],
-        details={
-            "lines": report.lines,
-            "created": report.created,
-            "activated": report.activated,
-            "known": report.known,
-            "skipped_left": report.skipped_left,
-            "subscriptions_added": report.subscriptions_added,
-        },
-    )
+    counts = ("lines", "created", "activated", "known", "skipped_left", "subscriptions_added")
+    details = {name: getattr(report, name) for name in counts}
+    audit_admin(user=user, action="subscribers_imported", obj=file_name, details=details)

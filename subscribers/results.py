@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 from django.db.models import Count, F, Q, QuerySet
 
+from channel.account import pause_state
 from channel.errors import explain
-from channel.models import SendingState
 from subscribers.models import Delivery
 from subscribers.progress import estimated_finish, post_counters
 from topics.models import Post, Topic
@@ -34,7 +34,7 @@ def progress_report(post: Post) -> dict:
     """Counters, finish estimate, pause reason and failures grouped by Meta's error code."""
     counters = post_counters(post)
     done = sum(counters[s] for s in DONE)
-    paused = SendingState.objects.filter(id=1, paused=True).first()
+    paused = pause_state()
     return {
         "status": post.status,
         "counters": counters,

@@ -58,6 +58,7 @@ class AuditEntryAdmin(ReadOnlyAdmin):
     list_filter = ["action", "at"]
     search_fields = ["object_repr", "actor__username", "action"]
     date_hierarchy = "at"
+    list_select_related = ["actor", "actor_token"]
     fields = ["at", "actor", "actor_token", "action", "object_repr", "details"]
     readonly_fields = fields
 

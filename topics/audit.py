@@ -50,7 +50,7 @@ def form_values(form, *, skip: Iterable[str] = ()) -> dict[str, Any]:
     return {name: _plain(value) for name, value in form.cleaned_data.items() if name not in skipped}
 
 
-def audit_admin(*, user, action: str, obj: models.Model, details: dict | None = None) -> None:
+def audit_admin(*, user, action: str, obj: object, details: dict | None = None) -> None:
     actor = user if getattr(user, "is_authenticated", False) else None
     AuditEntry.objects.create(
         actor=actor, action=action, object_repr=str(obj)[:200], details=details or {}

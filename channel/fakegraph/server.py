@@ -9,8 +9,6 @@ from __future__ import annotations
 import asyncio
 import bisect
 import contextlib
-import hashlib
-import hmac
 import json
 import random
 import secrets
@@ -24,6 +22,7 @@ import httpx
 
 from channel.fakegraph.validation import Rejection, Template, validate_message
 from channel.httptransport import PooledTransport
+from channel.signatures import HEADER, sign
 
 DAY = 86400.0
 
@@ -399,14 +398,13 @@ class FakeGraphServer:
             display_phone_number=config.display_phone_number,
         )
         raw = json.dumps(envelope, ensure_ascii=False).encode()
-        signature = hmac.new(config.app_secret.encode(), raw, hashlib.sha256).hexdigest()
         try:
             response = await self._http.post(
                 config.webhook_url,
                 content=raw,
                 headers={
                     "Content-Type": "application/json",
-                    "X-Hub-Signature-256": f"sha256={signature}",
+                    HEADER: sign(raw, config.app_secret),
                 },
             )
         except httpx.HTTPError:

@@ -40,7 +40,7 @@ from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.db.models import Count  # noqa: E402
 
-from channel.fakegraph.server import webhook_envelope  # noqa: E402
+from channel.inbound import webhook_envelope  # noqa: E402
 from channel.models import InboundEvent  # noqa: E402
 from channel.services import process_pending_inbound_events  # noqa: E402
 from subscribers.models import Delivery, Subscriber  # noqa: E402

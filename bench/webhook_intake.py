@@ -54,6 +54,7 @@ from django.test import Client  # noqa: E402
 from django.urls import include, path  # noqa: E402
 from django.views.decorators.csrf import csrf_exempt  # noqa: E402
 
+from channel.inbound import webhook_envelope  # noqa: E402
 from channel.models import InboundEvent  # noqa: E402
 from channel.services import WAKE_KEY, _redis  # noqa: E402
 from channel.signatures import HEADER, sign, verify  # noqa: E402
@@ -73,24 +74,7 @@ STATUS = {
     },
 }
 BODY = json.dumps(
-    {
-        "object": "whatsapp_business_account",
-        "entry": [
-            {
-                "id": "1",
-                "changes": [
-                    {
-                        "field": "messages",
-                        "value": {
-                            "messaging_product": "whatsapp",
-                            "metadata": {"display_phone_number": "1", "phone_number_id": "1"},
-                            "statuses": [STATUS],
-                        },
-                    }
-                ],
-            }
-        ],
-    }
+    webhook_envelope({"statuses": [STATUS]}, phone_number_id="1", display_phone_number="1")
 ).encode()
 URL = "/whatsapp/webhook/"
 MINIMAL_URL = "/bench/minimal-webhook/"

@@ -220,3 +220,16 @@ def _parse_message(
         context_wamid=_str(_dict(item.get("context")).get("id")),
         errors=_errors(item.get("errors")),
     )
+
+
+def webhook_envelope(
+    value: dict, *, phone_number_id: str, display_phone_number: str, entry_id: str = "0"
+) -> dict:
+    """Meta's webhook envelope around one change's `value` (whatsapp-cloud-api.md §1.4): what
+    `parse_webhook` reads, built by the fake Graph API, the simulator, benchmarks and tests."""
+    metadata = {"display_phone_number": display_phone_number, "phone_number_id": phone_number_id}
+    value = {"messaging_product": "whatsapp", "metadata": metadata, **value}
+    return {
+        "object": "whatsapp_business_account",
+        "entry": [{"id": entry_id, "changes": [{"field": "messages", "value": value}]}],
+    }

@@ -27,6 +27,7 @@ from django.urls import path, reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
+from channel.inbound import webhook_envelope
 from channel.signatures import HEADER, sign
 
 logger = logging.getLogger(__name__)
@@ -83,28 +84,13 @@ def message_item(*, wa_id: str, action: dict) -> dict | None:
 
 
 def envelope(*, wa_id: str, item: dict) -> dict:
-    return {
-        "object": "whatsapp_business_account",
-        "entry": [
-            {
-                "id": "SIMULATOR",
-                "changes": [
-                    {
-                        "field": "messages",
-                        "value": {
-                            "messaging_product": "whatsapp",
-                            "metadata": {
-                                "display_phone_number": settings.WHATSAPP_DISPLAY_PHONE_NUMBER,
-                                "phone_number_id": settings.WHATSAPP_PHONE_NUMBER_ID,
-                            },
-                            "contacts": [{"profile": {"name": "Simulatore"}, "wa_id": wa_id}],
-                            "messages": [item],
-                        },
-                    }
-                ],
-            }
-        ],
-    }
+    contacts = [{"profile": {"name": "Simulatore"}, "wa_id": wa_id}]
+    return webhook_envelope(
+        {"contacts": contacts, "messages": [item]},
+        phone_number_id=settings.WHATSAPP_PHONE_NUMBER_ID,
+        display_phone_number=settings.WHATSAPP_DISPLAY_PHONE_NUMBER,
+        entry_id="SIMULATOR",
+    )
 
 
 @staff_member_required

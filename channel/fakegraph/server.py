@@ -22,6 +22,7 @@ import httpx
 
 from channel.fakegraph.validation import Rejection, Template, validate_message
 from channel.httptransport import PooledTransport
+from channel.inbound import webhook_envelope
 from channel.signatures import HEADER, sign
 
 DAY = 86400.0
@@ -39,25 +40,6 @@ _TITLES = {
     "marketing messages on WhatsApp from your business",
     131056: "(Business Account, Consumer Account) pair rate limit hit",
 }
-
-
-def webhook_envelope(value: dict, *, phone_number_id: str, display_phone_number: str) -> dict:
-    """Meta's webhook envelope around one change's `value` (whatsapp-cloud-api.md §1.4)."""
-    metadata = {"display_phone_number": display_phone_number, "phone_number_id": phone_number_id}
-    return {
-        "object": "whatsapp_business_account",
-        "entry": [
-            {
-                "id": "102290129340398",
-                "changes": [
-                    {
-                        "field": "messages",
-                        "value": {"messaging_product": "whatsapp", "metadata": metadata, **value},
-                    }
-                ],
-            }
-        ],
-    }
 
 
 @dataclass
@@ -396,6 +378,7 @@ class FakeGraphServer:
             value,
             phone_number_id=config.phone_number_id,
             display_phone_number=config.display_phone_number,
+            entry_id="102290129340398",
         )
         raw = json.dumps(envelope, ensure_ascii=False).encode()
         try:

@@ -21,6 +21,7 @@ from django.db import close_old_connections
 from django.test import RequestFactory
 from django.test.testcases import QuietWSGIRequestHandler
 
+from channel.inbound import webhook_envelope
 from channel.signatures import HEADER, sign
 
 URL = "/whatsapp/webhook/"
@@ -57,19 +58,18 @@ def status_item(
 
 
 def envelope(*, messages: list | None = None, statuses: list | None = None) -> dict:
-    value: dict = {
-        "messaging_product": "whatsapp",
-        "metadata": {"display_phone_number": "390434000000", "phone_number_id": "100000000000001"},
-    }
+    value: dict = {}
     if messages:
         value["contacts"] = [{"profile": {"name": "Test"}, "wa_id": m["from"]} for m in messages]
         value["messages"] = messages
     if statuses:
         value["statuses"] = statuses
-    return {
-        "object": "whatsapp_business_account",
-        "entry": [{"id": "WABA1", "changes": [{"field": "messages", "value": value}]}],
-    }
+    return webhook_envelope(
+        value,
+        phone_number_id="100000000000001",
+        display_phone_number="390434000000",
+        entry_id="WABA1",
+    )
 
 
 @dataclass

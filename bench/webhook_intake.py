@@ -56,7 +56,8 @@ from django.views.decorators.csrf import csrf_exempt  # noqa: E402
 
 from channel.inbound import webhook_envelope  # noqa: E402
 from channel.models import InboundEvent  # noqa: E402
-from channel.services import WAKE_KEY, _redis  # noqa: E402
+from channel.redis_client import redis_client  # noqa: E402
+from channel.services import WAKE_KEY  # noqa: E402
 from channel.signatures import HEADER, sign, verify  # noqa: E402
 from deploy.wsgi import application, django_application  # noqa: E402
 
@@ -89,7 +90,9 @@ def minimal_webhook(request):
     if not verify(body, request.headers.get(HEADER), settings.WHATSAPP_APP_SECRET):
         return HttpResponse(status=403)
     statuses = json.loads(body)["entry"][0]["changes"][0]["value"]["statuses"]
-    _redis().rpush(MINIMAL_QUEUE, *(f"{s['id']} {s['status']} {s['timestamp']}" for s in statuses))
+    redis_client().rpush(
+        MINIMAL_QUEUE, *(f"{s['id']} {s['status']} {s['timestamp']}" for s in statuses)
+    )
     return HttpResponse(status=200)
 
 
@@ -279,13 +282,13 @@ def main() -> None:
     n = int(args[0]) if args else 2000
     first_id = (InboundEvent.objects.order_by("-id").values_list("id", flat=True).first()) or 0
     # The drain task is not running here: keep the flag set, as under load, so no POST publishes.
-    _redis().set(WAKE_KEY, 1, ex=3600)
+    redis_client().set(WAKE_KEY, 1, ex=3600)
     try:
         figures = in_process(n)
         served = under_gunicorn(n) if "--gunicorn" in sys.argv else None
     finally:
         InboundEvent.objects.filter(id__gt=first_id).delete()
-        _redis().delete(WAKE_KEY, MINIMAL_QUEUE)
+        redis_client().delete(WAKE_KEY, MINIMAL_QUEUE)
     engine = settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1]
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     print(f"{n} requests each, body {len(BODY)} bytes, database {engine}, load average {load}")

@@ -19,6 +19,8 @@ from enum import StrEnum
 import redis as redis_lib
 from django.conf import settings
 
+from channel.redis_client import redis_client
+
 # Token buckets that can lend: a caller reserves `count` tokens, even ones that only exist in
 # the future, and gets back when its first and last token are due; it sends each message at
 # its own slot. So a process can take a chunk of slots with one call, yet the sends stay
@@ -88,18 +90,6 @@ class Lane(StrEnum):
     BULK = "bulk"
 
 
-_clients: dict[str, redis_lib.Redis] = {}
-
-
-def _redis() -> redis_lib.Redis:
-    # One client (and connection pool) per process: senders ask for a limiter every batch.
-    url = settings.REDIS_URL
-    if url not in _clients:
-        # A timeout: senders call this from their event loop, which a hung Redis would freeze.
-        _clients[url] = redis_lib.from_url(url, socket_timeout=5, socket_connect_timeout=5)
-    return _clients[url]
-
-
 @dataclass(frozen=True)
 class Grant:
     """`count` slots, the first due in `first` s and the last in `last` s (evenly spaced in
@@ -140,7 +130,7 @@ class SendRateLimiter:
         self.bulk_capacity = 1.0
         key = key or f"banditore:rate:{settings.WHATSAPP_PHONE_NUMBER_ID}"
         self.key, self.bulk_key = key, f"{key}:bulk"
-        self.redis = client or _redis()
+        self.redis = client or redis_client()
         self._script = self.redis.register_script(_TOKEN_BUCKETS)
 
     def chunk(self, lane: Lane = Lane.BULK) -> int:
@@ -180,7 +170,7 @@ class PairRateLimiter:
 
     def __init__(self, *, interval: float = 6.0, client: redis_lib.Redis | None = None) -> None:
         self.interval_ms = int(interval * 1000)
-        self.redis = client or _redis()
+        self.redis = client or redis_client()
         self._script = self.redis.register_script(_PAIR)
 
     def acquire(self, recipient: str) -> float:
@@ -203,7 +193,7 @@ class UniqueRecipientWindow:
         self.limit = limit
         self.window_ms = int(window * 1000)
         self.key = key or f"banditore:tier:{settings.WHATSAPP_PHONE_NUMBER_ID}"
-        self.redis = client or _redis() if limit is not None else None
+        self.redis = client or redis_client() if limit is not None else None
         self._script = self.redis.register_script(_UNIQUE_WINDOW) if self.redis else None
 
     def admit(self, recipient: str) -> float:

@@ -32,6 +32,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from channel import signals
 from channel.inbound import ParsedWebhook, StatusUpdate, parse_webhook
 from channel.models import InboundEvent, InboundMessage, OutboundMessage
+from channel.redis_client import redis_client
 
 # The reply side is part of this module's public surface (contract in common.md).
 from channel.replies import (  # noqa: F401
@@ -117,17 +118,6 @@ WAKE_KEY = "banditore:channel:inbound-wake"
 WAKE_TTL_SECONDS = 60
 # How often a lingering drain looks at the archive again (a claim query costs ~0.3 ms).
 LINGER_POLL_SECONDS = 0.05
-_redis_clients: dict[str, Any] = {}
-
-
-def _redis():
-    # One client (and connection pool) per process; redis-py's pool is fork-safe.
-    import redis
-
-    url = settings.REDIS_URL
-    if url not in _redis_clients:
-        _redis_clients[url] = redis.Redis.from_url(url)
-    return _redis_clients[url]
 
 
 class _FlagConnection(threading.local):
@@ -150,7 +140,7 @@ def _set_wake_flag() -> bool:
     """SET the flag NX with its TTL; True when this call set it (and must publish the drain)."""
     owner = (os.getpid(), settings.REDIS_URL)
     if _flag.owner != owner:  # first use in this thread, a forked child, or another Redis
-        pool = _redis().connection_pool
+        pool = redis_client().connection_pool
         _flag.connection = pool.connection_class(**pool.connection_kwargs)
         _flag.packed = _flag.connection.pack_command(
             "SET", WAKE_KEY, 1, "NX", "EX", WAKE_TTL_SECONDS
@@ -184,7 +174,7 @@ def wake_inbound_processor() -> None:
     except BrokerError:
         logger.exception("could not publish the webhook drain; beat will drain")
         with contextlib.suppress(RedisError):
-            _redis().delete(WAKE_KEY)  # so the next webhook tries again
+            redis_client().delete(WAKE_KEY)  # so the next webhook tries again
 
 
 def process_pending_inbound_events(
@@ -230,9 +220,9 @@ def process_pending_inbound_events(
 def _set_flag(held: bool) -> None:
     try:
         if held:
-            _redis().set(WAKE_KEY, 1, ex=WAKE_TTL_SECONDS)
+            redis_client().set(WAKE_KEY, 1, ex=WAKE_TTL_SECONDS)
         else:
-            _redis().delete(WAKE_KEY)
+            redis_client().delete(WAKE_KEY)
     except RedisError:  # the drain goes on; at worst a wake-up waits for beat's sweep
         logger.exception("could not update the webhook wake-up flag")
 

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import hashlib
 
-import redis as redis_lib
 from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
 from channel.inbound import InboundMsg
+from channel.redis_client import redis_client
 from channel.services import queue_reply, redact_person
 from subscribers.conversation import (
     Effect,
@@ -94,8 +94,7 @@ def handle_inbound_message(*, message: InboundMsg) -> Outcome:
 
 def _may_autoreply(message: InboundMsg) -> bool:
     who = hashlib.sha256((message.wa_id or message.user_id).encode()).hexdigest()[:32]
-    client = redis_lib.from_url(settings.REDIS_URL)
-    return bool(client.set(f"banditore:autoreply:{who}", "1", nx=True, ex=AUTOREPLY_EVERY))
+    return bool(redis_client().set(f"banditore:autoreply:{who}", "1", nx=True, ex=AUTOREPLY_EVERY))
 
 
 def _ledger(subscriber, kind, message: InboundMsg, *, topic=None, wamid=None) -> None:

@@ -22,7 +22,6 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import redis as redis_lib
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F, Q
@@ -38,6 +37,7 @@ from channel.ratelimit import (
     get_send_limiter,
     get_tier_window,
 )
+from channel.redis_client import redis_client
 from subscribers.models import Delivery, Subscriber
 from subscribers.post_payloads import (
     Recipient,
@@ -299,14 +299,6 @@ def drain_post(post_id: int, *, budget_seconds: float | None = None) -> float | 
 # A sender chain marks the post while it works, so the sweeper only wakes senders for posts
 # nobody is sending (a lost Celery message), instead of adding chains every minute.
 SENDER_HEARTBEAT_SECONDS = 120
-_redis_clients: dict[str, redis_lib.Redis] = {}
-
-
-def _redis() -> redis_lib.Redis:
-    url = settings.REDIS_URL
-    if url not in _redis_clients:
-        _redis_clients[url] = redis_lib.Redis.from_url(url)
-    return _redis_clients[url]
 
 
 def _heartbeat_key(post_id: int) -> str:
@@ -314,11 +306,11 @@ def _heartbeat_key(post_id: int) -> str:
 
 
 def mark_sender_alive(post_id: int) -> None:
-    _redis().set(_heartbeat_key(post_id), 1, ex=SENDER_HEARTBEAT_SECONDS)
+    redis_client().set(_heartbeat_key(post_id), 1, ex=SENDER_HEARTBEAT_SECONDS)
 
 
 def sender_alive(post_id: int) -> bool:
-    return bool(_redis().exists(_heartbeat_key(post_id)))
+    return bool(redis_client().exists(_heartbeat_key(post_id)))
 
 
 # --- settling ------------------------------------------------------------------------------

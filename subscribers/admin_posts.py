@@ -25,7 +25,7 @@ from django.views.decorators.http import require_POST
 from channel.account import resume_sending
 from channel.errors import explain
 from subscribers import publishing
-from subscribers.desk import can_publish, post_plan, post_preview, post_schedule_from_desk
+from subscribers.desk import can_publish, post_plan, post_preview
 from subscribers.models import Delivery, mask_phone
 from subscribers.post_form import PostForm
 from subscribers.progress import post_counters
@@ -224,7 +224,11 @@ class PostAdmin(admin.ModelAdmin):
                 reach=self._reach,
                 note=when,
             )
-        return self._run(request, queryset, post_schedule_from_desk, _("“%(title)s” is scheduled."))
+
+        def schedule_at_send_at(*, post, user):
+            return publishing.post_schedule(post=post, send_at=post.send_at, user=user)
+
+        return self._run(request, queryset, schedule_at_send_at, _("“%(title)s” is scheduled."))
 
     @admin.action(description=_("Unschedule: back to draft (asks for confirmation)"))
     def unschedule(self, request, queryset):

@@ -9,12 +9,10 @@ from decimal import Decimal
 from django.conf import settings
 from django.db.models import Count, Q
 from django.http import HttpRequest
-from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from channel.account import is_paused, pause_state
 from channel.models import MessageTemplate
-from subscribers import publishing
 from subscribers.post_payloads import (
     default_template,
     free_form_text,
@@ -98,20 +96,3 @@ def post_preview(post: Post) -> dict[str, str]:
         "template": template_preview_text(post, template) if template else "",
         "template_name": template.name if template else "",
     }
-
-
-def post_schedule_from_desk(*, post: Post, user=None) -> Post:
-    """Schedule a post for the “send at” an editor set on it. Stricter than the API's
-    post_schedule (where a time in the past means “now”): an editor who chose a time that has
-    passed is told so, rather than having the post go out within seconds."""
-    if post.send_at is None:
-        raise publishing.PublishError(
-            _("Fill in “send at” on the post and save it, then schedule it.")
-        )
-    if post.send_at <= timezone.now():
-        raise publishing.PublishError(
-            _("The time in “send at” has passed: choose a later time, or use “Send now”.")
-        )
-    if not post.topics.exists():
-        raise publishing.PublishError(_("Choose at least one topic."))
-    return publishing.post_schedule(post=post, send_at=post.send_at, user=user)

@@ -148,7 +148,17 @@ def wake_senders(post_id: int, *, countdown: float | None = None) -> None:
     transaction.on_commit(enqueue)
 
 
-def post_schedule(*, post: Post, send_at: datetime, user=None, token=None) -> Post:
+def post_schedule(*, post: Post, send_at: datetime | None, user=None, token=None) -> Post:
+    """Send at `send_at` (publish_due_posts does it). A time that has passed is refused: whoever
+    chose it is told, rather than having the post go out within seconds."""
+    if send_at is None:
+        raise PublishError(_("Fill in “send at” on the post and save it, then schedule it."))
+    if send_at <= timezone.now():
+        raise PublishError(
+            _("The time in “send at” has passed: choose a later time, or use “Send now”.")
+        )
+    if not post.topics.exists():
+        raise PublishError(_("Choose at least one topic."))
     if post.expires_at and post.expires_at <= send_at:
         raise PublishError(_("The post would expire before it is sent."))
     with transaction.atomic():

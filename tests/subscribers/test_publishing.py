@@ -121,8 +121,11 @@ def test_due_scheduled_posts_are_published_and_future_ones_wait(template):
     make_subscriber(topics=[topic])
     due = make_post(topics=[topic])
     later = make_post(topics=[topic])
-    publishing.post_schedule(post=due, send_at=timezone.now() - timedelta(seconds=1))
+    publishing.post_schedule(post=due, send_at=timezone.now() + timedelta(seconds=30))
     publishing.post_schedule(post=later, send_at=timezone.now() + timedelta(hours=1))
+    Post.objects.filter(pk=due.pk).update(
+        send_at=timezone.now() - timedelta(seconds=1)
+    )  # time passes
     assert publishing.publish_due_posts() == 1
     due.refresh_from_db()
     later.refresh_from_db()

@@ -32,7 +32,7 @@ from subscribers.progress import post_counters
 from subscribers.results import post_recipients, progress_report, results_by_topic
 from subscribers.selectors import reach_count
 from subscribers.trial_send import post_send_test, trial_numbers
-from topics.audit import audit_admin
+from topics.audit import record_audit
 from topics.models import Post
 
 RECIPIENTS_PER_PAGE = 50
@@ -450,6 +450,6 @@ class PostAdmin(admin.ModelAdmin):
         if not can_publish(request.user):
             raise PermissionDenied
         if resume_sending(user=request.user):
-            audit_admin(user=request.user, action="resume_sending", obj="WhatsApp account")
+            record_audit(user=request.user, action="resume_sending", obj="WhatsApp account")
             self.message_user(request, _("Sending resumed."))
         return redirect(request.META.get("HTTP_REFERER") or "admin:index")

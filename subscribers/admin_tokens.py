@@ -6,7 +6,7 @@ from django.contrib import admin, messages
 from django.utils.translation import gettext_lazy as _
 
 from subscribers.api.tokens import api_token_assign_key, api_token_revoke
-from topics.audit import AuditedDeletesMixin, audit_admin, form_changes, form_values
+from topics.audit import AuditedDeletesMixin, form_changes, form_values, record_audit
 from topics.models import ApiToken
 
 
@@ -55,7 +55,7 @@ class ApiTokenAdmin(AuditedDeletesMixin, admin.ModelAdmin):
         # The key itself is never written to the log: it is secret, and only its hash is kept.
         if change:
             super().save_model(request, obj, form, change)
-            audit_admin(
+            record_audit(
                 user=request.user,
                 action="token_changed",
                 obj=obj,
@@ -65,7 +65,7 @@ class ApiTokenAdmin(AuditedDeletesMixin, admin.ModelAdmin):
         key = api_token_assign_key(token=obj)
         obj.created_by = request.user
         super().save_model(request, obj, form, change)
-        audit_admin(
+        record_audit(
             user=request.user,
             action="token_created",
             obj=obj,

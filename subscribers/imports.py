@@ -29,7 +29,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from subscribers.models import ConsentEvent, ImportRow, Subscriber, Subscription, mask_phone
-from topics.audit import audit_admin
+from topics.audit import record_audit
 from topics.models import Topic
 
 DEFAULT_REGION = "IT"
@@ -545,4 +545,4 @@ def audit(report: ImportReport, *, user=None, file_name: str = "") -> None:
     """One audit-log entry per import that wrote something (who, which file, what changed)."""
     counts = ("lines", "created", "activated", "known", "skipped_left", "subscriptions_added")
     details = {name: getattr(report, name) for name in counts}
-    audit_admin(user=user, action="subscribers_imported", obj=file_name, details=details)
+    record_audit(action="subscribers_imported", obj=file_name, user=user, details=details)

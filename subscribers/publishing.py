@@ -19,7 +19,8 @@ from channel.account import is_paused
 from channel.errors import Handling, handling_for
 from subscribers.models import Delivery, Subscriber, Subscription
 from subscribers.post_payloads import default_template, window_cutoff
-from topics.models import AuditEntry, Post
+from topics.audit import record_audit
+from topics.models import Post
 
 PUBLISHABLE = (Post.Status.DRAFT, Post.Status.SCHEDULED)
 # A resend skips people for whom another try cannot help (whatsapp-cloud-api.md §4.2).
@@ -38,12 +39,11 @@ class PublishResult:
 
 
 def audit(*, action: str, post: Post, user=None, token=None, **details) -> None:
-    actor = user if user is not None and getattr(user, "is_authenticated", False) else None
-    AuditEntry.objects.create(
-        actor=actor,
-        actor_token=token,
+    record_audit(
         action=action,
-        object_repr=f"post #{post.pk}: {post.title}"[:200],
+        obj=f"post #{post.pk}: {post.title}",
+        user=user,
+        token=token,
         details={"post_id": post.pk, **details},
     )
 

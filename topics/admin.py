@@ -5,7 +5,7 @@ from django.utils.translation import gettext_lazy as _
 
 from channel.admin import MessageTemplateAdmin, ReadOnlyAdmin
 from channel.models import MessageTemplate
-from topics.audit import AuditedDeletesMixin, audit_admin, form_changes, form_values
+from topics.audit import AuditedDeletesMixin, form_changes, form_values, record_audit
 from topics.models import AuditEntry, Topic
 
 
@@ -73,7 +73,7 @@ class AuditedMessageTemplateAdmin(AuditedDeletesMixin, MessageTemplateAdmin):
         super().save_model(request, obj, form, change)
         if change:
             details = {"changed": form_changes(form)}
-            audit_admin(user=request.user, action="template_changed", obj=obj, details=details)
+            record_audit(user=request.user, action="template_changed", obj=obj, details=details)
         else:
             details = {"fields": form_values(form)}
-            audit_admin(user=request.user, action="template_created", obj=obj, details=details)
+            record_audit(user=request.user, action="template_created", obj=obj, details=details)

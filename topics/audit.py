@@ -1,7 +1,8 @@
-"""Audit entries for changes made in the admin: who, when, and what changed (old → new).
+"""The audit log: who (a staff user or an API token), when, what, and what changed.
 
-Used by the admin screens of templates (topics.admin) and API tokens (subscribers.admin_tokens);
-publish, cancel and resend are audited by the services that do them (subscribers.publishing).
+`record_audit` is the one way entries are written: by the services that publish, cancel and
+resend (subscribers.publishing), the API, the import, and the admin screens of templates and
+API keys, whose changed fields (old → new) `form_changes` works out.
 """
 
 from __future__ import annotations
@@ -50,10 +51,17 @@ def form_values(form, *, skip: Iterable[str] = ()) -> dict[str, Any]:
     return {name: _plain(value) for name, value in form.cleaned_data.items() if name not in skipped}
 
 
-def audit_admin(*, user, action: str, obj: object, details: dict | None = None) -> None:
+def record_audit(
+    *, action: str, obj: object, user=None, token=None, details: dict | None = None
+) -> None:
+    """The one way to write the audit log: who (a staff user or an API token), what, on what."""
     actor = user if getattr(user, "is_authenticated", False) else None
     AuditEntry.objects.create(
-        actor=actor, action=action, object_repr=str(obj)[:200], details=details or {}
+        actor=actor,
+        actor_token=token,
+        action=action,
+        object_repr=str(obj)[:200],
+        details=details or {},
     )
 
 
@@ -63,10 +71,10 @@ class AuditedDeletesMixin:
     audit_noun = ""
 
     def delete_model(self, request, obj) -> None:
-        audit_admin(user=request.user, action=f"{self.audit_noun}_deleted", obj=obj)
+        record_audit(user=request.user, action=f"{self.audit_noun}_deleted", obj=obj)
         super().delete_model(request, obj)
 
     def delete_queryset(self, request, queryset) -> None:
         for obj in queryset:
-            audit_admin(user=request.user, action=f"{self.audit_noun}_deleted", obj=obj)
+            record_audit(user=request.user, action=f"{self.audit_noun}_deleted", obj=obj)
         super().delete_queryset(request, queryset)

@@ -11,7 +11,8 @@ from django.utils import timezone
 from subscribers import progress, publishing
 from subscribers.publishing import PublishError
 from subscribers.selectors import reach_count
-from topics.models import ApiToken, AuditEntry, Post, Topic
+from topics.audit import record_audit
+from topics.models import ApiToken, Post, Topic
 
 ZERO_COUNTERS = {
     "queued": 0,
@@ -38,10 +39,10 @@ def post_create_for_token(
     """
     post = Post.objects.create(status=Post.Status.DRAFT, created_by_token=token, **fields)
     post.topics.set(topics)
-    AuditEntry.objects.create(
-        actor_token=token,
+    record_audit(
         action="post_created_api",
-        object_repr=post.title[:200],
+        obj=post.title,
+        token=token,
         details={"post_id": post.pk, "topics": [t.slug for t in topics], "publish": publish},
     )
     if publish:

@@ -10,7 +10,8 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from topics.models import ApiToken, AuditEntry, Topic, hash_token_key
+from topics.audit import record_audit
+from topics.models import ApiToken, Topic, hash_token_key
 
 # Recognisable in logs and secret scanners; the rest is 256 random bits.
 KEY_PREFIX = "bnd_"
@@ -45,9 +46,7 @@ def api_token_create(
     key = api_token_assign_key(token=token)
     token.save()
     token.topics.set(topics)
-    AuditEntry.objects.create(
-        actor=created_by, action="token_created", object_repr=str(token)[:200]
-    )
+    record_audit(user=created_by, action="token_created", obj=token)
     return token, key
 
 
@@ -79,6 +78,6 @@ def api_token_revoke(*, tokens, user=None) -> int:
     for token in tokens.filter(revoked_at__isnull=True):
         token.revoked_at = timezone.now()
         token.save(update_fields=["revoked_at"])
-        AuditEntry.objects.create(actor=user, action="token_revoked", object_repr=str(token)[:200])
+        record_audit(user=user, action="token_revoked", obj=token)
         revoked += 1
     return revoked

@@ -74,7 +74,7 @@ class SubscriberAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("phone"))
     def full_number(self, subscriber: Subscriber) -> str:
-        return f"+{subscriber.wa_id}" if subscriber.wa_id else subscriber.masked_number
+        return subscriber.shown_number(full=True)
 
     @admin.display(description=_("topics"))
     def topic_list(self, subscriber: Subscriber) -> str:

@@ -85,7 +85,7 @@ class PostAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         # Once sending has started the content is what people received: it is not edited.
-        if obj is not None and obj.status not in (Post.Status.DRAFT, Post.Status.SCHEDULED):
+        if obj is not None and obj.status not in publishing.PUBLISHABLE:
             return [*PostForm.Meta.fields, *self.readonly_fields]
         return self.readonly_fields
 
@@ -299,7 +299,7 @@ class PostAdmin(admin.ModelAdmin):
         return render_to_string("admin/topics/post/preview.html", post_preview(post))
 
     def _not_sent_yet(self, post: Post) -> bool:
-        return post.pk is None or post.status in (Post.Status.DRAFT, Post.Status.SCHEDULED)
+        return post.pk is None or post.status in publishing.PUBLISHABLE
 
     @admin.display(description=_("progress"))
     def progress(self, post: Post) -> str:
@@ -429,7 +429,7 @@ class PostAdmin(admin.ModelAdmin):
             + [(key, label, counters[key]) for key, label in statuses.items()],
             "rows": [
                 {
-                    "number": self._number(delivery.subscriber, full),
+                    "number": delivery.subscriber.shown_number(full=full),
                     "delivery": delivery,
                     "problem": explain(delivery.last_error_code)
                     if delivery.status == Delivery.Status.FAILED
@@ -439,12 +439,6 @@ class PostAdmin(admin.ModelAdmin):
             ],
         }
         return TemplateResponse(request, "admin/topics/post/recipients.html", context)
-
-    @staticmethod
-    def _number(subscriber, full: bool) -> str:
-        if full and subscriber.wa_id:
-            return f"+{subscriber.wa_id}"
-        return subscriber.masked_number
 
     def resume_sending_view(self, request):
         if not can_publish(request.user):

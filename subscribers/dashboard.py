@@ -164,10 +164,6 @@ class PostResult:
     def read_rate(self) -> float | None:
         return self.read / self.reach if self.reach else None
 
-    @property
-    def leave_rate(self) -> float | None:
-        return self.leaves_24h / self.reach if self.reach else None
-
 
 def recent_posts(now: datetime | None = None, count: int = POSTS) -> list[PostResult]:
     now = now or timezone.now()

@@ -109,6 +109,10 @@ class Subscriber(models.Model):
     def __str__(self) -> str:
         return self.masked_number
 
+    def shown_number(self, *, full: bool) -> str:
+        """The whole number for staff allowed to see it, otherwise masked."""
+        return f"+{self.wa_id}" if full and self.wa_id else self.masked_number
+
     @property
     def masked_number(self) -> str:
         if self.wa_id:

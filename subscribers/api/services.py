@@ -86,7 +86,7 @@ def posts_for_token(
 
 def post_counters_for_api(post: Post) -> dict[str, int]:
     """Planned reach before fan-out; the engine's counters once deliveries exist."""
-    if post.status in (Post.Status.DRAFT, Post.Status.SCHEDULED):
+    if post.status in publishing.PUBLISHABLE:
         return {"reach": reach_count(t.pk for t in post.topics.all()), **ZERO_COUNTERS}
     counters = progress.post_counters(post)
     return {key: int(counters.get(key) or 0) for key in ("reach", *ZERO_COUNTERS)}

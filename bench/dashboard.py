@@ -6,7 +6,7 @@
 Builds (once) the data set of bench/plan.py — 1M subscribers, 95 % active, 1–4 of 20 topics —
 plus a consent ledger (a consent for everyone over the last year, a leave for those who left,
 one topic_added per subscription), 10 sent posts with 150,000 delivery rows each, and a year
-of daily counts. Then times `subscribers.dashboard.dashboard()` and each of its parts, and
+of daily counts. Then times `subscribers.dashboard.queries.dashboard()` and each of its parts, and
 imports a generated CSV of --import-rows new numbers (rolled back: a dry run writes the same
 rows and throws them away; --import-rows 0 skips it).
 """
@@ -30,8 +30,8 @@ from django.db.models.functions import TruncWeek  # noqa: E402
 from django.utils import timezone  # noqa: E402
 from plan import PREFIX, build, scalar, sql  # noqa: E402  (sets up Django)
 
-from subscribers import dashboard as board  # noqa: E402
-from subscribers.imports import import_subscribers  # noqa: E402
+from subscribers.dashboard import queries as board  # noqa: E402
+from subscribers.imports.loading import import_subscribers  # noqa: E402
 from subscribers.models import ConsentEvent, Delivery, Subscriber, Subscription  # noqa: E402
 from topics.models import Post  # noqa: E402
 

@@ -6,7 +6,7 @@ answers after a simulated API latency, like Meta's (perf-limits.md §2).
 Runs each alternative in its own process against a server in another process (the server's
 CPU is not counted): httpx.AsyncClient with one big pool (httpcore), sharded AsyncClients of
 10 connections, sync httpx.Client in threads, HTTP/2 (one connection, prior knowledge; needs
-the `h2` package, skipped without it), and httpx.AsyncClient over channel.httptransport
+the `h2` package, skipped without it), and httpx.AsyncClient over channel.graph.transport
 (what Banditore uses). Prints the median of --runs with min–max.
 """
 
@@ -136,8 +136,8 @@ def client_process(kind: str, url: str, n: int, concurrency: int, out) -> None:
         make = lambda: [httpx.AsyncClient(limits=limits) for _ in range(concurrency // 10)]  # noqa: E731
     elif kind == "HTTP/2, one AsyncClient":
         make = lambda: [httpx.AsyncClient(http1=False, http2=True)]  # noqa: E731
-    elif kind == "AsyncClient + channel.httptransport":
-        from channel.httptransport import PooledTransport
+    elif kind == "AsyncClient + channel.graph.transport":
+        from channel.graph.transport import PooledTransport
 
         make = lambda: [  # noqa: E731
             httpx.AsyncClient(transport=PooledTransport(max_connections=concurrency))
@@ -203,7 +203,7 @@ def main() -> None:
         "sharded AsyncClients, 10 connections each",
         "sync Client in threads",
         "HTTP/2, one AsyncClient",
-        "AsyncClient + channel.httptransport",
+        "AsyncClient + channel.graph.transport",
     ]
     print(f"{args.latency_ms:.0f} ms simulated latency, {args.requests} requests, "
           f"median of {args.runs} (min–max); CPU = client process, all threads")  # fmt: skip

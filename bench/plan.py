@@ -5,7 +5,7 @@
 
 Builds the data set once (1–4 random topics each, 95 % active; kept between runs, ~1 min), then
 alternates, in the same run and on the same rows:
-- product: ``subscribers.publishing.fan_out(post)`` into the real ``subscribers_delivery``
+- product: ``subscribers.delivery.publishing.fan_out(post)`` into the real ``subscribers_delivery``
   table, inside a transaction, commit included;
 - bare: the same ``INSERT … SELECT DISTINCT`` into a lean table (primary key and
   UNIQUE(post_id, subscriber_id), no foreign keys), same columns, commit included.
@@ -34,10 +34,10 @@ django.setup()
 from django.core.management import call_command  # noqa: E402
 from django.db import connection, transaction  # noqa: E402
 
+from subscribers.delivery.progress import post_counters  # noqa: E402
+from subscribers.delivery.publishing import fan_out  # noqa: E402
+from subscribers.delivery.sending import claim_batch  # noqa: E402
 from subscribers.models import Delivery, Subscriber, Subscription  # noqa: E402
-from subscribers.progress import post_counters  # noqa: E402
-from subscribers.publishing import fan_out  # noqa: E402
-from subscribers.sending import claim_batch  # noqa: E402
 from topics.models import Post, Topic  # noqa: E402
 
 PREFIX = "3970"  # bench subscribers' numbers: 3970xxxxxxx

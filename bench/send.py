@@ -98,7 +98,7 @@ def prepare_post(env: dict[str, str], recipients: int) -> int:
     from django.db import connection
     from django.utils import timezone
 
-    from subscribers import publishing
+    from subscribers.delivery import publishing
     from topics.models import Post, Topic
 
     with connection.cursor() as cursor:
@@ -180,7 +180,7 @@ def counts(env) -> dict[str, int]:
 def sender_code(post_id: int) -> str:
     return (
         "import time, django; django.setup()\n"
-        "from subscribers.sending import drain_post\n"
+        "from subscribers.delivery.sending import drain_post\n"
         f"while (w := drain_post({post_id}, budget_seconds=5)) is not None:\n"
         "    time.sleep(min(w, 0.2))\n"
     )
@@ -325,7 +325,7 @@ def bare_baseline(args, url: str, fake_port: int, env) -> float:
     # The product's client alone, as many requests in flight as the senders keep.
     code = (
         "import json, os, sys, time, django; django.setup()\n"
-        "from channel.graph import GraphClient\n"
+        "from channel.graph.client import GraphClient\n"
         f"body, n, inflight = {body!r}, {n}, {args.batch * args.senders}\n"
         f"client = GraphClient(base_url={url!r})\n"
         # One person per message, as in a post (the fake enforces Meta's pair rate).
@@ -347,7 +347,7 @@ def bare_baseline(args, url: str, fake_port: int, env) -> float:
         proc.terminate()
         proc.wait(10)
     ours_rate, ours_cpu = json.loads(out.stdout.strip().splitlines()[-1])
-    print(f"  bare (channel.graph client, {args.batch * args.senders} in flight, no DB): "
+    print(f"  bare (channel.graph.client client, {args.batch * args.senders} in flight, no DB): "
           f"{ours_rate:.0f} msg/s, {1000 * ours_cpu / n:.2f} ms CPU per message")  # fmt: skip
     return rate, ours_rate
 
@@ -367,7 +367,7 @@ def run_memory(args) -> None:
             post_id = prepare_post(env, audience)
             code = (
                 "import resource, django; django.setup()\n"
-                "from subscribers.sending import send_batch\n"
+                "from subscribers.delivery.sending import send_batch\n"
                 f"for _ in range(50): send_batch({post_id})\n"
                 "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
             )

@@ -40,12 +40,12 @@ from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.db.models import Count  # noqa: E402
 
-from channel.inbound import webhook_envelope  # noqa: E402
 from channel.models import InboundEvent  # noqa: E402
-from channel.services import process_pending_inbound_events  # noqa: E402
+from channel.webhook.drain import process_pending_inbound_events  # noqa: E402
+from channel.webhook.parsing import webhook_envelope  # noqa: E402
+from subscribers.delivery.publishing import fan_out  # noqa: E402
+from subscribers.delivery.statuses import delivery_reference  # noqa: E402
 from subscribers.models import Delivery, Subscriber  # noqa: E402
-from subscribers.publishing import fan_out  # noqa: E402
-from subscribers.statuses import delivery_reference  # noqa: E402
 from topics.models import Post, Topic  # noqa: E402
 
 FIRST_NUMBER = 391_900_000_000  # a range of wa_ids of its own, deleted at the end

@@ -13,8 +13,8 @@ kinds taking turns so that other work on the machine weighs on all of them alike
   the JSON, push the status to a Redis list; full middleware, no archive): the floor that
   issue 6 §5 asks the lean path to beat;
 - the signed one-status webhook POST through Django's own handler (our Django view, which
-  calls the same `channel.intake.respond`): what the POST cost before the lean path;
-- the same POST through `deploy.wsgi.application`: the lean path (`channel.intake`).
+  calls the same `channel.webhook.intake.respond`): what the POST cost before the lean path;
+- the same POST through `deploy.wsgi.application`: the lean path (`channel.webhook.intake`).
 
 The Django test client figures of the first version of this benchmark are printed too, for
 comparison with older numbers. With --gunicorn, gunicorn serves each kind (2 sync workers, a
@@ -54,11 +54,11 @@ from django.test import Client  # noqa: E402
 from django.urls import include, path  # noqa: E402
 from django.views.decorators.csrf import csrf_exempt  # noqa: E402
 
-from channel.inbound import webhook_envelope  # noqa: E402
 from channel.models import InboundEvent  # noqa: E402
 from channel.redis_client import redis_client  # noqa: E402
-from channel.services import WAKE_KEY  # noqa: E402
-from channel.signatures import HEADER, sign, verify  # noqa: E402
+from channel.webhook.drain import WAKE_KEY  # noqa: E402
+from channel.webhook.parsing import webhook_envelope  # noqa: E402
+from channel.webhook.signatures import HEADER, sign, verify  # noqa: E402
 from deploy.wsgi import application, django_application  # noqa: E402
 
 STATUS = {

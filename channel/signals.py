@@ -1,15 +1,15 @@
 """Upward hooks: channel knows nothing of subscribers, which listen here (common.md rule 8).
 
-Sent by `channel.services.process_inbound_event` after the event's rows are committed.
+Sent by `channel.webhook.drain.process_inbound_event` after the event's rows are committed.
 """
 
 from __future__ import annotations
 
 from django.dispatch import Signal
 
-# messages: list[channel.inbound.InboundMsg], only those seen for the first time (by wamid).
+# messages: list[channel.webhook.parsing.InboundMsg], only those seen for the first time (by wamid).
 inbound_messages_received = Signal()
-# updates: list[channel.inbound.StatusUpdate] for messages that are not service replies.
+# updates: list[channel.webhook.parsing.StatusUpdate] for messages that are not service replies.
 statuses_received = Signal()
-# preferences: list[channel.inbound.PreferenceUpdate] (marketing stop / resume, doc §1.6).
+# preferences: list[channel.webhook.parsing.PreferenceUpdate] (marketing stop / resume, doc §1.6).
 preferences_received = Signal()

@@ -1,4 +1,4 @@
-"""Thin Celery wrappers around channel.services and channel.replies; each is safe to run twice."""
+"""Thin Celery wrappers around channel.webhook.drain and channel.service_messages; each is safe to run twice."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ import time
 
 from celery import shared_task
 
-from channel import replies, services
-from channel.replies import SendOutcome
+from channel import service_messages
+from channel.service_messages import SendOutcome
+from channel.webhook import drain
 
 # Eager mode (tests, no broker) cannot hold a task for later: wait in-process, a bounded number
 # of times, instead of recursing through apply_async.
@@ -16,24 +17,24 @@ _EAGER_MAX_ROUNDS = 30
 
 @shared_task(name="banditore.channel.process_inbound_event", ignore_result=True)
 def process_inbound_event_task(event_id: int) -> None:
-    services.process_inbound_event(event_id=event_id)
+    drain.process_inbound_event(event_id=event_id)
 
 
 @shared_task(name="banditore.channel.process_pending_inbound_events", ignore_result=True)
 def process_pending_inbound_events_task() -> int:
     """Drains the webhook backlog in batches; woken by the intake, swept by beat every minute."""
-    return services.process_pending_inbound_events()
+    return drain.process_pending_inbound_events()
 
 
 @shared_task(name="banditore.channel.prune_inbound_events", ignore_result=True)
 def prune_inbound_events_task() -> int:
-    return services.prune_inbound_events()
+    return drain.prune_inbound_events()
 
 
 @shared_task(name="banditore.channel.send_outbound_message", bind=True, ignore_result=True)
 def send_outbound_message_task(self, outbound_id: int) -> str:
     for _ in range(_EAGER_MAX_ROUNDS):
-        outcome, retry_in = replies.send_outbound_message(outbound_id=outbound_id)
+        outcome, retry_in = service_messages.send_outbound_message(outbound_id=outbound_id)
         if outcome not in (SendOutcome.THROTTLED, SendOutcome.RETRY, SendOutcome.PAUSED):
             return outcome
         if not self.request.is_eager:

@@ -20,7 +20,7 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("api/", include("subscribers.api.urls")),
     path("whatsapp/webhook/", include("channel.urls")),
-    path("simulator/", include("channel.simulator")),
+    path("simulator/", include("channel.fakegraph.simulator")),
 ]
 if settings.DEBUG:
     urlpatterns += static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)

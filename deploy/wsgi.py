@@ -1,6 +1,6 @@
 """WSGI entry point (gunicorn deploy.wsgi, and runserver through WSGI_APPLICATION).
 
-The webhook POST is served by `channel.intake.WebhookIntake` in front of Django; every other
+The webhook POST is served by `channel.webhook.intake.WebhookIntake` in front of Django; every other
 request goes to Django as usual.
 """
 
@@ -13,6 +13,6 @@ from django.core.wsgi import get_wsgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "deploy.settings")
 django_application = get_wsgi_application()
 
-from channel.intake import WebhookIntake  # noqa: E402  (needs the apps loaded)
+from channel.webhook.intake import WebhookIntake  # noqa: E402  (needs the apps loaded)
 
 application = WebhookIntake(django_application)

@@ -7,9 +7,9 @@ from django.urls import path
 from django.utils.translation import gettext_lazy as _
 
 from channel.admin import ReadOnlyAdmin
-from subscribers import admin_pages
-from subscribers.admin_posts import PostAdmin  # noqa: F401  (registers the editors' desk)
-from subscribers.admin_tokens import ApiTokenAdmin  # noqa: F401  (registers API tokens)
+from subscribers.dashboard import views
+from subscribers.desk.post_admin import PostAdmin  # noqa: F401  (registers the editors' desk)
+from subscribers.desk.token_admin import ApiTokenAdmin  # noqa: F401  (registers API tokens)
 from subscribers.models import ConsentEvent, Subscriber, Subscription
 
 
@@ -88,12 +88,12 @@ class SubscriberAdmin(admin.ModelAdmin):
         return [
             path(
                 "dashboard/",
-                site.admin_view(partial(admin_pages.dashboard_view, site)),
+                site.admin_view(partial(views.dashboard_view, site)),
                 name="subscribers_dashboard",
             ),
             path(
                 "import/",
-                site.admin_view(partial(admin_pages.import_view, site)),
+                site.admin_view(partial(views.import_view, site)),
                 name="subscribers_import",
             ),
             *super().get_urls(),

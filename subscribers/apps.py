@@ -16,7 +16,7 @@ class SubscribersConfig(AppConfig):
             receivers.on_inbound_messages, dispatch_uid="subscribers.inbound_messages"
         )
         signals.statuses_received.connect(
-            receivers.on_statuses, dispatch_uid="subscribers.statuses"
+            receivers.on_statuses, dispatch_uid="subscribers.delivery.statuses"
         )
         signals.preferences_received.connect(
             receivers.on_preferences, dispatch_uid="subscribers.preferences"

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from django.db import transaction
 
-from subscribers import inbound
+from subscribers.conversation import inbound
 
 
 def on_inbound_messages(sender, messages, **kwargs) -> list[str]:

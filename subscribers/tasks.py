@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from subscribers import publishing, sending
+from subscribers.delivery import publishing, sending
 
 MAX_COUNTDOWN = 60.0
 
@@ -40,6 +40,6 @@ def prune_idempotency_keys() -> int:
 @shared_task(name="banditore.subscribers.count_subscribers", ignore_result=True)
 def count_subscribers() -> int:
     # Lazy import: only the dashboard's counts need it.
-    from subscribers.dashboard import take_snapshot
+    from subscribers.dashboard.queries import take_snapshot
 
     return take_snapshot()

@@ -7,8 +7,8 @@ from django.conf import settings
 from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.utils import timezone
 
+from subscribers.delivery.audience import reach_count
 from subscribers.models import ConsentEvent, Subscriber, Subscription, mask_phone
-from subscribers.selectors import reach_count
 from tests.factories import make_delivery, make_post, make_subscriber, make_topic
 from topics.models import Post, Topic
 

@@ -21,9 +21,9 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 
 from channel.fakegraph.validation import Rejection, Template, validate_message
-from channel.httptransport import PooledTransport
-from channel.inbound import webhook_envelope
-from channel.signatures import HEADER, sign
+from channel.graph.transport import PooledTransport
+from channel.webhook.parsing import webhook_envelope
+from channel.webhook.signatures import HEADER, sign
 
 DAY = 86400.0
 

@@ -8,9 +8,9 @@ from django.db import transaction
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
-from subscribers import progress, publishing
-from subscribers.publishing import PublishError
-from subscribers.selectors import reach_count
+from subscribers.delivery import progress, publishing
+from subscribers.delivery.audience import reach_count
+from subscribers.delivery.publishing import PublishError
 from topics.audit import record_audit
 from topics.models import ApiToken, Post, Topic
 

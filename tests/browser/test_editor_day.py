@@ -24,12 +24,12 @@ from django.urls import reverse
 from django.utils import timezone
 
 from channel.models import OutboundMessage
-from channel.services import process_pending_inbound_events
-from subscribers import sending
+from channel.webhook.drain import process_pending_inbound_events
+from subscribers.delivery import sending
 from subscribers.models import Delivery
 from tests.browser.conftest import TIMEOUT_MS, screenshot
 from tests.factories import make_subscriber, make_template, make_topic
-from tests.subscribers.engine_helpers import webhooks_to
+from tests.subscribers.delivery.helpers import webhooks_to
 from topics.models import AuditEntry, Post
 
 STAFF = "393330009999"

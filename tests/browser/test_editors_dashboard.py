@@ -7,7 +7,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.utils import timezone
 
-from subscribers.dashboard import weeks_until
+from subscribers.dashboard.queries import weeks_until
 from subscribers.models import ConsentEvent, Subscriber, TopicCount
 from tests.browser.conftest import screenshot
 from tests.factories import make_delivery, make_post, make_subscriber, make_topic

@@ -68,7 +68,7 @@ def test_the_phone_shows_lists_and_buttons_and_taps_become_signed_webhooks(
 ):
     """Independent of the conversation: what reaches the fake is drawn; taps go to the
     webhook as Meta's list_reply / button_reply (doc §1.4)."""
-    from channel.graph import get_client
+    from channel.graph.client import get_client
 
     number = "393339876500"
     page = browser_page

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from django.core.management.base import BaseCommand, CommandError
 
-from subscribers.imports import (
+from subscribers.imports.loading import (
     DEFAULT_REGION,
     ENCODINGS,
     Defaults,

@@ -1,0 +1,212 @@
+"""Service messages (conversation replies, test sends): queue, send, and their statuses.
+
+Posts go through `subscribers.delivery.sending`; these are the one-off messages of the chat, sent in the
+rate limiter's priority lane, free-form (the person has just written: doc §2.5).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from channel.graph.account import is_paused, pause_sending
+from channel.models import OutboundMessage, OutboundStatus
+
+# Service messages carry this prefix in biz_opaque_callback_data, so their statuses are told
+# apart from posts' deliveries ("d:") without a database lookup (Meta echoes it: doc §1.5).
+CALLBACK_PREFIX = "svc:"
+
+
+def _clip(value: Any, length: int) -> str:
+    return str(value or "").replace("\x00", "")[:length]
+
+
+def queue_reply(
+    *,
+    to_wa_id: str = "",
+    to_user_id: str = "",
+    payload: dict,
+    lane: str = OutboundMessage.Lane.REPLY,
+) -> OutboundMessage:
+    """Record a service message and send it after commit, in the limiter's priority lane."""
+    outbound = OutboundMessage.objects.create(
+        lane=lane, to_wa_id=to_wa_id or "", to_user_id=to_user_id or "", payload=payload
+    )
+    enqueue_outbound_message(outbound.pk)
+    return outbound
+
+
+def enqueue_outbound_message(outbound_id: int, *, countdown: float | None = None) -> None:
+    from channel.tasks import send_outbound_message_task
+
+    transaction.on_commit(
+        lambda: send_outbound_message_task.apply_async((outbound_id,), countdown=countdown)
+    )
+
+
+class SendOutcome:
+    SENT = "sent"
+    SKIPPED = "skipped"  # not queued any more: another run got it, or it was settled
+    THROTTLED = "throttled"  # no token yet: ask again after `retry_in`
+    RETRY = "retry"  # transient error: try again after `retry_in`
+    PAUSED = "paused"  # the account is paused: wait for an administrator
+    FAILED = "failed"
+    UNCERTAIN = "uncertain"  # no answer after the request left: Meta may have it (doc §4.3)
+
+
+def _reply_window_closed(outbound: OutboundMessage) -> bool:
+    # Free-form replies are only allowed within 24 h of the citizen's message (doc §2.5).
+    return outbound.created_at < timezone.now() - timedelta(hours=24)
+
+
+def send_outbound_message(*, outbound_id: int) -> tuple[str, float]:
+    """Send one queued service message; returns (outcome, seconds before trying again).
+
+    Safe to run twice: the row moves queued → sending with a compare-and-set, so only one run
+    talks to Meta. Throttling and account pauses put it back to queued without using up an
+    attempt; the caller (the task) re-queues it after the returned delay.
+    """
+    from channel.graph.client import get_client
+    from channel.graph.ratelimit import Lane, get_send_limiter
+
+    outbound = OutboundMessage.objects.filter(pk=outbound_id).first()
+    if outbound is None or outbound.status != OutboundStatus.QUEUED:
+        return SendOutcome.SKIPPED, 0.0
+    if _reply_window_closed(outbound):
+        _fail(outbound_id, None, "the 24-hour window closed before this could be sent")
+        return SendOutcome.FAILED, 0.0
+    if is_paused():
+        return SendOutcome.PAUSED, float(settings.BANDITORE_REPLY_PAUSED_RETRY_SECONDS)
+    wait = _reply_token(get_send_limiter(), Lane.REPLY)
+    if wait > 0:
+        return SendOutcome.THROTTLED, wait
+    claimed = OutboundMessage.objects.filter(pk=outbound_id, status=OutboundStatus.QUEUED).update(
+        status=OutboundStatus.SENDING, attempts=F("attempts") + 1, updated_at=timezone.now()
+    )
+    if not claimed:
+        return SendOutcome.SKIPPED, 0.0
+    payload = dict(outbound.payload)
+    payload.setdefault("biz_opaque_callback_data", f"{CALLBACK_PREFIX}{outbound_id}")
+    result = get_client().send(payload)
+    return _settle(outbound_id, outbound.attempts + 1, result)
+
+
+# A token normally frees within 1/WHATSAPP_MPS s: waiting that long here is cheaper (and
+# quicker for the citizen) than a round trip through the broker.
+REPLY_TOKEN_WAIT_SECONDS = 0.5
+
+
+def _reply_token(limiter, lane) -> float:
+    """0.0 once a token is ours; else the seconds to wait, when longer than we wait here."""
+    deadline = time.monotonic() + REPLY_TOKEN_WAIT_SECONDS
+    while (wait := limiter.acquire(lane)) > 0:
+        if time.monotonic() + wait > deadline:
+            return wait
+        time.sleep(wait)
+    return 0.0
+
+
+def _settle(outbound_id: int, attempts: int, result) -> tuple[str, float]:
+    from channel.graph.errors import Handling
+
+    rows = OutboundMessage.objects.filter(pk=outbound_id, status=OutboundStatus.SENDING)
+    if result.ok:
+        rows.update(
+            status=OutboundStatus.SENT,
+            wa_message_id=result.wamid,
+            sent_at=timezone.now(),
+            updated_at=timezone.now(),
+        )
+        return SendOutcome.SENT, 0.0
+    error = {"last_error_code": result.error_code, "last_error_text": result.error_text[:2000]}
+    if result.maybe_sent:
+        # Resending could duplicate the reply; a status webhook (echoing our callback data)
+        # settles it if Meta did take it. Left in `sending`, visible in the admin log.
+        rows.update(**error, updated_at=timezone.now())
+        return SendOutcome.UNCERTAIN, 0.0
+    handling = result.handling
+    if handling == Handling.ACCOUNT_PAUSE:
+        pause_sending(code=result.error_code, reason=result.error_text)
+        _requeue(rows, error, give_back_attempt=True)
+        return SendOutcome.PAUSED, float(settings.BANDITORE_REPLY_PAUSED_RETRY_SECONDS)
+    if handling in (Handling.THROTTLED, Handling.PAIR_RATE):
+        _requeue(rows, error, give_back_attempt=True)
+        return SendOutcome.THROTTLED, 1.0 if handling == Handling.THROTTLED else 6.0
+    if handling == Handling.TRANSIENT and attempts < settings.BANDITORE_REPLY_MAX_ATTEMPTS:
+        _requeue(rows, error, give_back_attempt=False)
+        return SendOutcome.RETRY, float(2**attempts)
+    # Everything else cannot succeed as a free-form reply: unreachable, opted out, window
+    # closed (a reply is never a template), invalid payload, or out of transient retries.
+    _fail(outbound_id, result.error_code, result.error_text)
+    return SendOutcome.FAILED, 0.0
+
+
+def _requeue(rows, error: dict, *, give_back_attempt: bool) -> None:
+    extra = {"attempts": F("attempts") - 1} if give_back_attempt else {}
+    rows.update(status=OutboundStatus.QUEUED, updated_at=timezone.now(), **error, **extra)
+
+
+def _fail(outbound_id: int, code: int | None, text: str) -> None:
+    OutboundMessage.objects.filter(
+        pk=outbound_id, status__in=[OutboundStatus.QUEUED, OutboundStatus.SENDING]
+    ).update(
+        status=OutboundStatus.FAILED,
+        last_error_code=code,
+        last_error_text=text[:2000],
+        updated_at=timezone.now(),
+    )
+
+
+# --- Statuses of service messages ---------------------------------------------------------
+
+_RANK = {OutboundStatus.SENT: 1, OutboundStatus.DELIVERED: 2, OutboundStatus.READ: 3}
+
+
+def is_service_status(update) -> bool:
+    return str(update.biz_opaque_callback_data or "").startswith(CALLBACK_PREFIX)
+
+
+def _service_id(update) -> int | None:
+    tail = str(update.biz_opaque_callback_data or "")[len(CALLBACK_PREFIX) :]
+    return int(tail) if tail.isdigit() and len(tail) < 19 else None
+
+
+def apply_outbound_statuses(updates: Iterable) -> int:
+    """Apply Meta's statuses to service messages; never downgrades (doc §1.5: order is not
+    guaranteed, `read` may come without `delivered`). Returns the rows changed."""
+    changed = 0
+    for update in updates:
+        outbound_id = _service_id(update)
+        if outbound_id is None:
+            continue
+        rows = OutboundMessage.objects.filter(pk=outbound_id)
+        status = str(update.status)
+        now = timezone.now()
+        if status == "failed":
+            first = update.errors[0] if update.errors else None
+            code = first.code if first and -(2**31) <= first.code < 2**31 else None
+            changed += rows.exclude(
+                status__in=[OutboundStatus.DELIVERED, OutboundStatus.READ]
+            ).update(
+                status=OutboundStatus.FAILED,
+                last_error_code=code,
+                last_error_text=_clip(first and f"{first.title} {first.details}".strip(), 2000),
+                updated_at=now,
+            )
+        elif status in _RANK:
+            lower = [s for s, rank in _RANK.items() if rank < _RANK[status]]
+            changed += rows.filter(
+                status__in=[OutboundStatus.QUEUED, OutboundStatus.SENDING, *lower]
+            ).update(status=status, updated_at=now)
+        # A status can overtake our write-back of the wamid (crash, or a very fast Meta).
+        wamid = _clip(update.wamid, 255)
+        if wamid and not OutboundMessage.objects.filter(wa_message_id=wamid).exists():
+            rows.filter(wa_message_id__isnull=True).update(wa_message_id=wamid)
+    return changed

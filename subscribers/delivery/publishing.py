@@ -1,0 +1,260 @@
+"""Publishing a post: compare-and-set its status, then fan out in one set-based statement.
+
+"Each person at most once" is the UNIQUE(post, subscriber) index plus ON CONFLICT DO NOTHING;
+"publishing twice fans out once" is the status compare-and-set. Celery messages are only
+wake-ups: the database says what is left to send, so a lost message never strands a post.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db import connection, transaction
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from channel.graph.account import is_paused
+from channel.graph.errors import Handling, handling_for
+from subscribers.delivery.payloads import default_template, window_cutoff
+from subscribers.models import Delivery, Subscriber, Subscription
+from topics.audit import record_audit
+from topics.models import Post
+
+PUBLISHABLE = (Post.Status.DRAFT, Post.Status.SCHEDULED)
+# A resend skips people for whom another try cannot help (whatsapp-cloud-api.md §4.2).
+NOT_RESENT = {Handling.RECIPIENT_UNREACHABLE, Handling.MARKETING_OPT_OUT, Handling.INVALID}
+
+
+class PublishError(Exception):
+    """Publishing was refused; the message is meant for the editor."""
+
+
+@dataclass(frozen=True)
+class PublishResult:
+    post: Post
+    recipients: int
+    already_published: bool = False
+
+
+def audit(*, action: str, post: Post, user=None, token=None, **details) -> None:
+    record_audit(
+        action=action,
+        obj=f"post #{post.pk}: {post.title}",
+        user=user,
+        token=token,
+        details={"post_id": post.pk, **details},
+    )
+
+
+def missing_templates(post: Post, now: datetime | None = None) -> list[str]:
+    """Languages of people outside the 24-hour window that have no approved template."""
+    outside = (
+        Subscriber.objects.filter(
+            status=Subscriber.Status.ACTIVE,
+            subscription__topic__in=post.topics.all(),
+        )
+        .filter(Q(last_inbound_at__isnull=True) | Q(last_inbound_at__lte=window_cutoff(now)))
+        .values_list("language", flat=True)
+        .distinct()
+    )
+    return sorted({lang for lang in outside if default_template(lang) is None})
+
+
+def check_publishable(post: Post, now: datetime | None = None) -> None:
+    now = now or timezone.now()
+    if post.is_expired(now):
+        raise PublishError(
+            _("The post expired on %(when)s: it will not be sent.")
+            % {"when": timezone.localtime(post.expires_at).strftime("%d/%m/%Y %H:%M")}
+        )
+    if not post.topics.exists():
+        raise PublishError(_("Choose at least one topic."))
+    if is_paused():
+        raise PublishError(
+            _("Sending is paused because of a WhatsApp account problem; resume it first.")
+        )
+    missing = missing_templates(post, now)
+    if missing:
+        raise PublishError(
+            _(
+                "Some subscribers have not written in the last 24 hours and need an approved "
+                "template, but there is none for: %(languages)s. Add one under Message templates."
+            )
+            % {"languages": ", ".join(missing)}
+        )
+
+
+def fan_out(post: Post) -> int:
+    """One INSERT … SELECT DISTINCT: one delivery per distinct active subscriber of any topic."""
+    topic_ids = list(post.topics.values_list("id", flat=True))
+    if not topic_ids:
+        return 0
+    placeholders = ", ".join(["%s"] * len(topic_ids))
+    sql = f"""
+        INSERT INTO {Delivery._meta.db_table}
+            (post_id, subscriber_id, status, used_template, attempts, last_error_text, queued_at)
+        SELECT DISTINCT %s, s.subscriber_id, %s, %s, 0, '', %s
+        FROM {Subscription._meta.db_table} s
+        JOIN {Subscriber._meta.db_table} p ON p.id = s.subscriber_id
+        WHERE s.topic_id IN ({placeholders}) AND p.status = %s
+        ON CONFLICT (post_id, subscriber_id) DO NOTHING
+    """
+    params = [post.pk, Delivery.Status.QUEUED, False, timezone.now(), *topic_ids]
+    params.append(Subscriber.Status.ACTIVE)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount
+
+
+def post_publish(*, post: Post, user=None, token=None) -> PublishResult:
+    now = timezone.now()
+    with transaction.atomic():
+        check_publishable(post, now)
+        started = Post.objects.filter(pk=post.pk, status__in=PUBLISHABLE).update(
+            status=Post.Status.SENDING, published_at=now, status_note="", updated_at=now
+        )
+        if not started:
+            post.refresh_from_db()
+            return PublishResult(
+                post=post, recipients=post.deliveries.count(), already_published=True
+            )
+        recipients = fan_out(post)
+        if recipients == 0:
+            Post.objects.filter(pk=post.pk).update(
+                status=Post.Status.SENT,
+                finished_at=now,
+                status_note=_("Nobody is subscribed to these topics yet."),
+            )
+        audit(action="publish", post=post, user=user, token=token, recipients=recipients)
+        if recipients:
+            wake_senders(post.pk)
+    post.refresh_from_db()
+    return PublishResult(post=post, recipients=recipients)
+
+
+def wake_senders(post_id: int, *, countdown: float | None = None) -> None:
+    from django.conf import settings
+
+    from subscribers.tasks import send_post_batch
+
+    senders = max(1, int(getattr(settings, "BANDITORE_SENDERS_PER_POST", 2)))
+
+    def enqueue() -> None:
+        for _n in range(senders):
+            send_post_batch.apply_async((post_id,), countdown=countdown)
+
+    transaction.on_commit(enqueue)
+
+
+def post_schedule(*, post: Post, send_at: datetime | None, user=None, token=None) -> Post:
+    """Send at `send_at` (publish_due_posts does it). A time that has passed is refused: whoever
+    chose it is told, rather than having the post go out within seconds."""
+    if send_at is None:
+        raise PublishError(_("Fill in “send at” on the post and save it, then schedule it."))
+    if send_at <= timezone.now():
+        raise PublishError(
+            _("The time in “send at” has passed: choose a later time, or use “Send now”.")
+        )
+    if not post.topics.exists():
+        raise PublishError(_("Choose at least one topic."))
+    if post.expires_at and post.expires_at <= send_at:
+        raise PublishError(_("The post would expire before it is sent."))
+    with transaction.atomic():
+        changed = Post.objects.filter(pk=post.pk, status__in=PUBLISHABLE).update(
+            status=Post.Status.SCHEDULED, send_at=send_at, status_note=""
+        )
+        if not changed:
+            raise PublishError(_("Only drafts and scheduled posts can be scheduled."))
+        audit(action="schedule", post=post, user=user, token=token, send_at=send_at.isoformat())
+    post.refresh_from_db()
+    return post
+
+
+def post_unschedule(*, post: Post, user=None, token=None) -> Post:
+    """A scheduled post goes back to draft (to be corrected or rescheduled); nothing is sent."""
+    with transaction.atomic():
+        changed = Post.objects.filter(pk=post.pk, status=Post.Status.SCHEDULED).update(
+            status=Post.Status.DRAFT, status_note="", updated_at=timezone.now()
+        )
+        if not changed:
+            raise PublishError(_("Only scheduled posts can be unscheduled."))
+        audit(action="unschedule", post=post, user=user, token=token)
+    post.refresh_from_db()
+    return post
+
+
+def publish_due_posts(now: datetime | None = None) -> int:
+    """Periodic: publish scheduled posts whose time has come; refuse expired ones, saying why."""
+    now = now or timezone.now()
+    published = 0
+    if is_paused():  # they stay scheduled and go out once an administrator resumes sending
+        return 0
+    while True:
+        with transaction.atomic():
+            post = Post.objects.due(now).select_for_update(skip_locked=True).first()
+            if post is None:
+                return published
+            try:
+                post_publish(post=post)
+                published += 1
+            except PublishError as refusal:
+                status = Post.Status.CANCELLED if post.is_expired(now) else Post.Status.DRAFT
+                Post.objects.filter(pk=post.pk).update(
+                    status=status, status_note=str(refusal)[:300]
+                )
+
+
+def post_cancel(*, post: Post, user=None, token=None) -> int:
+    """Stop a post: nothing queued is sent any more. Returns how many deliveries stopped."""
+    with transaction.atomic():
+        changed = Post.objects.filter(
+            pk=post.pk, status__in=[*PUBLISHABLE, Post.Status.SENDING]
+        ).update(status=Post.Status.CANCELLED, finished_at=timezone.now())
+        if not changed:
+            raise PublishError(
+                _("Only drafts, scheduled posts and posts being sent can be cancelled.")
+            )
+        stopped = Delivery.objects.filter(post=post, status=Delivery.Status.QUEUED).update(
+            status=Delivery.Status.CANCELLED
+        )
+        audit(action="cancel", post=post, user=user, token=token, stopped=stopped)
+    post.refresh_from_db()
+    return stopped
+
+
+def resendable(post: Post) -> QuerySet[Delivery]:
+    """Failed deliveries another try can fix, to people still subscribed."""
+    failed = Delivery.objects.filter(post=post, status=Delivery.Status.FAILED)
+    # Classify the few distinct error codes, not the rows.
+    codes = failed.exclude(last_error_code=None).values_list("last_error_code", flat=True)
+    retryable = [code for code in set(codes.distinct()) if handling_for(code) not in NOT_RESENT]
+    return failed.filter(
+        Q(last_error_code__isnull=True) | Q(last_error_code__in=retryable),
+        subscriber__status=Subscriber.Status.ACTIVE,
+    )
+
+
+def resend_failed(*, post: Post, user=None) -> int:
+    """Queue again the people whose delivery failed for a reason another try can fix."""
+    with transaction.atomic():
+        post = Post.objects.select_for_update().get(pk=post.pk)
+        if post.status not in (Post.Status.SENT, Post.Status.SENDING):
+            raise PublishError(_("Only posts that were sent can be resent."))
+        if post.is_expired():
+            raise PublishError(_("The post has expired: it will not be sent again."))
+        # The failed message's wamid goes: the sender keeps a wamid it finds, and the new
+        # message's statuses must match the new one.
+        requeued = resendable(post).update(
+            status=Delivery.Status.QUEUED,
+            attempts=0,
+            next_attempt_at=None,
+            failed_at=None,
+            wa_message_id=None,
+        )
+        if requeued:
+            Post.objects.filter(pk=post.pk).update(status=Post.Status.SENDING, finished_at=None)
+            wake_senders(post.pk)
+        audit(action="resend_failed", post=post, user=user, requeued=requeued)
+    return requeued

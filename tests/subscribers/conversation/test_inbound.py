@@ -1,0 +1,117 @@
+"""What inbound webhooks do to subscribers: the 24-hour window clock and marketing preferences.
+
+whatsapp-cloud-api.md §2.5 (the window restarts with every message from the person) and §1.6
+(`user_preferences` stop / resume).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.utils import timezone
+
+from subscribers.models import ConsentEvent
+from tests.channel.webhook.helpers import envelope, post_webhook, text_item
+from tests.factories import make_subscriber
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _replies_go_to_the_fake(fake_graph, redis_conn):
+    """Messages reach the conversation, whose replies must go to the fake, never to Meta."""
+
+
+def deliver(client, callbacks, body: dict) -> None:
+    with callbacks(execute=True):
+        assert post_webhook(client, json.dumps(body).encode()).status_code == 200
+
+
+def preferences(wa_id: str, value: str) -> dict:
+    item = {
+        "wa_id": wa_id,
+        "detail": f"User requested to {value} marketing messages",
+        "category": "marketing_messages",
+        "value": value,
+        "timestamp": int(time.time()),
+    }
+    return {
+        "object": "whatsapp_business_account",
+        "entry": [
+            {
+                "id": "WABA1",
+                "changes": [
+                    {
+                        "field": "user_preferences",
+                        "value": {
+                            "messaging_product": "whatsapp",
+                            "metadata": {"phone_number_id": "100000000000001"},
+                            "contacts": [{"wa_id": wa_id, "profile": {"name": "Test"}}],
+                            "user_preferences": [item],
+                        },
+                    }
+                ],
+            }
+        ],
+    }
+
+
+def test_a_message_moves_the_window_clock_forward(client, django_capture_on_commit_callbacks):
+    subscriber = make_subscriber(last_inbound_at=timezone.now() - timedelta(days=3))
+    sent = int(time.time()) - 5
+    body = envelope(messages=[text_item(subscriber.wa_id, "ciao", at=sent)])
+    deliver(client, django_capture_on_commit_callbacks, body)
+    subscriber.refresh_from_db()
+    assert subscriber.last_inbound_at == datetime.fromtimestamp(sent, tz=UTC)
+
+
+def test_a_late_retry_of_an_old_message_never_moves_it_back(
+    client, django_capture_on_commit_callbacks
+):
+    """doc §1.3: Meta may redeliver for 7 days, and order is not guaranteed."""
+    recent = timezone.now().replace(microsecond=0)
+    subscriber = make_subscriber(last_inbound_at=recent)
+    old = int((recent - timedelta(hours=30)).timestamp())
+    deliver(
+        client,
+        django_capture_on_commit_callbacks,
+        envelope(messages=[text_item(subscriber.wa_id, "vecchio", at=old)]),
+    )
+    subscriber.refresh_from_db()
+    assert subscriber.last_inbound_at == recent
+
+
+def test_a_future_timestamp_is_capped_at_now(client, django_capture_on_commit_callbacks):
+    subscriber = make_subscriber(last_inbound_at=None)
+    future = int(time.time()) + 86_400 * 30
+    deliver(
+        client,
+        django_capture_on_commit_callbacks,
+        envelope(messages=[text_item(subscriber.wa_id, "dal futuro", at=future)]),
+    )
+    subscriber.refresh_from_db()
+    assert subscriber.last_inbound_at <= timezone.now()
+
+
+def test_marketing_stop_and_resume_reach_the_subscriber_and_the_ledger(
+    client, django_capture_on_commit_callbacks
+):
+    subscriber = make_subscriber()
+    deliver(client, django_capture_on_commit_callbacks, preferences(subscriber.wa_id, "stop"))
+    subscriber.refresh_from_db()
+    assert subscriber.marketing_opt_out
+    deliver(client, django_capture_on_commit_callbacks, preferences(subscriber.wa_id, "stop"))
+    assert subscriber.consent_events.filter(kind=ConsentEvent.Kind.MARKETING_STOP).count() == 1
+
+    deliver(client, django_capture_on_commit_callbacks, preferences(subscriber.wa_id, "resume"))
+    subscriber.refresh_from_db()
+    assert not subscriber.marketing_opt_out
+    assert subscriber.consent_events.filter(kind=ConsentEvent.Kind.MARKETING_RESUME).count() == 1
+
+
+def test_preferences_of_unknown_people_are_ignored(client, django_capture_on_commit_callbacks):
+    deliver(client, django_capture_on_commit_callbacks, preferences("393339999000", "stop"))
+    assert not ConsentEvent.objects.exists()

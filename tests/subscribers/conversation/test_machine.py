@@ -1,0 +1,199 @@
+"""The conversation as a pure state machine (no database): keywords, consent, topic choice."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from channel.fakegraph import Template, validate_message
+from subscribers.conversation import machine as c
+from subscribers.conversation.keywords import Command, match, normalise
+
+TOPICS = [
+    c.TopicChoice("scuola", "Scuola", "Schools", "Avvisi dalle scuole", "School notices", "🏫"),
+    c.TopicChoice("cantieri", "Cantieri e viabilità", "Roadworks and traffic", "Strade", "Roads"),
+    c.TopicChoice("rifiuti", "Raccolta differenziata", "Recycling", "Calendario", "Calendar"),
+    c.TopicChoice("eventi", "Eventi e cultura", "Events and culture"),
+    c.TopicChoice("farmacie", "Farmacie di turno", "Pharmacies on duty"),
+]
+TWENTY = [c.TopicChoice(f"t{i}", f"Argomento {i}", f"Topic {i}") for i in range(20)]
+
+
+def text(body: str) -> c.Event:
+    return c.Event(kind="text", text=body, wamid="wamid.x")
+
+
+def tap(kind: str, reply_id: str) -> c.Event:
+    return c.Event(kind=kind, reply_id=reply_id, wamid="wamid.x")
+
+
+def rows(reply) -> list[tuple[str, str, str]]:
+    assert isinstance(reply, c.TopicList)
+    return list(reply.rows)
+
+
+@pytest.mark.parametrize(
+    ("said", "command"),
+    [
+        ("Iscrivimi", Command.JOIN),
+        ("  ISCRIVIMI!! ", Command.JOIN),
+        ("/iscrivimi", Command.JOIN),
+        ("Cancellami.", Command.LEAVE),
+        ("cancèllami", Command.LEAVE),
+        ("STOP", Command.LEAVE),
+        ("i miei   dati", Command.MY_DATA),
+        ("Cancella i miei dati", Command.ERASE),
+        ("English", Command.ENGLISH),
+    ],
+)
+def test_keywords_match_after_normalising(said, command):
+    assert match(said).command == command
+
+
+@pytest.mark.parametrize(
+    "said", ["non voglio che mi cancellate", "vorrei iscrivimi domani", "help me please now ok"]
+)
+def test_keywords_inside_a_sentence_do_not_trigger(said):
+    assert match(said) is None
+
+
+def test_normalise_strips_accents_case_and_punctuation():
+    assert normalise("Viabilità, È OK?!") == "viabilita e ok"
+
+
+def test_join_consent_and_three_topics_take_five_taps_and_six_messages():
+    person, messages, taps = c.Person(), 0, 0
+
+    def go(event, is_tap):
+        nonlocal person, messages, taps
+        outcome = c.step(person, event, TOPICS)
+        person = outcome.person
+        messages += len(outcome.replies)
+        taps += is_tap
+        return outcome
+
+    welcome = go(text("Iscrivimi"), False)
+    assert isinstance(welcome.replies[0], c.Buttons)
+    assert [e.kind for e in welcome.effects] == ["join"]
+    assert [e.kind for e in go(tap("button_reply", c.ACCEPT), True).effects] == ["consent"]
+    for slug in ("scuola", "rifiuti", "farmacie"):
+        go(tap("list_reply", f"t:{slug}"), True)
+    done = go(tap("list_reply", c.ROW_DONE), True)
+    assert person.chosen == {"scuola", "rifiuti", "farmacie"}
+    assert person.state == c.IDLE and "CANCELLAMI" in done.replies[0].body
+    assert (taps, messages) == (5, 6)
+
+
+def test_chosen_topics_are_ticked_and_picking_again_removes_them():
+    person = c.Person(status="active", state=c.CHOOSING)
+    outcome = c.step(person, tap("list_reply", "t:scuola"), TOPICS)
+    titles = [title for _id, title, _d in rows(outcome.replies[0])]
+    assert titles[0] == "✅ Scuola"
+    outcome = c.step(outcome.person, tap("list_reply", "t:scuola"), TOPICS)
+    assert outcome.person.chosen == frozenset()
+    assert outcome.effects[0] == c.Effect("set_topics", topics=frozenset())
+
+
+def test_the_list_has_all_and_done_rows_and_all_picks_everything():
+    person = c.Person(status="active", state=c.CHOOSING)
+    outcome = c.step(person, tap("list_reply", c.ROW_ALL), TOPICS)
+    ids = [row_id for row_id, _t, _d in rows(outcome.replies[0])]
+    assert ids[-2:] == [c.ROW_ALL, c.ROW_DONE]
+    assert outcome.person.chosen == {t.slug for t in TOPICS}
+
+
+def test_twenty_topics_page_within_ten_rows_and_every_topic_is_reachable():
+    """whatsapp-cloud-api.md §2.1: at most 10 rows in total across sections."""
+    person, seen = c.Person(status="active", state=c.CHOOSING), set()
+    reply = c.step(person, text("argomenti"), TWENTY).replies[0]
+    for _ in range(5):
+        listed = rows(reply)
+        assert len(listed) <= 10
+        seen |= {row_id[2:] for row_id, _t, _d in listed if row_id.startswith("t:")}
+        [more] = [row_id for row_id, _t, _d in listed if row_id.startswith(c.ROW_PAGE)]
+        outcome = c.step(person, tap("list_reply", more), TWENTY)
+        person, reply = outcome.person, outcome.replies[0]
+    assert seen == {t.slug for t in TWENTY}
+
+
+def test_cancellami_works_in_the_middle_of_choosing_topics():
+    person = c.Person(status="active", state=c.CHOOSING, chosen=frozenset({"scuola"}))
+    outcome = c.step(person, text("cancellami"), TOPICS)
+    assert [e.kind for e in outcome.effects] == ["leave"]
+    assert len(outcome.replies) == 1
+
+
+def test_leave_one_topic_by_name():
+    person = c.Person(status="active", state=c.IDLE, chosen=frozenset({"scuola", "eventi"}))
+    outcome = c.step(person, text("cancellami scuola"), TOPICS)
+    assert outcome.person.chosen == {"eventi"}
+    assert "Eventi e cultura" in outcome.replies[0].body
+
+
+def test_refusing_stores_nothing_but_the_refusal():
+    person = c.step(c.Person(), text("iscrivimi"), TOPICS).person
+    outcome = c.step(person, tap("button_reply", c.REFUSE), TOPICS)
+    assert [e.kind for e in outcome.effects] == ["refuse"]
+    assert outcome.person == c.Person()
+
+
+@pytest.mark.parametrize("kind", ["image", "location", "sticker", "audio"])
+def test_anything_else_gets_the_one_way_auto_reply(kind):
+    outcome = c.step(c.Person(status="active"), c.Event(kind=kind), TOPICS)
+    assert [e.kind for e in outcome.effects] == ["autoreply"]
+
+
+@pytest.mark.parametrize("kind", ["reaction", "unsupported", "system"])
+def test_reactions_and_unsupported_messages_are_ignored(kind):
+    assert c.step(c.Person(status="active"), c.Event(kind=kind), TOPICS).replies == ()
+
+
+def test_english_keyword_answers_in_english():
+    outcome = c.step(c.Person(), text("subscribe"), TOPICS)
+    assert outcome.person.language == "en"
+    assert "Welcome" in outcome.replies[0].body
+
+
+def test_flow_reply_sets_the_topics_when_a_flow_is_configured():
+    person = c.Person(status="active", state=c.CHOOSING)
+    offered = c.step(person, text("argomenti"), TOPICS, flow_id="123")
+    assert isinstance(offered.replies[0], c.TopicFlow)
+    event = c.Event(kind="nfm_reply", flow_response={"topics": ["scuola", "nope", "eventi"]})
+    outcome = c.step(person, event, TOPICS, flow_id="123")
+    assert outcome.person.chosen == {"scuola", "eventi"}
+
+
+def _every_reply():
+    """Every reply of every state × event, in both languages, for 5 and 20 topics."""
+    states = [
+        c.Person(),
+        c.Person(status="pending", state=c.CONSENT),
+        c.Person(status="active", state=c.CHOOSING, chosen=frozenset({"scuola"})),
+        c.Person(status="active", state=c.IDLE, chosen=frozenset({"t3", "t15"}), page=2),
+        c.Person(status="left"),
+    ]
+    events = [text(word) for word in ("iscrivimi", "cancellami", "argomenti", "aiuto",
+                                      "english", "italiano", "i miei dati",
+                                      "cancella i miei dati", "cancellami scuola",
+                                      "cancellami boh", "ciao")]  # fmt: skip
+    events += [tap("button_reply", c.ACCEPT), tap("button_reply", c.REFUSE)]
+    events += [tap("list_reply", r) for r in ("t:scuola", "t:t3", c.ROW_ALL, c.ROW_DONE, "page:1")]
+    events += [c.Event(kind="image"), c.Event(kind="nfm_reply", flow_response={"topics": []})]
+    for person, event, topics, lang, flow in itertools.product(
+        states, events, (TOPICS, TWENTY), ("it", "en"), ("", "123")
+    ):
+        person = c.Person(**{**person.__dict__, "language": lang})
+        yield from c.step(person, event, topics, flow_id=flow).replies
+
+
+def test_every_outbound_payload_passes_the_fake_graph_validation(settings):
+    """Each reply the conversation can produce obeys Meta's limits (§2.1), checked by the
+    fake Graph API's validator, not by the builders that made it."""
+    settings.WHATSAPP_TOPICS_FLOW_ID = "123"
+    count = 0
+    for reply in _every_reply():
+        payload = c.render(reply, "393331234567")
+        assert validate_message(payload, dict[tuple[str, str], Template]()) is None, payload
+        count += 1
+    assert count > 500

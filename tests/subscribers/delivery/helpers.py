@@ -1,0 +1,42 @@
+"""Shared set-up for the delivery-engine tests that run against the fake Graph API."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from channel.models import MessageTemplate
+from channel.webhook.drain import process_pending_inbound_events
+from subscribers.delivery import publishing
+from tests.factories import make_post, make_subscriber, make_template, make_topic
+from topics.models import Post
+
+
+def approved_template(fake_graph) -> MessageTemplate:
+    """The same approved template registered at "Meta" and in our registry (doc §3)."""
+    fake_graph.register_template("avviso_comune", "it", "utility", body_params=2)
+    return make_template()
+
+
+def published(n: int, **subscriber_fields) -> Post:
+    topic = make_topic()
+    for _ in range(n):
+        make_subscriber(topics=[topic], **subscriber_fields)
+    post = make_post(topics=[topic], body="Riga uno\nRiga due")
+    publishing.post_publish(post=post)
+    return post
+
+
+def callbacks(fake_graph) -> Counter:
+    """How many times each delivery reference reached "Meta" (its accepted outbox)."""
+    return Counter(entry["callback"] for entry in fake_graph.outbox())
+
+
+def webhooks_to(live_server, fake_graph, **options) -> None:
+    """Point the fake's status webhooks at the real webhook view of a live server."""
+    fake_graph.configure(webhook_url=f"{live_server.url}/whatsapp/webhook/", **options)
+
+
+def wait_for_statuses(fake_graph) -> None:
+    """Every status the fake owes has been POSTed, and every archived webhook processed."""
+    fake_graph.flush_statuses()
+    process_pending_inbound_events()

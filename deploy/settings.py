@@ -136,7 +136,7 @@ CELERY_BEAT_SCHEDULE["channel-process-pending-webhooks"] = {
     "schedule": 60.0,
 }
 # send-at lives in the database: beat publishes due posts (never a long Celery ETA).
-# Processed status webhooks older than WEBHOOK_ARCHIVE_DAYS are deleted nightly.
+# Processed status webhooks older than BANDITORE_WEBHOOK_ARCHIVE_DAYS are deleted nightly.
 CELERY_BEAT_SCHEDULE["channel-prune-inbound-events"] = {
     "task": "banditore.channel.prune_inbound_events",
     "schedule": crontab(hour=3, minute=37),
@@ -150,7 +150,7 @@ CELERY_BEAT_SCHEDULE["subscribers-sweep-deliveries"] = {
     "task": "banditore.subscribers.sweep_deliveries",
     "schedule": 60.0,
 }
-# The API remembers idempotency keys API_IDEMPOTENCY_DAYS days; forget older ones nightly.
+# The API remembers idempotency keys BANDITORE_API_IDEMPOTENCY_DAYS days; forget older ones nightly.
 CELERY_BEAT_SCHEDULE["subscribers-prune-idempotency-keys"] = {
     "task": "banditore.subscribers.prune_idempotency_keys",
     "schedule": crontab(hour=3, minute=17),
@@ -179,12 +179,14 @@ WHATSAPP_TOPICS_FLOW_ID = env_str("WHATSAPP_TOPICS_FLOW_ID")
 WHATSAPP_PRICE_MARKETING = env_decimal("WHATSAPP_PRICE_MARKETING", "0.0691")
 WHATSAPP_PRICE_UTILITY = env_decimal("WHATSAPP_PRICE_UTILITY", "0.0300")
 # Webhook bodies above this size are refused with 413 (Meta batches up to 1,000 updates, doc §1.3).
-WHATSAPP_WEBHOOK_MAX_BYTES = env_int("WHATSAPP_WEBHOOK_MAX_BYTES", 10 * 1024 * 1024, minimum=1024)
+BANDITORE_WEBHOOK_MAX_BYTES = env_int("BANDITORE_WEBHOOK_MAX_BYTES", 10 * 1024 * 1024, minimum=1024)
 # A webhook drain that finds the archive empty looks again this long before it lets the next
 # POST wake a new one: at a steady trickle, one drain takes the stream instead of a task each.
-WEBHOOK_DRAIN_LINGER_SECONDS = float(env_decimal("WEBHOOK_DRAIN_LINGER_SECONDS", "0.5"))
+BANDITORE_WEBHOOK_DRAIN_LINGER_SECONDS = float(
+    env_decimal("BANDITORE_WEBHOOK_DRAIN_LINGER_SECONDS", "0.5")
+)
 # Days to keep processed webhooks without a citizen's message in the archive (0: forever).
-WEBHOOK_ARCHIVE_DAYS = env_int("WEBHOOK_ARCHIVE_DAYS", 90, minimum=0)
+BANDITORE_WEBHOOK_ARCHIVE_DAYS = env_int("BANDITORE_WEBHOOK_ARCHIVE_DAYS", 90, minimum=0)
 # Conversation replies: transient-error attempts, and how often a reply waits out a paused account.
 BANDITORE_REPLY_MAX_ATTEMPTS = env_int("BANDITORE_REPLY_MAX_ATTEMPTS", 5, minimum=1)
 BANDITORE_REPLY_PAUSED_RETRY_SECONDS = env_int(
@@ -196,19 +198,19 @@ BANDITORE_REPLY_PAUSED_RETRY_SECONDS = env_int(
 # "maybe sent" delivery (timeout, crash) waits for Meta's status webhook before it is queued
 # again.
 # Seconds to wait for Meta's answer to one send before it counts as "maybe sent".
-WHATSAPP_HTTP_TIMEOUT = env_int("WHATSAPP_HTTP_TIMEOUT", 15, minimum=1)
+BANDITORE_HTTP_TIMEOUT = env_int("BANDITORE_HTTP_TIMEOUT", 15, minimum=1)
 # Extra keywords without code changes, JSON: {"join": ["iscrizione"], "leave": ["basta"]}.
 try:
     BANDITORE_KEYWORDS_EXTRA = json.loads(env_str("BANDITORE_KEYWORDS_EXTRA") or "{}")
 except ValueError as error:
     raise ImproperlyConfigured(f"BANDITORE_KEYWORDS_EXTRA is not valid JSON: {error}") from None
-WHATSAPP_REPLY_RESERVE = env_decimal("WHATSAPP_REPLY_RESERVE", "0.1")
-if WHATSAPP_REPLY_RESERVE >= 1:
-    raise ImproperlyConfigured("WHATSAPP_REPLY_RESERVE must be below 1 (a share of WHATSAPP_MPS)")
+BANDITORE_REPLY_RESERVE = env_decimal("BANDITORE_REPLY_RESERVE", "0.1")
+if BANDITORE_REPLY_RESERVE >= 1:
+    raise ImproperlyConfigured("BANDITORE_REPLY_RESERVE must be below 1 (a share of WHATSAPP_MPS)")
 BANDITORE_SEND_BATCH = env_int("BANDITORE_SEND_BATCH", 100, minimum=1)
 BANDITORE_SENDERS_PER_POST = env_int("BANDITORE_SENDERS_PER_POST", 2, minimum=1)
 BANDITORE_MAX_ATTEMPTS = env_int("BANDITORE_MAX_ATTEMPTS", 5, minimum=1)
-DELIVERY_SETTLE_SECONDS = env_int("DELIVERY_SETTLE_SECONDS", 600, minimum=0)
+BANDITORE_SETTLE_SECONDS = env_int("BANDITORE_SETTLE_SECONDS", 600, minimum=0)
 # How long one sender task works before handing over (its next run is a fresh Celery message),
 # and how often a sender looks again while sending is paused.
 BANDITORE_SEND_BUDGET_SECONDS = env_int("BANDITORE_SEND_BUDGET_SECONDS", 60, minimum=1)
@@ -241,9 +243,9 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
 }
 # Requests per token, e.g. "120/min" or "5000/hour" (DRF rate syntax); counted in Redis.
-API_THROTTLE_RATE = env_str("API_THROTTLE_RATE", "120/min")
+BANDITORE_API_THROTTLE_RATE = env_str("BANDITORE_API_THROTTLE_RATE", "120/min")
 # Idempotency keys are remembered this many days (the API promises at least 7).
-API_IDEMPOTENCY_DAYS = env_int("API_IDEMPOTENCY_DAYS", 7, minimum=7)
+BANDITORE_API_IDEMPOTENCY_DAYS = env_int("BANDITORE_API_IDEMPOTENCY_DAYS", 7, minimum=7)
 
 # --- Editors' desk -----------------------------------------------------------------------
 # Staff phones that receive "Send a test" (E.164, comma-separated: +393331234567,+39…).

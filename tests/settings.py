@@ -25,7 +25,7 @@ WHATSAPP_ACCESS_TOKEN = "test-access-token"
 WHATSAPP_PHONE_NUMBER_ID = "100000000000001"
 LANGUAGE_CODE = "it"
 # Drains run inline in the webhook request here (eager Celery): no lingering in the request.
-WEBHOOK_DRAIN_LINGER_SECONDS = 0.0
+BANDITORE_WEBHOOK_DRAIN_LINGER_SECONDS = 0.0
 
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):  # noqa: F405
     # A file, not Django's shared-cache in-memory database: that one locks whole tables, so the

@@ -84,7 +84,7 @@ class GraphClient:
         version = version or settings.WHATSAPP_API_VERSION
         phone_number_id = phone_number_id or settings.WHATSAPP_PHONE_NUMBER_ID
         self.messages_url = f"{base_url}/{version}/{phone_number_id}/messages"
-        read_timeout = timeout or getattr(settings, "WHATSAPP_HTTP_TIMEOUT", 15.0)
+        read_timeout = timeout or getattr(settings, "BANDITORE_HTTP_TIMEOUT", 15.0)
         self.timeout = float(read_timeout)
         self._loop = _background_loop()
         self._pid = os.getpid()

@@ -218,7 +218,7 @@ def tier_limit() -> int | None:
 def get_send_limiter() -> SendRateLimiter:
     return SendRateLimiter(
         rate=float(settings.WHATSAPP_MPS),
-        reserve=float(getattr(settings, "WHATSAPP_REPLY_RESERVE", 0.1)),
+        reserve=float(getattr(settings, "BANDITORE_REPLY_RESERVE", 0.1)),
     )
 
 

@@ -186,13 +186,13 @@ def process_pending_inbound_events(
     burst of one-status webhooks costs a few statements per batch, not per webhook. The
     wake-up flag stays set while this runs, so the webhooks arriving meanwhile wake nobody
     else (one drain takes the whole stream, in big batches). When the archive is empty it
-    looks again for `linger` seconds (WEBHOOK_DRAIN_LINGER_SECONDS) before it clears the flag:
+    looks again for `linger` seconds (BANDITORE_WEBHOOK_DRAIN_LINGER_SECONDS) before it clears the flag:
     at a steady trickle (80 msg/s is ~160 status webhooks/s) that spares a Celery publish per
     POST and a task per webhook. After the clear the archive is read once more: a webhook
     committed just before the clear found the flag set and woke nobody.
     """
     if linger is None:
-        linger = settings.WEBHOOK_DRAIN_LINGER_SECONDS
+        linger = settings.BANDITORE_WEBHOOK_DRAIN_LINGER_SECONDS
     deadline = time.monotonic() + max_seconds
     done = 0
     idle_since = None
@@ -437,14 +437,14 @@ REDACTED = "[erased]"
 
 
 def prune_inbound_events(*, now: datetime | None = None, chunk: int = 10_000) -> int:
-    """Delete processed webhooks older than WEBHOOK_ARCHIVE_DAYS; returns how many.
+    """Delete processed webhooks older than BANDITORE_WEBHOOK_ARCHIVE_DAYS; returns how many.
 
     Status webhooks are most of the archive (about three per message sent) and carry phone
     numbers: keeping them forever is neither needed nor fair. Webhooks that carried a citizen's
     message stay, since the message log points at them (and dedups Meta's retries by wamid).
     Unprocessed ones always stay. Deleted in chunks, so the table is never locked for long.
     """
-    days = settings.WEBHOOK_ARCHIVE_DAYS
+    days = settings.BANDITORE_WEBHOOK_ARCHIVE_DAYS
     if not days:
         return 0
     cutoff = (now or timezone.now()) - timedelta(days=days)

@@ -69,7 +69,7 @@ def respond(read: Callable[[int], bytes], content_length: str | None, signature:
 
 
 def _receive(read: Callable[[int], bytes], content_length: str | None, signature: str | None):
-    limit = settings.WHATSAPP_WEBHOOK_MAX_BYTES
+    limit = settings.BANDITORE_WEBHOOK_MAX_BYTES
     try:
         declared = int(content_length or 0)
     except ValueError:

@@ -2,7 +2,7 @@
 
 A key is per token: the `Idempotency-Key` header or, failing that, the body's `external_id`.
 Same key + same body → the stored status and JSON, nothing created. Same key + different body →
-IdempotencyConflict (409). Records are kept for API_IDEMPOTENCY_DAYS (≥ 7) and then pruned.
+IdempotencyConflict (409). Records are kept for BANDITORE_API_IDEMPOTENCY_DAYS (≥ 7) and then pruned.
 """
 
 from __future__ import annotations
@@ -115,7 +115,7 @@ def idempotent_create(
 
 
 def idempotency_prune(*, now=None) -> int:
-    """Forget keys older than API_IDEMPOTENCY_DAYS; returns how many records went."""
-    cutoff = (now or timezone.now()) - timedelta(days=settings.API_IDEMPOTENCY_DAYS)
+    """Forget keys older than BANDITORE_API_IDEMPOTENCY_DAYS; returns how many records went."""
+    cutoff = (now or timezone.now()) - timedelta(days=settings.BANDITORE_API_IDEMPOTENCY_DAYS)
     deleted, _by_model = IdempotencyRecord.objects.filter(created_at__lt=cutoff).delete()
     return deleted

@@ -13,7 +13,7 @@ class ApiTokenRateThrottle(SimpleRateThrottle):
 
     def get_rate(self) -> str:
         # Read at request time, so the setting can change without a code change (and in tests).
-        return settings.API_THROTTLE_RATE
+        return settings.BANDITORE_API_THROTTLE_RATE
 
     def get_cache_key(self, request, view) -> str | None:
         if not isinstance(request.auth, ApiToken):

@@ -28,7 +28,7 @@ def post_counters(post: Post) -> dict[str, int]:
 
 def bulk_rate() -> float:
     """Messages per second available to posts (replies keep their reserved share)."""
-    reserve = float(getattr(settings, "WHATSAPP_REPLY_RESERVE", 0.1))
+    reserve = float(getattr(settings, "BANDITORE_REPLY_RESERVE", 0.1))
     return max(0.1, float(settings.WHATSAPP_MPS) * (1 - reserve))
 
 

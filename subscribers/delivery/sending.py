@@ -11,7 +11,7 @@
 - "Maybe sent" (timeout, crash with the request in flight) is never resent blindly: the row
   stays in `sending` with our reference in `biz_opaque_callback_data`; Meta's status webhook
   echoing it settles the row (subscribers.delivery.statuses). Only when no status came within
-  DELIVERY_SETTLE_SECONDS does the sweeper queue it again.
+  BANDITORE_SETTLE_SECONDS does the sweeper queue it again.
 """
 
 from __future__ import annotations
@@ -466,7 +466,7 @@ def sweep(now: datetime | None = None) -> dict[str, int]:
     """Periodic and idempotent: return stale in-flight rows to the queue, finish or expire
     posts, and wake senders for every post with due work (Celery messages may be lost)."""
     now = now or timezone.now()
-    settle_after = timedelta(seconds=float(_setting("DELIVERY_SETTLE_SECONDS", 600)))
+    settle_after = timedelta(seconds=float(_setting("BANDITORE_SETTLE_SECONDS", 600)))
     returned = Delivery.objects.filter(
         status=Delivery.Status.SENDING, sending_at__lt=now - settle_after
     ).update(status=Delivery.Status.QUEUED, next_attempt_at=None)

@@ -116,7 +116,7 @@ def test_both_routes_give_the_same_answer_and_the_same_archive(case, expected):
 
 
 def test_a_body_over_the_limit_is_413_and_not_stored(settings, client):
-    settings.WHATSAPP_WEBHOOK_MAX_BYTES = 1024
+    settings.BANDITORE_WEBHOOK_MAX_BYTES = 1024
     small = _status_body()
     assert len(small) <= 1024
     big = json.dumps(envelope(statuses=[status_item("w" * 1200, "delivered")])).encode()

@@ -1,4 +1,4 @@
-"""Processed status webhooks are deleted after WEBHOOK_ARCHIVE_DAYS; nothing else is."""
+"""Processed status webhooks are deleted after BANDITORE_WEBHOOK_ARCHIVE_DAYS; nothing else is."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def archived(*, days_ago: int, processed: bool = True, with_message: bool = Fals
 
 
 def test_old_processed_status_webhooks_go_and_everything_else_stays(settings):
-    settings.WEBHOOK_ARCHIVE_DAYS = 90
+    settings.BANDITORE_WEBHOOK_ARCHIVE_DAYS = 90
     old = [archived(days_ago=120) for _ in range(3)]
     kept = {
         archived(days_ago=120, with_message=True),  # the message log points at it
@@ -42,7 +42,7 @@ def test_old_processed_status_webhooks_go_and_everything_else_stays(settings):
 
 
 def test_zero_days_keeps_the_archive_forever(settings):
-    settings.WEBHOOK_ARCHIVE_DAYS = 0
+    settings.BANDITORE_WEBHOOK_ARCHIVE_DAYS = 0
     archived(days_ago=3650)
 
     assert prune_inbound_events() == 0

@@ -112,7 +112,7 @@ def test_concurrent_requests_with_one_key_create_one_post():
 
 
 def test_keys_are_kept_seven_days_then_pruned(pharmacies, settings):
-    settings.API_IDEMPOTENCY_DAYS = 7
+    settings.BANDITORE_API_IDEMPOTENCY_DAYS = 7
     _token, key = token_with_key(topics=[pharmacies])
     post(key, BODY, "old")
     post(key, BODY | {"title": "nuovo"}, "recent")

@@ -46,7 +46,7 @@ def keep_test_connection():
 @pytest.fixture
 def api_key(db, settings, redis_conn, keep_test_connection) -> str:
     """A publishing key for two topics with a few posts, so reads have something to return."""
-    settings.API_THROTTLE_RATE = "100000/min"
+    settings.BANDITORE_API_THROTTLE_RATE = "100000/min"
     # Schemathesis also sends random Host headers; refusing those is Django's job, before the API.
     settings.ALLOWED_HOSTS = ["*"]
     pharmacies = make_topic(slug="farmacie")

@@ -266,7 +266,7 @@ def test_it_filters_and_paginates_the_keys_posts(pharmacies, traffic):
 
 
 def test_it_throttles_each_key_with_retry_after(settings):
-    settings.API_THROTTLE_RATE = "3/min"
+    settings.BANDITORE_API_THROTTLE_RATE = "3/min"
     _token, key = token_with_key()
     _other, other_key = token_with_key()
     client = client_for(key)

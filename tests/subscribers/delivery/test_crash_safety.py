@@ -67,7 +67,7 @@ def start_post(recipients: int) -> Post:
 def recover_and_finish(fake_graph, post: Post, settings, rounds: int = 40) -> None:
     """What production does over minutes: statuses settle in-flight rows, the sweeper returns
     the rest after the settle time, senders drain the queue."""
-    settings.DELIVERY_SETTLE_SECONDS = 0
+    settings.BANDITORE_SETTLE_SECONDS = 0
     for _ in range(rounds):
         time.sleep(0.2)  # requests still inside the fake's latency are accepted meanwhile
         fake_graph.flush_statuses()

@@ -46,7 +46,7 @@ def test_each_recipient_gets_the_post_once_and_the_post_finishes(fake_graph, tem
 def test_a_batch_leaves_at_the_numbers_rate_not_in_one_burst(fake_graph, template, settings):
     """All of a batch is in flight at once, but each message leaves at its own slot of the
     Redis limiter: Meta sees them spaced at the bulk share of WHATSAPP_MPS (§4.1)."""
-    settings.WHATSAPP_MPS = 50  # bulk: 45/s, with WHATSAPP_REPLY_RESERVE = 0.1
+    settings.WHATSAPP_MPS = 50  # bulk: 45/s, with BANDITORE_REPLY_RESERVE = 0.1
     settings.BANDITORE_SEND_BATCH = 30
     post = published(30)
     sending.drain_post(post.pk)
@@ -286,7 +286,7 @@ def test_failures_reported_by_webhook_are_handled_like_send_errors(template):
 def test_the_sweeper_requeues_only_rows_in_flight_longer_than_the_settle_time(template, settings):
     """A crashed sender's rows go back to the queue, but only once Meta had time to report a
     status for them (maybe sent: never resent blindly)."""
-    settings.DELIVERY_SETTLE_SECONDS = 600
+    settings.BANDITORE_SETTLE_SECONDS = 600
     post = published(2)
     stale, fresh = Delivery.objects.order_by("id")
     now = timezone.now()

@@ -49,8 +49,8 @@ class FakeConfig:
     phone_number_id: str = "100000000000001"
     display_phone_number: str = "390000000000"
     webhook_url: str = ""
-    mps: float = 0  # 0 = no throughput limit (Meta: 80 by default, §4.1)
-    pair_burst: int = 45  # Meta: bursts up to 45 in 6 s to one person (§4.1)
+    mps: float = 0  # 0 = no throughput limit (Meta: 80 by default; https://developers.facebook.com/documentation/business-messaging/whatsapp/throughput)
+    pair_burst: int = 45  # Meta: bursts up to 45 in 6 s to one person (about-the-platform)
     pair_period: float = 6.0
     enforce_window: bool = True
     tier: int | None = None  # unique people outside the window per 24 h; None = unlimited
@@ -323,7 +323,9 @@ class FakeGraphServer:
         pricing = {"billable": True, "pricing_model": "PMP", "category": entry["category"]}
         updates = [{**base, "status": "sent", "timestamp": stamp, "pricing": pricing}]
         failure = None
-        if over_tier:  # Meta has no dedicated code for the tier (§4.1): it stops delivering
+        if (
+            over_tier
+        ):  # Meta has no dedicated code for the tier (messaging-limits page): it stops delivering
             failure = 131049
         elif entry["to"] in config.fail_after_send:
             failure = 131026

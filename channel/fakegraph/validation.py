@@ -1,4 +1,5 @@
-"""Meta's documented rules for a send request (whatsapp-cloud-api.md §2.1, §2.6, §3).
+"""Meta's documented rules for a send request (https://developers.facebook.com/documentation/business-messaging/whatsapp/messages/send-messages,
+business-phone-numbers/media and the template pages).
 
 Self-contained on purpose: the fake stands in for Meta, so it does not share the product's
 payload builders or limits; a bug there must show up as a rejection here.

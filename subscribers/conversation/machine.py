@@ -1,7 +1,7 @@
 """The citizen conversation as a pure state machine: (state, event) → (state, replies, effects).
 
-No database and no I/O here: `subscribers.conversation.handler` loads the person, calls `step`, applies the
-effects and queues the replies. Keywords are honoured before any state, so CANCELLAMI always
+No database and no I/O here: `subscribers.conversation.handler` loads the person, calls
+`step`, applies the effects and queues the replies. Keywords are honoured before any state, so CANCELLAMI always
 works, even while choosing topics.
 
 Taps to join with three topics: Accetto, topic, topic, topic, Fatto = 5 taps; service
@@ -25,7 +25,8 @@ IDLE = "idle"
 
 ACCEPT, REFUSE = "consent:yes", "consent:no"
 ROW_TOPIC, ROW_ALL, ROW_DONE, ROW_PAGE = "t:", "all", "done", "page:"
-LIST_ROWS = 10  # Meta: at most 10 rows in a list, across sections (§2.1)
+LIST_ROWS = 10  # Meta: at most 10 rows in a list, across sections
+# (https://developers.facebook.com/documentation/business-messaging/whatsapp/messages/interactive-list-messages)
 IGNORED_KINDS = {"reaction", "unsupported", "system", "unknown", "request_welcome", "order"}
 
 
@@ -99,7 +100,7 @@ class TopicFlow:
 Reply = Text | Buttons | TopicList | TopicFlow
 
 
-# --- effects (applied by subscribers.conversation.handler) --------------------------------------------------
+# --- effects (applied by subscribers.conversation.handler) ---------------------------------
 
 
 @dataclass(frozen=True)

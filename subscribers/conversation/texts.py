@@ -2,8 +2,9 @@
 
 Italian is the source language (msgids); English lives in subscribers/locale/en. The council's
 name, contacts and privacy notice come from settings, so no code changes per comune.
-Row titles and buttons must fit WhatsApp's limits (whatsapp-cloud-api.md §2.1): the tests
-render every text in both languages through the payload builders, which enforce them.
+Row titles and buttons must fit WhatsApp's limits
+(https://developers.facebook.com/documentation/business-messaging/whatsapp/messages/interactive-list-messages):
+the tests render every text in both languages through the payload builders, which enforce them.
 """
 
 from __future__ import annotations

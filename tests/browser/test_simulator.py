@@ -1,7 +1,7 @@
 """The chat simulator in a real Chromium: join, accept, pick 3 topics, finish, leave.
 
 Real path end to end: the page posts to the simulator's backend, which signs a Meta-shaped
-webhook (whatsapp-cloud-api.md §1.2) and POSTs it to the live server's /whatsapp/webhook/;
+webhook (X-Hub-Signature-256) and POSTs it to the live server's /whatsapp/webhook/;
 Celery runs eagerly inside that request; replies go through the real GraphClient to the fake
 Graph API, whose outbox the page polls.
 """
@@ -67,7 +67,7 @@ def test_the_phone_shows_lists_and_buttons_and_taps_become_signed_webhooks(
     transactional_db, live_server, client, admin_user, fake_graph, redis_conn, browser_page
 ):
     """Independent of the conversation: what reaches the fake is drawn; taps go to the
-    webhook as Meta's list_reply / button_reply (doc §1.4)."""
+    webhook as Meta's list_reply / button_reply ."""
     from channel.graph.client import get_client
 
     number = "393339876500"

@@ -1,4 +1,4 @@
-"""The fake Graph API answers like Meta (whatsapp-cloud-api.md §2, §4), over real HTTP."""
+"""The fake Graph API answers like Meta (send limits, errors, throughput), over real HTTP."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ def test_accepted_message_gets_a_wamid_and_lands_in_the_outbox(fake_graph, clien
 
 
 def test_text_over_4096_characters_is_rejected_with_code_100(fake_graph, client):
-    """§2.1: text body ≤ 4,096 characters."""
+    """Text body ≤ 4,096 characters."""
     fake_graph.mark_inbound(TO)
     assert client.send(text("x" * 4096)).ok
     result = client.send(text("x" * 4097))
@@ -58,7 +58,7 @@ def test_text_over_4096_characters_is_rejected_with_code_100(fake_graph, client)
     ],
 )
 def test_interactive_list_limits(fake_graph, client, rows, button, title, description, ok):
-    """§2.1 interactive list limits."""
+    """Interactive list limits."""
     fake_graph.mark_inbound(TO)
     sections = [
         {"title": "A", "rows": [{"id": f"r{i}", "title": title, "description": description}]}
@@ -105,7 +105,7 @@ def test_reply_buttons_must_be_unique_and_at_most_three(fake_graph, client):
 
 
 def test_free_form_outside_the_24_hour_window_is_131047_and_templates_pass(fake_graph, client):
-    """§2.5: free-form only within 24 h of the person's last message."""
+    """Free-form only within 24 h of the person's last message."""
     result = client.send(text("Ciao"))
     assert (result.error_code, result.handling) == (131047, Handling.NEEDS_TEMPLATE)
     fake_graph.register_template("avviso", "it", "utility", body_params=1)
@@ -121,7 +121,7 @@ def test_free_form_outside_the_24_hour_window_is_131047_and_templates_pass(fake_
     }
     assert client.send(template).ok
     template["template"]["components"][0]["parameters"][0]["text"] = "a\nb"
-    assert client.send(template).error_code == 132018  # no newlines in parameters (§3)
+    assert client.send(template).error_code == 132018  # no newlines in parameters
     template["template"]["components"][0]["parameters"] = []
     assert client.send(template).error_code == 132000
     template["template"]["name"] = "unknown"
@@ -144,7 +144,7 @@ def test_wrong_or_expired_token_is_190_and_pauses_the_account(fake_graph, settin
 
 
 def test_throughput_limit_answers_130429(fake_graph, client):
-    """§4.1: above the number's throughput Meta answers 130429."""
+    """Above the number's throughput Meta answers 130429."""
     fake_graph.configure(mps=5, enforce_window=False)
     codes = [client.send(text(f"m{i}", to=f"39333000{i:04d}")).error_code for i in range(8)]
     assert codes[:5] == [None] * 5
@@ -152,7 +152,7 @@ def test_throughput_limit_answers_130429(fake_graph, client):
 
 
 def test_pair_rate_answers_131056(fake_graph, client):
-    """§4.1: too many messages to the same person in a short time."""
+    """Too many messages to the same person in a short time."""
     fake_graph.configure(pair_burst=2, enforce_window=False)
     codes = [client.send(text(f"m{i}")).error_code for i in range(3)]
     assert codes == [None, None, 131056]

@@ -104,7 +104,7 @@ def test_the_list_has_all_and_done_rows_and_all_picks_everything():
 
 
 def test_twenty_topics_page_within_ten_rows_and_every_topic_is_reachable():
-    """whatsapp-cloud-api.md §2.1: at most 10 rows in total across sections."""
+    """Meta: at most 10 rows in total across sections."""
     person, seen = c.Person(status="active", state=c.CHOOSING), set()
     reply = c.step(person, text("argomenti"), TWENTY).replies[0]
     for _ in range(5):
@@ -188,7 +188,7 @@ def _every_reply():
 
 
 def test_every_outbound_payload_passes_the_fake_graph_validation(settings):
-    """Each reply the conversation can produce obeys Meta's limits (§2.1), checked by the
+    """Each reply the conversation can produce obeys Meta's limits, checked by the
     fake Graph API's validator, not by the builders that made it."""
     settings.WHATSAPP_TOPICS_FLOW_ID = "123"
     count = 0

@@ -1,8 +1,8 @@
 """The citizen conversation as a pure state machine: (state, event) → (state, replies, effects).
 
 No database and no I/O here: `subscribers.conversation.handler` loads the person, calls
-`step`, applies the effects and queues the replies. Keywords are honoured before any state, so CANCELLAMI always
-works, even while choosing topics.
+`step`, applies the effects and queues the replies. Keywords are honoured before any state,
+so CANCELLAMI always works, even while choosing topics.
 
 Taps to join with three topics: Accetto, topic, topic, topic, Fatto = 5 taps; service
 messages: welcome, list, three updated lists, confirmation = 6.

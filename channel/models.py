@@ -20,6 +20,8 @@ class InboundEvent(models.Model):
         verbose_name = _("inbound webhook")
         verbose_name_plural = _("inbound webhooks")
         ordering = ["-received_at"]
+        # The simulator signs webhooks as a citizen: a right of its own, for administrators.
+        permissions = [("use_simulator", _("Can play a citizen in the chat simulator"))]
         indexes = [
             # The processor's claim (oldest unprocessed first) reads only pending rows: without
             # it every claim walks the whole archive, which is never pruned.

@@ -13,3 +13,5 @@ inbound_messages_received = Signal()
 statuses_received = Signal()
 # preferences: list[channel.webhook.parsing.PreferenceUpdate] (marketing stop / resume, doc §1.6).
 preferences_received = Signal()
+# user, wa_id, what (a short description): someone played a citizen in the chat simulator.
+simulator_used = Signal()

@@ -65,6 +65,17 @@ def env_list(name: str, default: list[str] | None = None) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
+def env_phone_numbers(name: str, default: list[str] | None = None) -> list[str]:
+    """Comma-separated E.164 numbers (+393331234567) as WhatsApp ids: digits, no plus."""
+    numbers = [n.replace(" ", "").lstrip("+") for n in env_list(name, default)]
+    for number in numbers:
+        if not (number.isdigit() and 7 <= len(number) <= 15 and number[0] != "0"):
+            raise ImproperlyConfigured(
+                f"{name}: {number!r} is not an E.164 number like +393331234567"
+            )
+    return numbers
+
+
 def env_choice(name: str, default: str, choices: set[str]) -> str:
     value = env_str(name, default)
     if value not in choices:

@@ -17,6 +17,7 @@ from deploy.env import (
     env_decimal,
     env_int,
     env_list,
+    env_phone_numbers,
     env_str,
 )
 
@@ -250,14 +251,14 @@ BANDITORE_API_IDEMPOTENCY_DAYS = env_int("BANDITORE_API_IDEMPOTENCY_DAYS", 7, mi
 # --- Editors' desk -----------------------------------------------------------------------
 # Staff phones that receive "Send a test" (E.164, comma-separated: +393331234567,+39…).
 # Only these numbers ever get a test; a real subscriber never does.
-BANDITORE_TEST_NUMBERS = [
-    number.replace(" ", "").lstrip("+") for number in env_list("BANDITORE_TEST_NUMBERS")
-]
-for _number in BANDITORE_TEST_NUMBERS:
-    if not (_number.isdigit() and 7 <= len(_number) <= 15 and _number[0] != "0"):
-        raise ImproperlyConfigured(
-            f"BANDITORE_TEST_NUMBERS: {_number!r} is not an E.164 number like +393331234567"
-        )
+BANDITORE_TEST_NUMBERS = env_phone_numbers("BANDITORE_TEST_NUMBERS")
+# The chat simulator (/simulator/) signs webhooks as a citizen: on only where asked for (always
+# under DEBUG), for users with the "use the chat simulator" permission (administrators), and
+# only for these numbers, so nobody can consent or erase on a real citizen's behalf.
+BANDITORE_SIMULATOR = env_bool("BANDITORE_SIMULATOR", DEBUG)
+BANDITORE_SIMULATOR_NUMBERS = env_phone_numbers(
+    "BANDITORE_SIMULATOR_NUMBERS", ["+393330000001", "+393330000002", "+447700900123"]
+)
 
 # --- Django basics -----------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

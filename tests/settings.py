@@ -24,6 +24,8 @@ WHATSAPP_VERIFY_TOKEN = "test-verify-token"
 WHATSAPP_ACCESS_TOKEN = "test-access-token"
 WHATSAPP_PHONE_NUMBER_ID = "100000000000001"
 LANGUAGE_CODE = "it"
+# A development box: the chat simulator is on (tests that check it off say so).
+BANDITORE_SIMULATOR = True
 # Drains run inline in the webhook request here (eager Celery): no lingering in the request.
 BANDITORE_WEBHOOK_DRAIN_LINGER_SECONDS = 0.0
 

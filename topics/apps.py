@@ -7,3 +7,9 @@ from django.utils.translation import gettext_lazy as _
 class TopicsConfig(AppConfig):
     name = "topics"
     verbose_name = _("Topics and posts")
+
+    def ready(self) -> None:
+        from channel import signals
+        from topics import receivers
+
+        signals.simulator_used.connect(receivers.on_simulator_used, dispatch_uid="topics.simulator")

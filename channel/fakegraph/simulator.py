@@ -1,17 +1,22 @@
 """Chat simulator: a staff page that plays a citizen's phone against the real webhook.
 
 It drives the real path end to end. The page's backend builds a Meta-shaped webhook, signs it
-with the app secret exactly as Meta does (doc §1.2) and POSTs it to our own
+with the app secret exactly as Meta does (X-Hub-Signature-256) and POSTs it to our own
 `/whatsapp/webhook/` over HTTP; the replies are whatever reached the fake Graph API, read from
 its outbox. Before posting, it tells the fake that this number just wrote, as Meta would know,
-so the fake's 24-hour window check (doc §2.5) lets the free-form replies through.
+so the fake's 24-hour window check lets the free-form replies through.
 
-Only usable against the fake Graph API: with a real account there is no outbox to read, and a
-simulated message must never make us write to a real person.
+A signed webhook can consent, choose topics or erase on a person's behalf, so the page is
+guarded four ways: only against the fake Graph API (with a real account there is no outbox to
+read, and a simulated message must never make us write to a real person); only where
+BANDITORE_SIMULATOR is on (by default only with DEBUG); only for users with the
+`channel.use_simulator` permission (administrators); only for BANDITORE_SIMULATOR_NUMBERS. Each
+message sent is in the audit log (channel.signals.simulator_used).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
@@ -21,19 +26,21 @@ import time
 import httpx
 from django.conf import settings
 from django.contrib.admin.views.decorators import staff_member_required
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.urls import path, reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
+from channel import signals
 from channel.webhook.parsing import webhook_envelope
 from channel.webhook.signatures import HEADER, sign
 
 logger = logging.getLogger(__name__)
 
 WA_ID = re.compile(r"^[1-9][0-9]{6,14}$")
-DEFAULT_NUMBERS = ["393330000001", "393330000002", "447700900123"]
+PERMISSION = "channel.use_simulator"
 _TIMEOUT = httpx.Timeout(30.0, connect=2.0)
 
 
@@ -51,8 +58,34 @@ def fake_available() -> bool:
         return False
 
 
+def simulator_allowed(view):
+    """Staff with the simulator permission, where the simulator is switched on; else 404/403."""
+
+    @staff_member_required
+    @functools.wraps(view)
+    def guarded(request: HttpRequest, *args, **kwargs):
+        if not settings.BANDITORE_SIMULATOR:
+            raise Http404("the chat simulator is off (BANDITORE_SIMULATOR)")
+        if not request.user.has_perm(PERMISSION):
+            raise PermissionDenied
+        return view(request, *args, **kwargs)
+
+    return guarded
+
+
+def _number_problem(wa_id: str) -> JsonResponse | None:
+    if not WA_ID.match(wa_id):
+        return JsonResponse({"error": _("Numero non valido: solo cifre, con prefisso")}, status=400)
+    if wa_id not in settings.BANDITORE_SIMULATOR_NUMBERS:
+        return JsonResponse(
+            {"error": _("Il simulatore usa solo i numeri di prova (BANDITORE_SIMULATOR_NUMBERS)")},
+            status=403,
+        )
+    return None
+
+
 def message_item(*, wa_id: str, action: dict) -> dict | None:
-    """One Meta `messages[]` item (doc §1.4) for what the simulated citizen did, or None."""
+    """One Meta `messages[]` item for what the simulated citizen did, or None."""
     item: dict = {
         "from": wa_id,
         "id": f"wamid.SIM{secrets.token_hex(16)}",
@@ -93,23 +126,23 @@ def envelope(*, wa_id: str, item: dict) -> dict:
     )
 
 
-@staff_member_required
+@simulator_allowed
 @require_GET
 def simulator_page(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "channel/simulator.html",
         {
-            "numbers": DEFAULT_NUMBERS,
+            "numbers": settings.BANDITORE_SIMULATOR_NUMBERS,
             "fake_available": fake_available(),
             "graph_url": settings.WHATSAPP_GRAPH_URL,
-            "council_name": getattr(settings, "COUNCIL_NAME", ""),
+            "council_name": settings.COUNCIL_NAME,
             "title": _("Simulatore chat WhatsApp"),
         },
     )
 
 
-@staff_member_required
+@simulator_allowed
 @require_POST
 def simulator_send(request: HttpRequest) -> JsonResponse:
     try:
@@ -119,13 +152,17 @@ def simulator_send(request: HttpRequest) -> JsonResponse:
     if not isinstance(data, dict):
         return JsonResponse({"error": _("JSON non valido")}, status=400)
     wa_id = str(data.get("from") or "")
-    if not WA_ID.match(wa_id):
-        return JsonResponse({"error": _("Numero non valido: solo cifre, con prefisso")}, status=400)
+    if problem := _number_problem(wa_id):
+        return problem
     item = message_item(wa_id=wa_id, action=data)
     if item is None:
         return JsonResponse({"error": _("Messaggio vuoto")}, status=400)
     if not fake_available():
         return JsonResponse({"error": _("Il simulatore funziona solo con l'API finta")}, status=409)
+    what = item.get("text", {}).get("body") or item.get("interactive", {}).get("type", "")
+    signals.simulator_used.send(
+        sender=simulator_send, user=request.user, wa_id=wa_id, what=str(what)[:200]
+    )
     # The fake plays Meta: it records that this person wrote (its 24-hour window check) and,
     # when it knows our webhook URL (the dev run), delivers the signed webhook itself.
     try:
@@ -161,12 +198,14 @@ def _post_webhook(request: HttpRequest, body_data: dict) -> int:
     return response.status_code
 
 
-@staff_member_required
+@simulator_allowed
 @require_GET
 def simulator_outbox(request: HttpRequest) -> JsonResponse:
     wa_id = request.GET.get("to", "")
-    if not WA_ID.match(wa_id):
-        return JsonResponse({"error": _("Numero non valido")}, status=400)
+    if problem := _number_problem(wa_id):
+        return problem
+    if not fake_available():
+        return JsonResponse({"error": _("Il simulatore funziona solo con l'API finta")}, status=409)
     try:
         after = int(request.GET.get("after", "0"))
     except ValueError:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 
+import pytest
 from django.conf import settings
 
 from channel.models import InboundEvent, InboundMessage
@@ -18,6 +19,12 @@ from tests.browser.conftest import TIMEOUT_MS, screenshot
 from tests.factories import make_topic
 
 NUMBER = "393339876543"
+OTHER = "393339876500"
+
+
+@pytest.fixture(autouse=True)
+def _simulator_numbers(settings):
+    settings.BANDITORE_SIMULATOR_NUMBERS = [NUMBER, OTHER]
 
 
 def _log_in(page, client, live_server, admin_user) -> None:
@@ -70,7 +77,7 @@ def test_the_phone_shows_lists_and_buttons_and_taps_become_signed_webhooks(
     webhook as Meta's list_reply / button_reply ."""
     from channel.graph.client import get_client
 
-    number = "393339876500"
+    number = OTHER
     page = browser_page
     _open_simulator(page, client, live_server, admin_user, number)
     fake_graph.mark_inbound(number)

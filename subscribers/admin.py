@@ -7,9 +7,10 @@ from django.urls import path
 from django.utils.translation import gettext_lazy as _
 
 from channel.admin import ReadOnlyAdmin
-from subscribers.dashboard import views
+from subscribers.dashboard.views import dashboard_view
 from subscribers.desk.post_admin import PostAdmin  # noqa: F401  (registers the editors' desk)
 from subscribers.desk.token_admin import ApiTokenAdmin  # noqa: F401  (registers API tokens)
+from subscribers.imports.views import import_view
 from subscribers.models import ConsentEvent, Subscriber, Subscription
 
 
@@ -88,12 +89,12 @@ class SubscriberAdmin(admin.ModelAdmin):
         return [
             path(
                 "dashboard/",
-                site.admin_view(partial(views.dashboard_view, site)),
+                site.admin_view(partial(dashboard_view, site)),
                 name="subscribers_dashboard",
             ),
             path(
                 "import/",
-                site.admin_view(partial(views.import_view, site)),
+                site.admin_view(partial(import_view, site)),
                 name="subscribers_import",
             ),
             *super().get_urls(),

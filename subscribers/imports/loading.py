@@ -19,243 +19,28 @@ from __future__ import annotations
 import csv
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
-from datetime import datetime
-from functools import lru_cache
 
-import phonenumbers
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from subscribers.imports.parsing import (
+    DEFAULT_REGION,
+    Defaults,
+    TopicResolver,
+    decoded_lines,
+    delimiter,
+    map_header,
+    normalise_number,
+    parse_consent_date,
+)
+from subscribers.imports.report import MAX_MESSAGES, ImportAborted, ImportReport
 from subscribers.models import ConsentEvent, ImportRow, Subscriber, Subscription, mask_phone
-from topics.audit import record_audit
 from topics.models import Topic
 
-DEFAULT_REGION = "IT"
-ENCODINGS = {"utf-8": "utf-8-sig", "windows-1252": "cp1252"}
-# Header names accepted for each column (compared lower-case, spaces and dashes as "_").
-COLUMNS = {
-    "number": ("numero", "number", "telefono", "phone", "cellulare", "mobile", "wa_id"),
-    "topics": ("argomenti", "topics", "argomento", "topic"),
-    "consent": ("data_consenso", "consent_date", "consenso", "consented_at", "data"),
-    "source": ("fonte", "source", "origine"),
-}
-ALL_TOPICS_WORDS = {"", "*", "tutti", "tutti gli argomenti", "all", "all topics"}
 IMPORT = "import"  # ConsentEvent.Kind.IMPORT and Subscription.Source.IMPORT
-MAX_MESSAGES = 200  # errors listed; more are counted
 CHUNK = 5000
-DATE_FORMATS = (
-    "%d/%m/%Y",
-    "%d/%m/%Y %H:%M",
-    "%d/%m/%Y %H:%M:%S",
-    "%d-%m-%Y",
-    "%d.%m.%Y",
-    "%d/%m/%y",
-    "%Y/%m/%d",
-)
-EARLIEST_CONSENT = datetime(2009, 1, 1)  # WhatsApp did not exist before
 LEDGER_COLUMNS = "subscriber_id, kind, topic_id, wa_message_id, privacy_version, source, note, at"
-
-
-class ImportAborted(Exception):
-    """The whole file is refused (encoding, header): nothing was written."""
-
-
-@dataclass
-class ImportReport:
-    lines: int = 0
-    created: int = 0
-    activated: int = 0
-    known: int = 0
-    skipped_left: int = 0
-    subscriptions_added: int = 0
-    errors: list[tuple[int, str]] = field(default_factory=list)
-    error_count: int = 0
-    ignored_columns: list[str] = field(default_factory=list)
-    dry_run: bool = False
-
-    @property
-    def ok(self) -> bool:
-        return self.error_count == 0
-
-    def error(self, line: int, message: str) -> None:
-        self.error_count += 1
-        if len(self.errors) < MAX_MESSAGES:
-            self.errors.append((line, message))
-
-
-@dataclass(frozen=True)
-class Defaults:
-    """Used where the file has no such column, or the cell is empty."""
-
-    source: str = ""
-    consented_at: datetime | None = None
-
-
-def normalise_number(raw: str, region: str = DEFAULT_REGION) -> str:
-    """'+39 333 123 4567', '0039 333…', '333 1234567', '393331234567' → '393331234567'
-    (E.164 digits without '+', as Meta's wa_id). Raises ValueError with the reason."""
-    text = raw.strip()
-    if not text:
-        raise ValueError(_("number missing"))
-    try:
-        number = phonenumbers.parse(text, region)
-    except phonenumbers.NumberParseException:
-        number = None
-    if number is None or not _is_valid(number):
-        raise ValueError(_("“%(number)s” is not a valid phone number") % {"number": text})
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)[1:]
-
-
-def _is_valid(number: phonenumbers.PhoneNumber) -> bool:
-    # Checking against the country's main region first is twice as fast as is_valid_number,
-    # which first works out the region among all those sharing the code (+39: Italy, Vatican).
-    main_region = phonenumbers.region_code_for_country_code(number.country_code)
-    return phonenumbers.is_valid_number_for_region(
-        number, main_region
-    ) or phonenumbers.is_valid_number(number)
-
-
-@lru_cache(maxsize=4096)
-def parse_consent_date(text: str) -> datetime:
-    """ISO (2024-03-15, 2024-03-15T10:30+01:00) or Italian (15/03/2024, 15/03/2024 10:30);
-    without a time zone it is the council's local time."""
-    text = text.strip()
-    if not text:
-        raise ValueError(_("consent date missing"))
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        for fmt in DATE_FORMATS:
-            try:
-                value = datetime.strptime(text, fmt)
-                break
-            except ValueError:
-                continue
-        else:
-            raise ValueError(
-                _("consent date “%(date)s” not understood (use 15/03/2024 or 2024-03-15)")
-                % {"date": text}
-            ) from None
-    if timezone.is_naive(value):
-        value = timezone.make_aware(value)
-    if value > timezone.now():
-        raise ValueError(_("consent date “%(date)s” is in the future") % {"date": text})
-    if value < timezone.make_aware(EARLIEST_CONSENT):
-        raise ValueError(_("consent date “%(date)s” is too old") % {"date": text})
-    return value
-
-
-class TopicResolver:
-    """Slugs and names (Italian or English, any case) of active topics → ids. A slug always
-    means its topic; a name shared by two topics is refused as ambiguous."""
-
-    def __init__(self) -> None:
-        self.slugs: dict[str, int] = {}
-        self.names: dict[str, set[int]] = {}
-        self.inactive: set[str] = set()
-        for topic in Topic.objects.all():
-            keys = {topic.slug, topic.name_it, topic.name_en}
-            if not topic.is_active:
-                self.inactive |= {key.strip().casefold() for key in keys}
-                continue
-            self.slugs[topic.slug.casefold()] = topic.pk
-            for key in (topic.name_it, topic.name_en):
-                self.names.setdefault(key.strip().casefold(), set()).add(topic.pk)
-
-    def resolve(self, cell: str, separators: str) -> list[int] | None:
-        """Topic ids of the cell; None for every active topic. Raises ValueError naming the
-        unknown ones."""
-        if cell.strip().casefold() in ALL_TOPICS_WORDS:
-            return None
-        for sep in separators[1:]:
-            cell = cell.replace(sep, separators[0])
-        ids: set[int] = set()
-        problems = {"unknown": [], "inactive": [], "ambiguous": []}
-        for part in cell.split(separators[0]):
-            key = part.strip().casefold()
-            if not key:
-                continue
-            if key in self.slugs:
-                ids.add(self.slugs[key])
-            elif len(self.names.get(key, ())) == 1:
-                ids |= self.names[key]
-            elif key in self.names:
-                problems["ambiguous"].append(part.strip())
-            elif key in self.inactive:
-                problems["inactive"].append(part.strip())
-            else:
-                problems["unknown"].append(part.strip())
-        if any(problems.values()):
-            messages = {
-                "unknown": _("unknown topic: %(names)s"),
-                "inactive": _("topic not active: %(names)s"),
-                "ambiguous": _("name of several topics, use the slug: %(names)s"),
-            }
-            found = [messages[k] % {"names": ", ".join(v)} for k, v in problems.items() if v]
-            raise ValueError("; ".join(found))
-        return sorted(ids) or None
-
-
-def _decoded_lines(binary: Iterable[bytes], encoding: str) -> Iterator[str]:
-    codec = ENCODINGS.get(encoding, encoding)
-    for number, raw in enumerate(binary, start=1):
-        if number == 1 and raw[:4] == b"PK\x03\x04":
-            raise ImportAborted(
-                _("This is an Excel file (.xlsx): open it in Excel and save it as “CSV UTF-8”.")
-            )
-        if number == 1 and raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
-            raise ImportAborted(
-                _("The file is UTF-16: in Excel save it as “CSV UTF-8 (comma delimited)”.")
-            )
-        try:
-            yield raw.decode(codec)
-        except UnicodeDecodeError:
-            raise ImportAborted(
-                _(
-                    "Line %(line)d: the file is not in the %(encoding)s encoding. In Excel save it "
-                    "as “CSV UTF-8”, or choose the Windows-1252 encoding."
-                )
-                % {"line": number, "encoding": encoding.upper()}
-            ) from None
-
-
-def _header_key(name: str) -> str:
-    return name.strip().casefold().replace(" ", "_").replace("-", "_")
-
-
-def _map_header(header: list[str], defaults: Defaults, report: ImportReport) -> dict[str, int]:
-    positions: dict[str, int] = {}
-    for index, name in enumerate(header):
-        key = _header_key(name)
-        column = next((c for c, names in COLUMNS.items() if key in names), None)
-        if column is None or column in positions:
-            report.ignored_columns.append(name.strip() or f"#{index + 1}")
-        else:
-            positions[column] = index
-    missing = []
-    if "number" not in positions:
-        missing.append("numero")
-    if "consent" not in positions and defaults.consented_at is None:
-        missing.append("data_consenso")
-    if "source" not in positions and not defaults.source:
-        missing.append("fonte")
-    if missing:
-        raise ImportAborted(
-            _(
-                "The first line lacks the column %(missing)s. Expected columns: numero, "
-                "argomenti (optional), data_consenso, fonte. Found: %(found)s."
-            )
-            % {"missing": ", ".join(missing), "found": ", ".join(header) or "—"}
-        )
-    return positions
-
-
-def _delimiter(first_line: str) -> str:
-    counts = {d: first_line.count(d) for d in (",", ";", "\t")}
-    best = max(counts, key=counts.get)
-    return best if counts[best] else ","
 
 
 def import_subscribers(
@@ -263,33 +48,35 @@ def import_subscribers(
     *,
     encoding: str = "utf-8",
     region: str = DEFAULT_REGION,
-    defaults: Defaults = Defaults(),
+    defaults: Defaults | None = None,
     dry_run: bool = False,
     progress: Callable[[int], None] | None = None,
 ) -> ImportReport:
     """Import the CSV read from `binary` (a file opened in binary mode, or any iterable of
     byte lines). Returns the report; when it has errors nothing was written. Raises
     ImportAborted when the file as a whole cannot be read (encoding, header)."""
+    defaults = defaults or Defaults()
     report = ImportReport(dry_run=dry_run)
     batch = uuid.uuid4().hex
     counted = _counting(binary, progress)
-    lines = _decoded_lines(counted, encoding)
+    lines = decoded_lines(counted, encoding)
     first = next(lines, None)
     if first is None:
         raise ImportAborted(_("The file is empty."))
-    delimiter = _delimiter(first)
-    separators = "".join(s for s in ";|," if s != delimiter)
+    separator = delimiter(first)
+    # Topics in a cell are split on whichever of these the columns are not split on.
+    separators = "".join(s for s in ";|," if s != separator)
 
     def restored() -> Iterator[str]:
         yield first
         yield from lines
 
-    reader = csv.reader(restored(), delimiter=delimiter)
+    reader = csv.reader(restored(), delimiter=separator)
     with transaction.atomic():
         _lock_imports()
         try:
             header = next(reader)
-            positions = _map_header(header, defaults, report)
+            positions, report.ignored_columns = map_header(header, defaults)
             _stage(reader, positions, separators, region, defaults, batch, report)
         except csv.Error as exc:
             raise ImportAborted(
@@ -427,14 +214,10 @@ def _merge(batch: str, report: ImportReport) -> None:
     """Set-based: a handful of statements whatever the size of the file."""
     rows = ImportRow._meta.db_table
     people = Subscriber._meta.db_table
-    ledger = ConsentEvent._meta.db_table
     subs = Subscription._meta.db_table
     topics = Topic._meta.db_table
     now = timezone.now()
     at = Subscriber._meta.get_field("created_at").get_db_prep_value(now, connection)
-    empty_json = Subscriber._meta.get_field("conversation_context").get_db_prep_value(
-        {}, connection
-    )
     # One row per line (a line has one staging row per topic).
     lines = f"""(SELECT wa_id, MIN(consented_at) AS consented_at, MIN(note) AS note
                  FROM {rows} WHERE batch = %s GROUP BY wa_id)"""
@@ -448,37 +231,31 @@ def _merge(batch: str, report: ImportReport) -> None:
         report.skipped_left = known.get(Subscriber.Status.LEFT, 0)
         report.activated = known.get(Subscriber.Status.PENDING, 0)
         report.known = sum(known.values()) - report.skipped_left - report.activated
-        # Waiting for consent: the list is their consent.
+        columns, values, params = _new_subscriber(now)
         cursor.execute(
-            f"""INSERT INTO {ledger} ({LEDGER_COLUMNS})
-                SELECT s.id, %s, NULL, '', '', %s, r.note, %s
-                FROM {lines} r JOIN {people} s ON s.wa_id = r.wa_id WHERE s.status = %s""",
-            [IMPORT, IMPORT, at, batch, Subscriber.Status.PENDING],
-        )
-        cursor.execute(
-            f"""UPDATE {people} SET status = %s, left_at = NULL,
-                    consented_at = (SELECT MIN(r.consented_at) FROM {rows} r
-                                    WHERE r.batch = %s AND r.wa_id = {people}.wa_id)
-                WHERE status = %s AND wa_id IN (SELECT wa_id FROM {rows} WHERE batch = %s)""",
-            [Subscriber.Status.ACTIVE, batch, Subscriber.Status.PENDING, batch],
-        )
-        cursor.execute(
-            f"""INSERT INTO {people}
-                    (wa_id, user_id, language, status, last_inbound_at, last_autoreply_at,
-                     marketing_opt_out, conversation_state, conversation_context, created_at,
-                     consented_at, left_at)
-                SELECT r.wa_id, NULL, %s, %s, NULL, NULL, %s, '', %s, %s, r.consented_at, NULL
-                FROM {lines} r
+            f"""INSERT INTO {people} ({columns}) SELECT {values} FROM {lines} r
                 WHERE NOT EXISTS (SELECT 1 FROM {people} x WHERE x.wa_id = r.wa_id)""",
-            [Subscriber.Language.ITALIAN, Subscriber.Status.ACTIVE, False, empty_json, at, batch],
+            [*params, batch],
         )
         report.created = cursor.rowcount
+        # The list is the consent of those it just created and of those waiting for consent.
+        # Only this transaction can have created someone at this instant with these numbers;
+        # RETURNING id would instead carry every new id through Python and back.
+        _add_to_ledger(
+            cursor,
+            IMPORT,
+            f"""SELECT s.id AS subscriber_id, CAST(NULL AS BIGINT) AS topic_id, r.note AS note
+                FROM {lines} r JOIN {people} s ON s.wa_id = r.wa_id
+                WHERE s.created_at = %s OR s.status = %s""",
+            [batch, at, Subscriber.Status.PENDING],
+            at,
+        )
+        # UPDATE … FROM joins once (PostgreSQL, SQLite ≥ 3.33); a correlated subquery per
+        # person would scan the unindexed scratch table once for each of them.
         cursor.execute(
-            f"""INSERT INTO {ledger} ({LEDGER_COLUMNS})
-                SELECT s.id, %s, NULL, '', '', %s, r.note, %s
-                FROM {lines} r JOIN {people} s ON s.wa_id = r.wa_id WHERE s.created_at = %s""",
-            # Only this transaction can have created someone at this instant with these numbers.
-            [IMPORT, IMPORT, at, batch, at],
+            f"""UPDATE {people} SET status = %s, left_at = NULL, consented_at = r.consented_at
+                FROM {lines} r WHERE {people}.wa_id = r.wa_id AND {people}.status = %s""",
+            [Subscriber.Status.ACTIVE, batch, Subscriber.Status.PENDING],
         )
         # (person, topic) pairs they lack; a NULL topic means every active topic.
         pairs = f"""SELECT DISTINCT s.id AS subscriber_id, t.id AS topic_id, r.note AS note
@@ -489,12 +266,7 @@ def _merge(batch: str, report: ImportReport) -> None:
                     AND NOT EXISTS (SELECT 1 FROM {subs} x
                                     WHERE x.subscriber_id = s.id AND x.topic_id = t.id)"""
         statuses = [Subscriber.Status.ACTIVE, Subscriber.Status.UNREACHABLE]
-        cursor.execute(
-            f"""INSERT INTO {ledger} ({LEDGER_COLUMNS})
-                SELECT p.subscriber_id, %s, p.topic_id, '', '', %s, p.note, %s
-                FROM ({pairs}) p""",
-            [ConsentEvent.Kind.TOPIC_ADDED, IMPORT, at, batch, *statuses],
-        )
+        _add_to_ledger(cursor, ConsentEvent.Kind.TOPIC_ADDED, pairs, [batch, *statuses], at)
         cursor.execute(
             f"""INSERT INTO {subs} (subscriber_id, topic_id, created_at, source)
                 SELECT p.subscriber_id, p.topic_id, %s, %s FROM ({pairs}) p""",
@@ -503,46 +275,30 @@ def _merge(batch: str, report: ImportReport) -> None:
         report.subscriptions_added = cursor.rowcount
 
 
-def describe(report: ImportReport) -> list[str]:
-    """The report in sentences for an editor (admin page and command)."""
-    if not report.ok:
-        lines = [
-            _("Nobody imported: %(count)d errors in %(lines)d lines. Correct them and try again.")
-            % {"count": report.error_count, "lines": report.lines}
-        ]
-        for number, message in report.errors:
-            lines.append(_("Line %(line)d: %(message)s") % {"line": number, "message": message})
-        if report.error_count > len(report.errors):
-            lines.append(
-                _("… and %(more)d more errors.") % {"more": report.error_count - len(report.errors)}
-            )
-        return lines
-    lines = [
-        (_("Check only: nothing was written.") + " " if report.dry_run else "")
-        + _(
-            "%(lines)d lines: %(created)d new subscribers, %(activated)d waiting for consent "
-            "now active, %(known)d already subscribed, %(left)d not subscribed again because "
-            "they had left; %(subs)d topics added."
-        )
-        % {
-            "lines": report.lines,
-            "created": report.created,
-            "activated": report.activated,
-            "known": report.known,
-            "left": report.skipped_left,
-            "subs": report.subscriptions_added,
-        }
-    ]
-    if report.ignored_columns:
-        lines.append(
-            _("Columns ignored (not needed): %(columns)s")
-            % {"columns": ", ".join(report.ignored_columns)}
-        )
-    return lines
+# Columns of a new subscriber that come from the file (`r` is one line of it).
+FROM_FILE = {"wa_id": "r.wa_id", "consented_at": "r.consented_at"}
 
 
-def audit(report: ImportReport, *, user=None, file_name: str = "") -> None:
-    """One audit-log entry per import that wrote something (who, which file, what changed)."""
-    counts = ("lines", "created", "activated", "known", "skipped_left", "subscriptions_added")
-    details = {name: getattr(report, name) for name in counts}
-    record_audit(action="subscribers_imported", obj=file_name, user=user, details=details)
+def _new_subscriber(now) -> tuple[str, str, list]:
+    """Columns, SELECT list and parameters of an imported subscriber: number and consent date
+    from the file, active, joined `now`, and the model's default in every other column."""
+    template = Subscriber(status=Subscriber.Status.ACTIVE, created_at=now)
+    fields = [field for field in Subscriber._meta.concrete_fields if not field.primary_key]
+    values, params = [], []
+    for field in fields:
+        if field.name in FROM_FILE:
+            values.append(FROM_FILE[field.name])
+        else:
+            values.append("%s")
+            params.append(field.get_db_prep_save(getattr(template, field.attname), connection))
+    return ", ".join(field.column for field in fields), ", ".join(values), params
+
+
+def _add_to_ledger(cursor, kind: str, rows: str, params: list, at) -> None:
+    """One consent-ledger row of `kind`, from the import, for each (subscriber_id, topic_id,
+    note) that the query `rows` selects."""
+    cursor.execute(
+        f"""INSERT INTO {ConsentEvent._meta.db_table} ({LEDGER_COLUMNS})
+            SELECT p.subscriber_id, %s, p.topic_id, '', '', %s, p.note, %s FROM ({rows}) p""",
+        [kind, IMPORT, at, *params],
+    )

@@ -7,16 +7,9 @@ from datetime import datetime
 
 from django.core.management.base import BaseCommand, CommandError
 
-from subscribers.imports.loading import (
-    DEFAULT_REGION,
-    ENCODINGS,
-    Defaults,
-    ImportAborted,
-    audit,
-    describe,
-    import_subscribers,
-    parse_consent_date,
-)
+from subscribers.imports.loading import import_subscribers
+from subscribers.imports.parsing import DEFAULT_REGION, ENCODINGS, Defaults, parse_consent_date
+from subscribers.imports.report import ImportAborted, audit, describe
 
 
 class Command(BaseCommand):

@@ -10,7 +10,9 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
 from django.utils import timezone, translation
 
-from subscribers.imports.loading import ImportAborted, import_subscribers, normalise_number
+from subscribers.imports.loading import import_subscribers
+from subscribers.imports.parsing import Defaults, normalise_number
+from subscribers.imports.report import ImportAborted
 from subscribers.models import ConsentEvent, ImportRow, Subscriber, Subscription
 from tests.factories import log_in_as, make_subscriber, make_topic
 from topics.models import AuditEntry, Topic
@@ -232,8 +234,6 @@ def test_a_missing_column_is_refused_before_reading_lines(topics):
 
 def test_defaults_fill_missing_source_and_consent_date(topics):
     consent = timezone.make_aware(datetime(2023, 5, 4))
-    from subscribers.imports.loading import Defaults
-
     report = run(
         "telefono\n3331112222\n", defaults=Defaults(source="lista 2023", consented_at=consent)
     )

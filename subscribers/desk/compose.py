@@ -1,10 +1,12 @@
 """Checks on a post before it is saved: text length, and media WhatsApp will accept.
 
-Meta's limits (whatsapp-cloud-api.md §2.1, §2.6): a text holds 4,096 characters, a caption
-1,024; images are JPEG/PNG up to 5 MB, videos MP4 (H.264 video, AAC audio) up to 16 MB,
-documents up to 100 MB. Sizes are checked in decimal megabytes, the stricter reading, so a file
-we accept is never one Meta refuses for its size. The type is read from the file's first bytes,
-not from its name or the browser's say-so (a mismatched type fails at Meta with 131053).
+Meta's limits: a text holds 4,096 characters, a caption 1,024; images are JPEG/PNG up to
+5 MB, videos MP4 (H.264 video, AAC audio) up to 16 MB, documents up to 100 MB
+(https://developers.facebook.com/docs/whatsapp/cloud-api/messages/text-messages and
+https://developers.facebook.com/docs/whatsapp/cloud-api/reference/media#supported-media-types).
+Sizes are checked in decimal megabytes, the stricter reading, so a file we accept is never one
+Meta refuses for its size. The type is read from the file's first bytes, not from its name or
+the browser's say-so (a mismatched type fails at Meta with 131053).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from subscribers.delivery.payloads import MAX_CAPTION, MAX_PARAMETER
+from channel.graph.payloads import LIMITS as WHATSAPP_LIMITS
 from topics.models import POST_BODY_MAX, Post
 
 Kind = Post.MediaKind
@@ -43,7 +45,11 @@ RULES: dict[str, MediaRule] = {
 }
 
 # Shown next to the text box and used by the live counter (static/subscribers/post_compose.js).
-LIMITS = {"body": POST_BODY_MAX, "caption": MAX_CAPTION, "template_parameter": MAX_PARAMETER}
+LIMITS = {
+    "body": POST_BODY_MAX,
+    "caption": WHATSAPP_LIMITS["caption"],
+    "template_parameter": WHATSAPP_LIMITS["parameter"],
+}
 
 
 def normalise_body(text: str) -> str:

@@ -12,6 +12,7 @@ from django.http import HttpRequest
 from django.utils.translation import gettext as _
 
 from channel.graph.account import is_paused, pause_state
+from channel.graph.window import window_cutoff
 from channel.models import MessageTemplate
 from subscribers.delivery.audience import audience_for_topics
 from subscribers.delivery.payloads import (
@@ -19,7 +20,6 @@ from subscribers.delivery.payloads import (
     free_form_text,
     media_link,
     template_preview_text,
-    window_cutoff,
 )
 from subscribers.delivery.progress import send_duration
 from topics.models import Post
@@ -30,7 +30,7 @@ def can_publish(user) -> bool:
 
 
 def sending_state(request: HttpRequest) -> dict:
-    """Every admin page shows when Meta stopped the whole account (issue: alerts on top)."""
+    """Every admin page shows, at the top, when Meta stopped the whole account's sending."""
     user = getattr(request, "user", None)
     if not (request.path.startswith("/admin/") and user and user.is_staff):
         return {}

@@ -1,4 +1,5 @@
-/* Live character count of a post's text against WhatsApp's limits (whatsapp-cloud-api.md §2.1).
+/* Live character count of a post's text against WhatsApp's limit of 4,096 characters
+ * (https://developers.facebook.com/docs/whatsapp/cloud-api/messages/text-messages).
  * The server checks the same limit (topics.models.POST_BODY_MAX); this only tells the editor
  * while typing. Characters are counted as Python and the database count them (code points,
  * so an emoji is one), on the text with "\n" line breaks, as the form stores it. */

@@ -100,7 +100,7 @@ def test_the_progress_view_shows_counts_finish_and_failures_explained(client, po
 
 
 def test_the_plan_splits_the_window_and_prices_the_templates(settings):
-    """9,000 people, tier 2,000/day → finishes in days, not minutes (issue 5's example)."""
+    """9,000 people, tier 2,000/day → finishes in days, not minutes."""
     settings.WHATSAPP_MESSAGING_TIER = "2000"
     settings.WHATSAPP_PRICE_UTILITY = Decimal("0.03")
     topic, other = make_topic(), make_topic()

@@ -1,24 +1,24 @@
 """The editors' desk for posts. It lives here, not in topics, because every figure on it
 (reach, progress, results) is about the audience, which topics must not know about.
 
-The admin only parses, checks permissions and calls: the work is in subscribers.desk.post_form and
-compose (checks before saving), desk (plan, preview, scheduling), publishing (send, cancel, resend),
-trial_send (test to staff phones) and results (progress, results by topic, recipients)."""
+The admin only parses, checks permissions and calls: the work is in post_form and compose
+(checks before saving), plan (plan, preview), post_actions (confirmed actions, which call
+publishing and trial_send) and subscribers.delivery.results (progress, results by topic,
+recipients)."""
 
 from __future__ import annotations
 
 from django.conf import settings
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.http import Http404, HttpResponseRedirect, JsonResponse
+from django.http import Http404, JsonResponse
 from django.shortcuts import redirect
 from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.formats import date_format
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 
@@ -29,22 +29,13 @@ from subscribers.delivery.audience import reach_count
 from subscribers.delivery.progress import post_counters
 from subscribers.delivery.results import post_recipients, progress_report, results_by_topic
 from subscribers.desk.plan import can_publish, post_plan, post_preview
+from subscribers.desk.post_actions import ACTIONS, admin_action, confirm_then_run
 from subscribers.desk.post_form import PostForm
-from subscribers.desk.trial_send import post_send_test, trial_numbers
-from subscribers.models import Delivery, mask_phone
+from subscribers.models import Delivery
 from topics.audit import record_audit
 from topics.models import Post
 
 RECIPIENTS_PER_PAGE = 50
-# Actions that may also be started from a post's own page (a link to the same confirmation).
-PAGE_ACTIONS = (
-    "send_test",
-    "send_now",
-    "schedule",
-    "unschedule",
-    "cancel_sending",
-    "resend_failed",
-)
 
 
 @admin.register(Post)
@@ -78,7 +69,8 @@ class PostAdmin(admin.ModelAdmin):
             {"fields": [f for f in readonly_fields if f not in ("plan", "preview", "results")]},
         ),
     ]
-    actions = [*PAGE_ACTIONS]
+    # Each may also be started from the post's own page (a link to the same confirmation).
+    actions = [admin_action(action) for action in ACTIONS.values()]
 
     class Media:
         js = ["subscribers/post_compose.js"]
@@ -110,173 +102,9 @@ class PostAdmin(admin.ModelAdmin):
     def get_actions(self, request):
         actions = super().get_actions(request)
         if not can_publish(request.user):  # Redattore: drafts only
-            for name in self.actions:
+            for name in ACTIONS:
                 actions.pop(name, None)
         return actions
-
-    # --- confirmed actions -------------------------------------------------------------------
-
-    def _confirm(self, request, queryset, *, action: str, question, reach, note=None):
-        rows = [(post, reach(post), note(post) if note else []) for post in queryset]
-        context = {
-            **self.admin_site.each_context(request),
-            "title": question,
-            "question": question,
-            "rows": rows,
-            "action": action,
-            "next": self._next_url(request),
-            "opts": self.model._meta,
-        }
-        return TemplateResponse(request, "admin/topics/post/confirm_action.html", context)
-
-    def _next_url(self, request) -> str:
-        url = request.POST.get("next") or request.GET.get("next") or ""
-        safe = url_has_allowed_host_and_scheme(url, {request.get_host()}, request.is_secure())
-        return url if safe else ""
-
-    def _done(self, request):
-        """Back where the editor started: the post's page, or the list."""
-        url = self._next_url(request)
-        return HttpResponseRedirect(url) if url else None
-
-    def _run(self, request, queryset, service, done_message):
-        if not can_publish(request.user):
-            raise PermissionDenied
-        for post in queryset:
-            try:
-                service(post=post, user=request.user)
-            except publishing.PublishError as refusal:
-                self.message_user(request, f"{post.title}: {refusal}", messages.ERROR)
-            else:
-                self.message_user(request, done_message % {"title": post.title})
-        return self._done(request)
-
-    def _confirmed(self, request) -> bool:
-        if not can_publish(request.user):
-            raise PermissionDenied
-        return request.method == "POST" and request.POST.get("confirmed") == "yes"
-
-    @staticmethod
-    def _reach(post: Post) -> int:
-        return reach_count(t.pk for t in post.topics.all())
-
-    @staticmethod
-    def _warnings(post: Post) -> list[str]:
-        return list(post_plan(post).warnings)
-
-    @admin.action(description=_("Send a test to the staff phones (asks for confirmation)"))
-    def send_test(self, request, queryset):
-        if not self._confirmed(request):
-            numbers = ", ".join(mask_phone(n) for n in trial_numbers()) or _("none set")
-            return self._confirm(
-                request,
-                queryset,
-                action="send_test",
-                question=_("Send a test of these posts to the staff phones only?"),
-                reach=lambda post: len(trial_numbers()),
-                note=lambda post: [_("Test phones: %(numbers)s") % {"numbers": numbers}],
-            )
-        for post in queryset:
-            try:
-                results = post_send_test(post=post, user=request.user)
-            except publishing.PublishError as refusal:
-                self.message_user(request, f"{post.title}: {refusal}", messages.ERROR)
-                continue
-            for result in results:
-                version = _("free-form") if result.version == "free_form" else _("template")
-                self.message_user(
-                    request,
-                    f"{post.title} → {result.number} ({version}): {result.detail}",
-                    messages.SUCCESS if result.ok else messages.WARNING,
-                )
-        return self._done(request)
-
-    @admin.action(description=_("Send now (asks for confirmation)"))
-    def send_now(self, request, queryset):
-        if not self._confirmed(request):
-            return self._confirm(
-                request,
-                queryset,
-                action="send_now",
-                question=_("Send these posts now?"),
-                reach=self._reach,
-                note=self._warnings,
-            )
-        return self._run(
-            request, queryset, publishing.post_publish, _("“%(title)s” is being sent.")
-        )
-
-    @admin.action(description=_("Schedule for its “send at” time (asks for confirmation)"))
-    def schedule(self, request, queryset):
-        if not self._confirmed(request):
-
-            def when(post: Post) -> list[str]:
-                if post.send_at is None:
-                    return [_("No “send at” time: fill it in on the post first.")]
-                moment = date_format(timezone.localtime(post.send_at), "DATETIME_FORMAT")
-                return [_("Goes out on %(when)s.") % {"when": moment}, *self._warnings(post)]
-
-            return self._confirm(
-                request,
-                queryset,
-                action="schedule",
-                question=_("Schedule these posts?"),
-                reach=self._reach,
-                note=when,
-            )
-
-        def schedule_at_send_at(*, post, user):
-            return publishing.post_schedule(post=post, send_at=post.send_at, user=user)
-
-        return self._run(request, queryset, schedule_at_send_at, _("“%(title)s” is scheduled."))
-
-    @admin.action(description=_("Unschedule: back to draft (asks for confirmation)"))
-    def unschedule(self, request, queryset):
-        if not self._confirmed(request):
-            return self._confirm(
-                request,
-                queryset,
-                action="unschedule",
-                question=_("Take these posts off the schedule? They go back to draft."),
-                reach=self._reach,
-            )
-        return self._run(
-            request, queryset, publishing.post_unschedule, _("“%(title)s” is a draft again.")
-        )
-
-    @admin.action(description=_("Cancel sending (asks for confirmation)"))
-    def cancel_sending(self, request, queryset):
-        if not self._confirmed(request):
-            return self._confirm(
-                request,
-                queryset,
-                action="cancel_sending",
-                question=_("Stop these posts? People not reached yet will not get them."),
-                reach=lambda post: (
-                    post.deliveries.filter(status=Delivery.Status.QUEUED).count()
-                    if post.status == Post.Status.SENDING
-                    else self._reach(post)
-                ),
-            )
-        return self._run(request, queryset, publishing.post_cancel, _("“%(title)s” was cancelled."))
-
-    @admin.action(description=_("Resend to failed only (asks for confirmation)"))
-    def resend_failed(self, request, queryset):
-        if not self._confirmed(request):
-            return self._confirm(
-                request,
-                queryset,
-                action="resend_failed",
-                question=_("Send again to the people whose delivery failed?"),
-                reach=lambda post: publishing.resendable(post).count(),
-                note=lambda post: [
-                    _(
-                        "People who received it, and failures another try cannot fix (not on "
-                        "WhatsApp, stopped marketing messages), are skipped."
-                    )
-                ],
-            )
-        return self._run(request, queryset, publishing.resend_failed, _("“%(title)s”: resending."))
 
     # --- read-only panels on the post's page ----------------------------------------------
 
@@ -383,12 +211,12 @@ class PostAdmin(admin.ModelAdmin):
 
     def confirm_view(self, request, post_id: int, action: str):
         """The confirmation page of an action for one post, opened from the post's page."""
-        if action not in PAGE_ACTIONS or request.method != "GET":
+        if action not in ACTIONS or request.method != "GET":
             raise Http404
         queryset = self.get_queryset(request).filter(pk=post_id)
         if not queryset.exists():
             raise Http404
-        return getattr(self, action)(request, queryset)
+        return confirm_then_run(self, ACTIONS[action], request, queryset)
 
     def progress_view(self, request, post_id: int) -> JsonResponse:
         post = Post.objects.filter(pk=post_id).first()

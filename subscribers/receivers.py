@@ -8,6 +8,7 @@ from __future__ import annotations
 from django.db import transaction
 
 from subscribers.conversation import inbound
+from subscribers.delivery.statuses import apply_statuses
 
 
 def on_inbound_messages(sender, messages, **kwargs) -> list[str]:
@@ -19,8 +20,10 @@ def on_inbound_messages(sender, messages, **kwargs) -> list[str]:
 
 
 def on_statuses(sender, updates, **kwargs) -> list[str]:
+    """Posts' statuses onto the delivery ledger."""
     with transaction.atomic():  # one savepoint: a failure here must not poison the caller's
-        return inbound.apply_statuses(updates=updates)
+        apply_statuses(updates)
+    return []
 
 
 def on_preferences(sender, preferences, **kwargs) -> list[str]:

@@ -16,6 +16,7 @@ from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
 from channel.webhook.drain import claim_inbound_message
+from subscribers.conversation.handler import handle_inbound_message
 from subscribers.models import ConsentEvent, Subscriber, Subscription
 
 logger = logging.getLogger(__name__)
@@ -63,13 +64,6 @@ def handle_messages(*, messages: Sequence) -> list[str]:
     the next run handles it, while a concurrent duplicate waits on the row lock and then finds
     it claimed. One bad message is rolled back alone, reported, and not retried.
     """
-    try:
-        from subscribers.conversation.handler import handle_inbound_message
-    except ImportError:
-        logger.warning(
-            "subscribers.conversation.handler is missing: inbound messages are stored, not answered"
-        )
-        return ["conversation not available: messages stored only"]
     problems: list[str] = []
     now = timezone.now()
     for message in sorted(messages, key=lambda m: _sent_at(m, now)):
@@ -99,7 +93,7 @@ def _subscriber_for(update) -> Subscriber | None:
 
 
 def apply_preferences(*, preferences: Sequence) -> list[str]:
-    """Marketing stop/resume from the `user_preferences` webhook (doc §1.6) onto the subscriber.
+    """Marketing stop/resume from the `user_preferences` webhook onto the subscriber.
 
     Recorded in the consent ledger only when it changes something, so Meta's retries and
     duplicate deliveries leave one ledger row.
@@ -129,15 +123,3 @@ def apply_preferences(*, preferences: Sequence) -> list[str]:
                     at=at,
                 )
     return problems
-
-
-def apply_statuses(*, updates: Sequence) -> list[str]:
-    try:
-        from subscribers.delivery.statuses import apply_statuses as apply_delivery_statuses
-    except ImportError:
-        logger.warning(
-            "subscribers.delivery.statuses is missing: %d statuses not applied", len(updates)
-        )
-        return [f"{len(updates)} statuses not applied: delivery engine missing"]
-    apply_delivery_statuses(updates)
-    return []

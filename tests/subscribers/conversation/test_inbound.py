@@ -1,7 +1,7 @@
 """What inbound webhooks do to subscribers: the 24-hour window clock and marketing preferences.
 
-whatsapp-cloud-api.md §2.5 (the window restarts with every message from the person) and §1.6
-(`user_preferences` stop / resume).
+The 24-hour window restarts with every message from the person; `user_preferences` webhooks
+stop / resume marketing messages.
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ def test_a_message_moves_the_window_clock_forward(client, django_capture_on_comm
 def test_a_late_retry_of_an_old_message_never_moves_it_back(
     client, django_capture_on_commit_callbacks
 ):
-    """doc §1.3: Meta may redeliver for 7 days, and order is not guaranteed."""
+    """Meta may redeliver for 7 days, and order is not guaranteed."""
     recent = timezone.now().replace(microsecond=0)
     subscriber = make_subscriber(last_inbound_at=recent)
     old = int((recent - timedelta(hours=30)).timestamp())

@@ -9,17 +9,16 @@ kinds taking turns so that other work on the machine weighs on all of them alike
 
 - `GET /healthz` through `deploy.wsgi.application`: a bare Django view behind the full
   middleware list, no I/O at all;
-- a minimal Django webhook view as perf-limits.md §6 measured it (verify the signature, parse
-  the JSON, push the status to a Redis list; full middleware, no archive): the floor that
-  issue 6 §5 asks the lean path to beat;
+- a minimal Django webhook view (verify the signature, parse the JSON, push the status to a
+  Redis list; full middleware, no archive): the floor the lean path must beat;
 - the signed one-status webhook POST through Django's own handler (our Django view, which
   calls the same `channel.webhook.intake.respond`): what the POST cost before the lean path;
 - the same POST through `deploy.wsgi.application`: the lean path (`channel.webhook.intake`).
 
 The Django test client figures of the first version of this benchmark are printed too, for
 comparison with older numbers. With --gunicorn, gunicorn serves each kind (2 sync workers, a
-new connection per request) while two load processes send N requests; the CPU of the gunicorn
-processes per request is what perf-limits.md §6 measured (0.74–0.83 ms on its machine).
+new connection per request) while two load processes send N requests, and the CPU of the
+gunicorn processes per request is reported.
 
 Our POSTs verify the signature, INSERT the raw body and SET NX the wake-up flag; the flag is
 held set, as under load, so no POST publishes a drain task. Processing is not counted here
@@ -56,9 +55,9 @@ from django.views.decorators.csrf import csrf_exempt  # noqa: E402
 
 from channel.models import InboundEvent  # noqa: E402
 from channel.redis_client import redis_client  # noqa: E402
-from channel.webhook.drain import WAKE_KEY  # noqa: E402
-from channel.webhook.parsing import webhook_envelope  # noqa: E402
+from channel.webhook.envelope import webhook_envelope  # noqa: E402
 from channel.webhook.signatures import HEADER, sign, verify  # noqa: E402
+from channel.webhook.wake_flag import WAKE_KEY  # noqa: E402
 from deploy.wsgi import application, django_application  # noqa: E402
 
 STATUS = {
@@ -84,8 +83,8 @@ MINIMAL_QUEUE = "banditore:bench:minimal-webhook"
 
 @csrf_exempt
 def minimal_webhook(request):
-    """perf-limits.md §6's minimal Django webhook view: verify the signature, parse the JSON,
-    push (wamid, status, timestamp) to a Redis list for a batch consumer. No archive."""
+    """The minimal Django webhook view: verify the signature, parse the JSON, push
+    (wamid, status, timestamp) to a Redis list for a batch consumer. No archive."""
     body = request.body
     if not verify(body, request.headers.get(HEADER), settings.WHATSAPP_APP_SECRET):
         return HttpResponse(status=403)
@@ -304,14 +303,14 @@ def report(title: str, figures: dict[str, float]) -> None:
     print(f"{title}:")
     rows = (
         ("healthz", "GET /healthz (bare Django view)"),
-        ("minimal", "POST minimal Django webhook view (§6)"),
+        ("minimal", "POST minimal Django webhook view"),
         ("django_view", "POST webhook, our Django view"),
         ("lean", "POST webhook, lean intake"),
     )
     floor = figures["minimal"]
     for key, label in rows:
         value = figures[key]
-        print(f"  {label:<44} {value:.3f}  ({value / floor:.2f}× the §6 view)")
+        print(f"  {label:<44} {value:.3f}  ({value / floor:.2f}× the minimal view)")
 
 
 if __name__ == "__main__":

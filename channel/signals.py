@@ -1,17 +1,18 @@
-"""Upward hooks: channel knows nothing of subscribers, which listen here (common.md rule 8).
+"""Upward hooks: channel imports nothing of the other apps, so subscribers listen here.
 
-Sent by `channel.webhook.drain.process_inbound_event` after the event's rows are committed.
+Sent by the webhook processor (`channel.webhook.drain`) inside the batch's transaction; each
+receiver returns a list of problem lines, written on the webhook's archive row.
 """
 
 from __future__ import annotations
 
 from django.dispatch import Signal
 
-# messages: list[channel.webhook.parsing.InboundMsg], only those seen for the first time (by wamid).
+# messages: list[channel.webhook.parsing.InboundMsg], only those seen for the first time (wamid).
 inbound_messages_received = Signal()
 # updates: list[channel.webhook.parsing.StatusUpdate] for messages that are not service replies.
 statuses_received = Signal()
-# preferences: list[channel.webhook.parsing.PreferenceUpdate] (marketing stop / resume, doc §1.6).
+# preferences: list[channel.webhook.parsing.PreferenceUpdate] (marketing stop / resume).
 preferences_received = Signal()
 # user, wa_id, what (a short description): someone played a citizen in the chat simulator.
 simulator_used = Signal()

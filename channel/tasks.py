@@ -1,40 +1,84 @@
-"""Thin Celery wrappers around channel.webhook.drain and channel.service_messages; each is safe to run twice."""
+"""Celery tasks of the channel app, and the helper that wakes the webhook processor.
+
+Thin wrappers, each safe to run twice: they import their service inside their bodies (services
+never import this module), call it, and decide what runs next.
+"""
 
 from __future__ import annotations
 
+import logging
 import time
 
 from celery import shared_task
+from django.db import transaction
+from kombu.exceptions import OperationalError as BrokerError
+from redis.exceptions import RedisError
 
-from channel import service_messages
-from channel.service_messages import SendOutcome
-from channel.webhook import drain
+logger = logging.getLogger(__name__)
 
 # Eager mode (tests, no broker) cannot hold a task for later: wait in-process, a bounded number
 # of times, instead of recursing through apply_async.
 _EAGER_MAX_ROUNDS = 30
 
 
-@shared_task(name="banditore.channel.process_inbound_event", ignore_result=True)
-def process_inbound_event_task(event_id: int) -> None:
-    drain.process_inbound_event(event_id=event_id)
-
-
 @shared_task(name="banditore.channel.process_pending_inbound_events", ignore_result=True)
 def process_pending_inbound_events_task() -> int:
     """Drains the webhook backlog in batches; woken by the intake, swept by beat every minute."""
-    return drain.process_pending_inbound_events()
+    from channel.webhook.drain import process_pending_inbound_events
+
+    run = process_pending_inbound_events()
+    if run.out_of_time:  # work may be left: hand over to a fresh task
+        wake_inbound_processor()
+    return run.processed
+
+
+def enqueue_inbound_processing() -> None:
+    """Wake the webhook processor once the archived webhook is committed (the intake's call)."""
+    transaction.on_commit(wake_inbound_processor)
+
+
+def wake_inbound_processor() -> None:
+    """Publish the drain task unless a wake-up is pending (`channel.webhook.wake_flag`).
+
+    Redis or broker trouble is logged, not raised: the webhook is archived already, and beat
+    runs the drain every minute anyway.
+    """
+    from channel.webhook.wake_flag import clear_wake_flag, set_wake_flag
+
+    try:
+        if not set_wake_flag():
+            return
+    except RedisError:
+        logger.exception("could not set the webhook wake-up flag; beat will drain")
+        return
+    try:
+        process_pending_inbound_events_task.delay()
+    except BrokerError:
+        logger.exception("could not publish the webhook drain; beat will drain")
+        clear_wake_flag()  # so the next webhook tries again
 
 
 @shared_task(name="banditore.channel.prune_inbound_events", ignore_result=True)
 def prune_inbound_events_task() -> int:
-    return drain.prune_inbound_events()
+    from channel.webhook.retention import prune_inbound_events
+
+    return prune_inbound_events()
+
+
+def enqueue_outbound_message(*, outbound_id: int, countdown: float | None = None, **signal) -> None:
+    """Send a queued service message once the caller commits: the receiver of
+    channel.service_messages.outbound_queued (connected in ChannelConfig.ready())."""
+    transaction.on_commit(
+        lambda: send_outbound_message_task.apply_async((outbound_id,), countdown=countdown)
+    )
 
 
 @shared_task(name="banditore.channel.send_outbound_message", bind=True, ignore_result=True)
 def send_outbound_message_task(self, outbound_id: int) -> str:
+    from channel.service_messages import SendOutcome, send_outbound_message
+
     for _ in range(_EAGER_MAX_ROUNDS):
-        outcome, retry_in = service_messages.send_outbound_message(outbound_id=outbound_id)
+        outcome, retry_in = send_outbound_message(outbound_id=outbound_id)
         if outcome not in (SendOutcome.THROTTLED, SendOutcome.RETRY, SendOutcome.PAUSED):
             return outcome
         if not self.request.is_eager:

@@ -6,6 +6,8 @@ from django.contrib import admin
 from django.http import HttpRequest, JsonResponse
 from django.urls import include, path
 
+from channel.tasks import enqueue_inbound_processing
+
 
 def healthz(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"ok": True})
@@ -19,7 +21,13 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
     path("api/", include("subscribers.api.urls")),
-    path("whatsapp/webhook/", include("channel.urls")),
+    # The webhook room sits below channel.tasks, so the wiring hands its view the processor's
+    # wake-up (deploy.wsgi hands the same to the lean intake in front of Django).
+    path(
+        "whatsapp/webhook/",
+        include("channel.urls"),
+        {"wake_processor": enqueue_inbound_processing},
+    ),
     path("simulator/", include("channel.fakegraph.simulator")),
 ]
 if settings.DEBUG:

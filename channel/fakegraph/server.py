@@ -22,7 +22,7 @@ import httpx
 
 from channel.fakegraph.validation import Rejection, Template, validate_message
 from channel.graph.transport import PooledTransport
-from channel.webhook.parsing import webhook_envelope
+from channel.webhook.envelope import webhook_envelope
 from channel.webhook.signatures import HEADER, sign
 
 DAY = 86400.0

@@ -34,7 +34,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
 from channel import signals
-from channel.webhook.parsing import webhook_envelope
+from channel.webhook.envelope import webhook_envelope
 from channel.webhook.signatures import HEADER, sign
 
 logger = logging.getLogger(__name__)

@@ -1,195 +1,65 @@
-"""Webhook intake: archive, then process in Celery (service messages: `channel.service_messages`).
+"""Webhook processing: drain the archive in batches and hand the results upward.
 
-Intake is split in two so the webhook answers Meta fast (doc §1.3: median under 250 ms):
-`record_inbound_event` archives the raw body inside the request (`channel.webhook.intake`);
-`process_pending_inbound_events` runs in Celery, drains the archive in batches, walks every
-entry/change, deduplicates messages by wamid and hands the results upward through
-`channel.signals`.
+The intake only archives each POST (`channel.webhook.archive`), so Meta gets its answer fast;
+this runs in Celery (`channel.tasks`). It claims archived webhooks in arrival order, walks
+every entry/change, stores citizens' messages once per wamid and hands messages, statuses and
+preferences up through `channel.signals`. No content of a webhook may stop the drain: whatever
+cannot be processed is written on that webhook's archive row, and the next webhooks flow.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import os
-import threading
 import time
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, connections, transaction
-from django.db.models import Q, Value
-from django.db.models.functions import Replace
+from django.db import transaction
 from django.utils import timezone
-from kombu.exceptions import OperationalError as BrokerError
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from channel import signals
-from channel.models import InboundEvent, InboundMessage, OutboundMessage
-from channel.redis_client import redis_client
-
-# The reply side is part of this module's public surface (contract in common.md).
-from channel.service_messages import (  # noqa: F401
-    SendOutcome,
-    apply_outbound_statuses,
-    is_service_status,
-    queue_reply,
-    send_outbound_message,
-)
-from channel.webhook.parsing import ParsedWebhook, StatusUpdate, parse_webhook
+from channel.models import InboundEvent, InboundMessage
+from channel.service_messages import apply_outbound_statuses, is_service_status
+from channel.webhook.parsing import ParsedWebhook, StatusUpdate, parse_webhook, storable_text
+from channel.webhook.wake_flag import clear_wake_flag, hold_wake_flag
 
 logger = logging.getLogger(__name__)
 
-# Bodies with a bad signature are kept for audit only; cap them so junk can't fill the disk.
-MAX_ARCHIVED_UNSIGNED_BYTES = 16 * 1024
-
-
-# --- Intake -------------------------------------------------------------------------------
-
-
-def _as_text(body: bytes) -> str:
-    # PostgreSQL text cannot hold NUL; undecodable bytes are kept visibly rather than dropped.
-    return body.decode("utf-8", errors="replace").replace("\x00", "\ufffd")
-
-
-_ARCHIVE_SQL = (
-    f"INSERT INTO {InboundEvent._meta.db_table}"
-    " (received_at, body, signature_valid, problems, processed_at)"
-)
-# PostgreSQL: constant statements with one parameter each; clock_timestamp(), not now(), so
-# rows archived inside one transaction (tests) still get distinct, ordered times.
-_ARCHIVE_PG = _ARCHIVE_SQL + " VALUES (clock_timestamp(), %s, true, '', NULL)"
-_ARCHIVE_REJECTED_PG = _ARCHIVE_SQL + " VALUES (clock_timestamp(), %s, %s, %s, clock_timestamp())"
-_ARCHIVE_OTHER = _ARCHIVE_SQL + " VALUES (%s, %s, %s, %s, %s)"
-
-
-def record_inbound_event(*, body: bytes, signature_valid: bool, problems: str = "") -> None:
-    """Archive a webhook POST exactly as received (Meta cannot resend past webhooks, doc §1.2).
-
-    Rows that are rejected (bad signature, malformed JSON) are archived already processed, so
-    no drain picks them up. One INSERT on Django's own connection (its transaction, its error
-    bookkeeping), without the ORM: this runs once per status webhook.
-    """
-    if not signature_valid:
-        body = body[:MAX_ARCHIVED_UNSIGNED_BYTES]
-    text = _as_text(body)
-    rejected = not signature_valid or bool(problems)
-    db = connections[DEFAULT_DB_ALIAS]
-    if db.vendor == "postgresql":
-        import psycopg
-
-        db.ensure_connection()
-        sql, params = (
-            (_ARCHIVE_REJECTED_PG, [text, signature_valid, problems])
-            if rejected
-            else (_ARCHIVE_PG, [text])
-        )
-        # A plain psycopg cursor binds server-side: ~35 µs against ~60 µs for Django's
-        # client-side cursor and ~150 µs for the ORM (bench/webhook_intake.py).
-        with db.wrap_database_errors, psycopg.Cursor(db.connection) as cursor:
-            cursor.execute(sql, params)
-        return
-    now = db.ops.adapt_datetimefield_value(timezone.now())
-    with db.cursor() as cursor:
-        cursor.execute(
-            _ARCHIVE_OTHER, [now, text, signature_valid, problems, now if rejected else None]
-        )
-
-
-def enqueue_inbound_processing() -> None:
-    """Wake the processor after commit, publishing at most one Celery task per wake-up.
-
-    A Celery publish costs more CPU than the rest of the intake together (measured: see the
-    README), and statuses arrive at about three per message sent. So a POST only sets a Redis
-    flag (SET NX); whoever sets it publishes the drain task. The drain keeps the flag while it
-    works and clears it only when it finds nothing left, then reads once more, so nothing
-    committed while the flag was set can be missed (`process_pending_inbound_events`).
-    """
-    transaction.on_commit(wake_inbound_processor)
-
-
-WAKE_KEY = "banditore:channel:inbound-wake"
-# A lost wake-up (worker killed before it cleared the flag) heals after this; beat also sweeps.
-WAKE_TTL_SECONDS = 60
 # How often a lingering drain looks at the archive again (a claim query costs ~0.3 ms).
 LINGER_POLL_SECONDS = 0.05
+# What is kept of one webhook's problem lines.
+MAX_PROBLEMS_CHARS = 10_000
+# Written instead when even the cleaned problem lines cannot be stored.
+UNSTORABLE_PROBLEMS = "error: the problems found could not be stored (see the worker log)"
 
 
-class _FlagConnection(threading.local):
-    """Each thread's own Redis connection for the wake-up flag, with the command packed once.
+@dataclass(frozen=True)
+class DrainRun:
+    """What one drain did. `out_of_time`: it stopped at its deadline and webhooks may be left,
+    so its caller hands over to a fresh drain."""
 
-    `SET NX` runs once per webhook POST. Through `Redis.set` it costs ~40 µs of CPU (pool
-    checkout with a readiness poll, command packing, observability hooks), a third of the
-    whole intake; on a connection of its own it costs ~13 µs (bench/webhook_intake.py).
-    """
-
-    connection: Any = None
-    packed: Any = None
-    owner: tuple[int, str] = (0, "")
-
-
-_flag = _FlagConnection()
-
-
-def _set_wake_flag() -> bool:
-    """SET the flag NX with its TTL; True when this call set it (and must publish the drain)."""
-    owner = (os.getpid(), settings.REDIS_URL)
-    if _flag.owner != owner:  # first use in this thread, a forked child, or another Redis
-        pool = redis_client().connection_pool
-        _flag.connection = pool.connection_class(**pool.connection_kwargs)
-        _flag.packed = _flag.connection.pack_command(
-            "SET", WAKE_KEY, 1, "NX", "EX", WAKE_TTL_SECONDS
-        )
-        _flag.owner = owner
-    try:
-        return _send_flag_command()
-    except (RedisConnectionError, RedisTimeoutError):
-        _flag.connection.disconnect()  # a stale socket (Redis restarted, say): once more
-        return _send_flag_command()
-
-
-def _send_flag_command() -> bool:
-    _flag.connection.send_packed_command(_flag.packed, check_health=False)
-    return _flag.connection.read_response() is not None  # "OK", or None when already set
-
-
-def wake_inbound_processor() -> None:
-    """Publish the drain task if no wake-up is pending. Redis or broker trouble is logged, not
-    raised: the webhook is archived already, and beat runs the drain every minute anyway."""
-    from channel.tasks import process_pending_inbound_events_task
-
-    try:
-        if not _set_wake_flag():
-            return
-    except RedisError:
-        logger.exception("could not set the webhook wake-up flag; beat will drain")
-        return
-    try:
-        process_pending_inbound_events_task.delay()
-    except BrokerError:
-        logger.exception("could not publish the webhook drain; beat will drain")
-        with contextlib.suppress(RedisError):
-            redis_client().delete(WAKE_KEY)  # so the next webhook tries again
+    processed: int
+    out_of_time: bool = False
 
 
 def process_pending_inbound_events(
     *, batch: int = 200, max_seconds: float = 20.0, linger: float | None = None
-) -> int:
-    """Process archived webhooks in arrival order until none is left; returns how many.
+) -> DrainRun:
+    """Process archived webhooks in arrival order until none is left.
 
     Works in batches of up to `batch` webhooks, one transaction each (`_process_batch`), so a
     burst of one-status webhooks costs a few statements per batch, not per webhook. The
-    wake-up flag stays set while this runs, so the webhooks arriving meanwhile wake nobody
-    else (one drain takes the whole stream, in big batches). When the archive is empty it
-    looks again for `linger` seconds (BANDITORE_WEBHOOK_DRAIN_LINGER_SECONDS) before it clears the flag:
-    at a steady trickle (80 msg/s is ~160 status webhooks/s) that spares a Celery publish per
-    POST and a task per webhook. After the clear the archive is read once more: a webhook
-    committed just before the clear found the flag set and woke nobody.
+    wake-up flag (`channel.webhook.wake_flag`) stays set while this runs, so the webhooks
+    arriving meanwhile wake nobody else (one drain takes the whole stream, in big batches).
+    When the archive is empty it looks again for `linger` seconds
+    (BANDITORE_WEBHOOK_DRAIN_LINGER_SECONDS) before it clears the flag: at a steady trickle
+    (80 msg/s is ~160 status webhooks/s) that spares a Celery publish per POST and a task per
+    webhook. After the clear the archive is read once more: a webhook committed just before
+    the clear found the flag set and woke nobody.
     """
     if linger is None:
         linger = settings.BANDITORE_WEBHOOK_DRAIN_LINGER_SECONDS
@@ -205,60 +75,37 @@ def process_pending_inbound_events(
             if time.monotonic() - idle_since < linger:
                 time.sleep(LINGER_POLL_SECONDS)
                 continue
-            _set_flag(False)
+            clear_wake_flag()
             claimed = len(_process_batch(limit=batch))
             if not claimed:
-                return done
-            _set_flag(True)  # still busy: the webhooks arriving now need not wake anyone
+                return DrainRun(done)
+            hold_wake_flag()  # still busy: the webhooks arriving now need not wake anyone
         idle_since = None
         done += claimed
-    _set_flag(False)
-    wake_inbound_processor()  # out of time with work left: hand over to a fresh task
-    return done
-
-
-def _set_flag(held: bool) -> None:
-    try:
-        if held:
-            redis_client().set(WAKE_KEY, 1, ex=WAKE_TTL_SECONDS)
-        else:
-            redis_client().delete(WAKE_KEY)
-    except RedisError:  # the drain goes on; at worst a wake-up waits for beat's sweep
-        logger.exception("could not update the webhook wake-up flag")
-
-
-def process_inbound_event(*, event_id: int) -> list[str]:
-    """Process one archived webhook (if unprocessed and free); returns the problems found.
-
-    The same path as the drain, with a batch of one. Safe to run twice: messages are unique by
-    wamid and claimed one by one (`claim_inbound_message`), statuses are applied
-    monotonically, preferences only when they change something. Never raises for bad input:
-    problems are written to `InboundEvent.problems`; lines starting with "error:" are bugs
-    (that part's effects were rolled back; clear `processed_at` to run it again after the fix).
-    """
-    return _process_batch(limit=1, event_id=event_id).get(event_id, [])
+    clear_wake_flag()
+    return DrainRun(done, out_of_time=True)
 
 
 class _Redo(Exception):
     """The batch-wide status dispatch reported a problem: redo it webhook by webhook."""
 
 
-def _process_batch(*, limit: int, event_id: int | None = None) -> dict[int, list[str]]:
+def _process_batch(*, limit: int) -> dict[int, list[str]]:
     """Claim up to `limit` unprocessed webhooks and process them in one transaction.
 
     Claimed in arrival order with FOR UPDATE SKIP LOCKED, so concurrent workers share a
     backlog. Messages and preferences are handled webhook by webhook, each in a savepoint (one
     bad webhook is rolled back alone and reported); the statuses of the whole batch are
-    applied together, set-based. One UPDATE marks the batch processed. A crash rolls back the
-    whole batch, which the next drain processes again: every step is idempotent.
-    Returns the problems found, by webhook id.
+    applied together, set-based. Every webhook of the batch is marked processed, with the
+    problems found, whatever its content (`_mark_processed`). Only a crash of the worker rolls
+    back the whole batch, which the next drain processes again: every step is idempotent.
+    Returns the problems found, by webhook id; lines starting with "error:" are bugs or
+    hostile content (that part's effects were rolled back).
     """
     with transaction.atomic():
         pending = InboundEvent.objects.select_for_update(skip_locked=True).filter(
             processed_at__isnull=True, signature_valid=True
         )
-        if event_id is not None:
-            pending = pending.filter(pk=event_id)
         rows = list(pending.order_by("id").values_list("id", "body")[:limit])
         problems: dict[int, list[str]] = {row_id: [] for row_id, _ in rows}
         parsed = {row_id: _parse(body, problems[row_id]) for row_id, body in rows}
@@ -293,7 +140,7 @@ def _parse(body: str, problems: list[str]) -> ParsedWebhook:
 def _parse_unguarded(body: str, problems: list[str]) -> ParsedWebhook:
     try:
         data = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested too deep
         problems.append("body is not JSON")
         return ParsedWebhook()
     if not isinstance(data, dict):
@@ -318,9 +165,9 @@ def _dispatch(event_id: int, parsed: ParsedWebhook, problems: list[str]) -> None
 def _dispatch_statuses(
     statuses: list[tuple[int, StatusUpdate]], problems: dict[int, list[str]]
 ) -> None:
-    """Apply the batch's statuses in one go (they are idempotent and order-independent, doc
-    §1.5). If that reports anything, roll it back and apply them webhook by webhook, so each
-    problem is written on the webhook that caused it."""
+    """Apply the batch's statuses in one go (they are idempotent, and Meta does not guarantee
+    their order anyway). If that reports anything, roll it back and apply them webhook by
+    webhook, so each problem is written on the webhook that caused it."""
     by_event: dict[int, list[StatusUpdate]] = {}
     for event_id, update in statuses:
         by_event.setdefault(event_id, []).append(update)
@@ -353,14 +200,27 @@ def _apply_statuses(updates: list[StatusUpdate]) -> list[str]:
 
 
 def _mark_processed(problems: dict[int, list[str]]) -> None:
+    """Mark the batch processed: the clean webhooks in one UPDATE, the others one by one.
+
+    Problem lines may quote the webhook (Meta's error titles, receivers' messages), so they are
+    cleaned and each row is written in a savepoint: a line the database refuses must not roll
+    back the batch, or the same batch would fail on every pass and stop the drain.
+    """
     now = timezone.now()
     clean = [event_id for event_id, found in problems.items() if not found]
     if clean:
         InboundEvent.objects.filter(pk__in=clean).update(processed_at=now, problems="")
     for event_id, found in problems.items():
-        if found:
+        if not found:
+            continue
+        text = storable_text("\n".join(found))[:MAX_PROBLEMS_CHARS]
+        try:
+            with transaction.atomic():
+                InboundEvent.objects.filter(pk=event_id).update(processed_at=now, problems=text)
+        except Exception:
+            logger.exception("webhook %s: its problems could not be stored", event_id)
             InboundEvent.objects.filter(pk=event_id).update(
-                processed_at=now, problems="\n".join(found)[:10_000]
+                processed_at=now, problems=UNSTORABLE_PROBLEMS
             )
 
 
@@ -377,19 +237,16 @@ def _send(signal, **kwargs) -> list[str]:
     return problems
 
 
-def _clip(value: Any, length: int) -> str:
-    return str(value or "").replace("\x00", "")[:length]
-
-
 def _store_messages(event_id: int, messages: Sequence, problems: list[str]) -> list:
     """Insert one row per wamid (ON CONFLICT DO NOTHING); return the messages not yet handled.
 
     "Not yet handled" includes rows left unprocessed by a crashed earlier run, so a retry
     finishes the job; the receiver's claim keeps concurrent runs from handling one twice.
+    The parser's strings are storable already; only their lengths are cut to the columns'.
     """
     by_wamid: dict[str, Any] = {}
     for message in messages:
-        wamid = _clip(message.wamid, 255)
+        wamid = message.wamid[:255]
         if not wamid:
             problems.append("message without id ignored")
             continue
@@ -404,9 +261,9 @@ def _store_messages(event_id: int, messages: Sequence, problems: list[str]) -> l
             InboundMessage(
                 wamid=wamid,
                 event_id=event_id,
-                wa_id=_clip(message.wa_id, 20),
-                user_id=_clip(message.user_id, 128),
-                kind=_clip(message.kind, 32) or "unknown",
+                wa_id=message.wa_id[:20],
+                user_id=message.user_id[:128],
+                kind=message.kind[:32] or "unknown",
                 sent_at=sent_at,
             )
         )
@@ -429,56 +286,3 @@ def claim_inbound_message(*, wamid: str) -> bool:
             processed_at=timezone.now()
         )
     )
-
-
-# --- Erasure ------------------------------------------------------------------------------
-
-REDACTED = "[erased]"
-
-
-def prune_inbound_events(*, now: datetime | None = None, chunk: int = 10_000) -> int:
-    """Delete processed webhooks older than BANDITORE_WEBHOOK_ARCHIVE_DAYS; returns how many.
-
-    Status webhooks are most of the archive (about three per message sent) and carry phone
-    numbers: keeping them forever is neither needed nor fair. Webhooks that carried a citizen's
-    message stay, since the message log points at them (and dedups Meta's retries by wamid).
-    Unprocessed ones always stay. Deleted in chunks, so the table is never locked for long.
-    """
-    days = settings.BANDITORE_WEBHOOK_ARCHIVE_DAYS
-    if not days:
-        return 0
-    cutoff = (now or timezone.now()) - timedelta(days=days)
-    old = InboundEvent.objects.filter(
-        processed_at__isnull=False, received_at__lt=cutoff, messages__isnull=True
-    )
-    deleted = 0
-    while ids := list(old.values_list("id", flat=True)[:chunk]):
-        deleted += InboundEvent.objects.filter(id__in=ids).delete()[0]
-    return deleted
-
-
-def redact_person(*, wa_id: str = "", user_id: str = "") -> int:
-    """Remove a person's number / user id from the raw archives (right to erasure).
-
-    The raw webhook bodies are kept for audit, so they would otherwise keep the number of a
-    person who asked to be forgotten. Message texts stay, without the identity. Returns the
-    rows changed. Erasure is rare, so the unindexed `contains` scan is acceptable.
-    """
-    changed = 0
-    for identity in {wa_id, user_id} - {""}:
-        changed += InboundEvent.objects.filter(body__contains=identity).update(
-            body=Replace("body", Value(identity), Value(REDACTED))
-        )
-        changed += InboundMessage.objects.filter(wa_id=identity).update(wa_id="")
-        changed += InboundMessage.objects.filter(user_id=identity).update(user_id="")
-        rows = OutboundMessage.objects.filter(Q(to_wa_id=identity) | Q(to_user_id=identity))
-        for outbound in rows.only("id", "payload", "to_wa_id", "to_user_id"):
-            payload = json.loads(json.dumps(outbound.payload).replace(identity, REDACTED))
-            OutboundMessage.objects.filter(pk=outbound.pk).update(
-                payload=payload,
-                # The row must keep some recipient (check constraint): the placeholder.
-                to_wa_id=REDACTED if outbound.to_wa_id == identity else outbound.to_wa_id,
-                to_user_id=REDACTED if outbound.to_user_id == identity else outbound.to_user_id,
-            )
-            changed += 1
-    return changed

@@ -1,7 +1,7 @@
 """Webhook intake: the POST of /whatsapp/webhook/ served as a plain WSGI callable.
 
 Status webhooks arrive at about three per message sent, one per POST when Meta does not batch
-(whatsapp-cloud-api.md §1.3), so this one request is the hottest path of the web process.
+them, so this one request is the hottest path of the web process.
 `deploy.wsgi` puts `WebhookIntake` in front of Django: a POST to the webhook path with an
 allowed Host is answered here without Django's request, middleware and response objects
 (about 4× less CPU per POST, measured by bench/webhook_intake.py). Everything else goes to
@@ -9,8 +9,11 @@ Django unchanged: the GET handshake, other methods and paths, and a disallowed H
 answers that 400 and logs it, exactly as before).
 
 `respond` is the intake itself and the only one: the Django view calls it too, so both routes
-give the same answers. It verifies the signature (`channel.webhook.signatures`), archives the raw body
-(`channel.webhook.drain.record_inbound_event`) and wakes the processor; processing runs later.
+give the same answers. It verifies the signature (`channel.webhook.signatures`), archives the
+raw body (`channel.webhook.archive`) and wakes the processor; processing runs later, in Celery
+(`channel.webhook.drain`). Waking means publishing a Celery task, and tasks sit above this room,
+so the wiring hands the wake-up in: `deploy.wsgi` and `channel.urls` pass
+`channel.tasks.enqueue_inbound_processing` as `wake_processor`.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from django.db import DEFAULT_DB_ALIAS, connections
 from django.dispatch import receiver
 from django.http import HttpRequest
 
-from channel.webhook import drain
+from channel.webhook.archive import record_inbound_event
 from channel.webhook.signatures import HEADER, verify
 
 logger = logging.getLogger(__name__)
@@ -52,15 +55,20 @@ UNSIGNED = Reply(401)
 FORGED = Reply(403)
 TOO_LARGE = Reply(413)
 # The archive could not be written (database down): not 200, so Meta delivers it again later
-# (doc §1.3: retries for up to 7 days). Never a bare 500 page.
+# (it retries for up to 7 days). Never a bare 500 page.
 UNAVAILABLE = Reply(503, b"try again later", "text/plain")
 _STATUS_LINES = {s: f"{s} {HTTPStatus(s).phrase}" for s in (200, 400, 401, 403, 413, 503)}
 
 
-def respond(read: Callable[[int], bytes], content_length: str | None, signature: str | None):
-    """Answer one webhook POST: verify, archive, wake the processor. Never raises."""
+def respond(
+    read: Callable[[int], bytes],
+    content_length: str | None,
+    signature: str | None,
+    wake_processor: Callable[[], None],
+) -> Reply:
+    """Answer one webhook POST: verify, archive, then `wake_processor()`. Never raises."""
     try:
-        return _receive(read, content_length, signature)
+        return _receive(read, content_length, signature, wake_processor)
     except Exception:
         # Nothing was archived (the INSERT is the last step that can fail: the wake-up logs its
         # own errors), so Meta must send it again.
@@ -68,7 +76,12 @@ def respond(read: Callable[[int], bytes], content_length: str | None, signature:
         return UNAVAILABLE
 
 
-def _receive(read: Callable[[int], bytes], content_length: str | None, signature: str | None):
+def _receive(
+    read: Callable[[int], bytes],
+    content_length: str | None,
+    signature: str | None,
+    wake_processor: Callable[[], None],
+) -> Reply:
     limit = settings.BANDITORE_WEBHOOK_MAX_BYTES
     try:
         declared = int(content_length or 0)
@@ -81,17 +94,17 @@ def _receive(read: Callable[[int], bytes], content_length: str | None, signature
     body = _read(read, declared)
     if not signature:
         return UNSIGNED
-    # doc §1.2: the HMAC covers the raw bytes, so verify before parsing anything.
+    # The HMAC covers the raw bytes, so verify before parsing anything.
     if not verify(body, signature, settings.WHATSAPP_APP_SECRET):
-        drain.record_inbound_event(body=body, signature_valid=False, problems="bad signature")
+        record_inbound_event(body=body, signature_valid=False, problems="bad signature")
         return FORGED
     try:
         json.loads(body)
-    except ValueError:  # also covers bytes that are not UTF-8
-        drain.record_inbound_event(body=body, signature_valid=True, problems="malformed JSON")
+    except (ValueError, RecursionError):  # bytes that are not UTF-8 too; nested too deep
+        record_inbound_event(body=body, signature_valid=True, problems="malformed JSON")
         return MALFORMED
-    drain.record_inbound_event(body=body, signature_valid=True)
-    drain.enqueue_inbound_processing()
+    record_inbound_event(body=body, signature_valid=True)
+    wake_processor()
     return ACCEPTED
 
 
@@ -149,8 +162,11 @@ def _close_if_obsolete(db) -> None:
 class WebhookIntake:
     """WSGI middleware: answers the webhook POST itself and hands everything else to `app`."""
 
-    def __init__(self, app: Callable, path: str = WEBHOOK_PATH) -> None:
+    def __init__(
+        self, app: Callable, *, wake_processor: Callable[[], None], path: str = WEBHOOK_PATH
+    ) -> None:
         self.app = app
+        self.wake_processor = wake_processor
         self.path = path
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
@@ -167,6 +183,7 @@ class WebhookIntake:
                 environ["wsgi.input"].read,
                 environ.get("CONTENT_LENGTH"),
                 environ.get(SIGNATURE_ENVIRON_KEY),
+                self.wake_processor,
             )
         finally:
             _close_if_obsolete(db)

@@ -1,20 +1,40 @@
 """Meta's webhook envelope → plain dataclasses.
 
-Every level of the envelope is a list (whatsapp-cloud-api.md §1.3): we walk every entry, every
-change and every message/status/error, because Meta batches up to 1,000 updates per POST.
-Nothing here raises on odd shapes: what cannot be read is reported in ``problems``.
+Every level of the envelope is a list: we walk every entry, every change and every
+message/status/error, because Meta batches up to 1,000 updates per POST
+(https://developers.facebook.com/docs/whatsapp/cloud-api/webhooks/components). Nothing here
+raises on odd shapes or values: what cannot be read is reported in ``problems``, and every
+string that comes out is one PostgreSQL can store (`storable_text`).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-# Inbound message kinds that carry something a person wrote or chose.
-REPLY_KINDS = {"list_reply", "button_reply", "nfm_reply", "button"}
 MEDIA_KINDS = {"image", "video", "audio", "document", "sticker"}
+# Error codes are stored in integer columns; a code outside their range is not one of Meta's.
+_MAX_ERROR_CODE = 2**31 - 1
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def storable_text(text: str) -> str:
+    """`text` as PostgreSQL text can hold it: NUL removed, lone surrogates replaced by U+FFFD.
+
+    JSON may carry both ("\\u0000", "\\ud800"); PostgreSQL refuses NUL in text and UTF-8
+    cannot encode a surrogate, so either would make every write of the string fail.
+    """
+    if "\x00" in text:
+        text = text.replace("\x00", "")
+    if not text.isascii():
+        try:
+            text.encode()
+        except UnicodeEncodeError:
+            text = _SURROGATE.sub("\ufffd", text)
+    return text
 
 
 @dataclass(frozen=True)
@@ -57,7 +77,7 @@ class StatusUpdate:
 
 @dataclass(frozen=True)
 class PreferenceUpdate:
-    """``user_preferences``: a person stopped or resumed marketing messages (§1.6)."""
+    """``user_preferences``: a person stopped or resumed marketing messages."""
 
     wa_id: str
     user_id: str
@@ -85,9 +105,13 @@ def _dict(value: Any) -> dict:
 
 def _str(value: Any) -> str:
     if isinstance(value, str):
-        return value
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return str(int(value)) if float(value).is_integer() else str(value)
+        return storable_text(value)
+    if isinstance(value, bool):
+        return ""
+    if isinstance(value, int):
+        return str(value)  # never through float: a 4,000-digit number overflows it
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else str(value)  # inf, nan: as text
     return ""
 
 
@@ -105,7 +129,9 @@ def _errors(value: Any) -> tuple[MetaError, ...]:
         item = _dict(item)
         try:
             code = int(item.get("code"))
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # OverflowError: int(Infinity)
+            continue
+        if not 0 <= code <= _MAX_ERROR_CODE:
             continue
         found.append(
             MetaError(
@@ -199,7 +225,7 @@ def _parse_message(
         if kind == "nfm_reply":
             try:
                 flow_response = _dict(json.loads(_str(reply.get("response_json")) or "{}"))
-            except ValueError:
+            except (ValueError, RecursionError):  # RecursionError: nested too deep
                 flow_response = {}
     elif kind == "button":
         button = _dict(item.get("button"))
@@ -220,16 +246,3 @@ def _parse_message(
         context_wamid=_str(_dict(item.get("context")).get("id")),
         errors=_errors(item.get("errors")),
     )
-
-
-def webhook_envelope(
-    value: dict, *, phone_number_id: str, display_phone_number: str, entry_id: str = "0"
-) -> dict:
-    """Meta's webhook envelope around one change's `value` (whatsapp-cloud-api.md §1.4): what
-    `parse_webhook` reads, built by the fake Graph API, the simulator, benchmarks and tests."""
-    metadata = {"display_phone_number": display_phone_number, "phone_number_id": phone_number_id}
-    value = {"messaging_product": "whatsapp", "metadata": metadata, **value}
-    return {
-        "object": "whatsapp_business_account",
-        "entry": [{"id": entry_id, "changes": [{"field": "messages", "value": value}]}],
-    }

@@ -1,7 +1,8 @@
 """X-Hub-Signature-256: HMAC-SHA256 of the raw webhook body, keyed with the app secret.
 
-whatsapp-cloud-api.md §1.2: hash the bytes exactly as received, never re-serialised JSON (the
-escaping of non-ASCII text would differ), and compare in constant time.
+Hash the bytes exactly as received, never re-serialised JSON (the escaping of non-ASCII text
+would differ), and compare in constant time
+(https://developers.facebook.com/docs/graph-api/webhooks/getting-started).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Build and post Meta-shaped webhook bodies (whatsapp-cloud-api.md §1.4, §1.5).
+"""Build and post Meta-shaped webhook bodies (https://developers.facebook.com/docs/whatsapp/cloud-api/webhooks/components).
 
 POSTs go through `deploy.wsgi.application`, the entry point gunicorn serves: the webhook POST
 is answered there by `channel.webhook.intake.WebhookIntake`, in front of Django, so Django's test
@@ -21,7 +21,7 @@ from django.db import close_old_connections
 from django.test import RequestFactory
 from django.test.testcases import QuietWSGIRequestHandler
 
-from channel.webhook.parsing import webhook_envelope
+from channel.webhook.envelope import webhook_envelope
 from channel.webhook.signatures import HEADER, sign
 
 URL = "/whatsapp/webhook/"

@@ -1,5 +1,5 @@
 """How archived webhooks get processed: one wake-up per burst, workers sharing a backlog, and
-batches of many webhooks per transaction (whatsapp-cloud-api.md §1.3, §1.5)."""
+batches of many webhooks per transaction."""
 
 from __future__ import annotations
 
@@ -10,10 +10,11 @@ import time
 import pytest
 from django.db import connection, transaction
 
+from channel.graph.callbacks import delivery_reference
 from channel.models import InboundEvent, InboundMessage, OutboundMessage
 from channel.signals import statuses_received
-from channel.webhook.drain import WAKE_KEY, process_pending_inbound_events
-from subscribers.delivery.statuses import delivery_reference
+from channel.webhook.drain import process_pending_inbound_events
+from channel.webhook.wake_flag import WAKE_KEY
 from subscribers.models import Delivery
 from tests.channel.webhook.helpers import envelope, post_webhook, status_item, text_item
 from tests.factories import make_delivery, make_post, make_subscriber, make_topic
@@ -36,7 +37,7 @@ def test_a_burst_of_webhooks_publishes_one_wake_up(
             assert post_webhook(client, _body(f"39333555000{n}", "ciao")).status_code == 200
     assert InboundEvent.objects.filter(processed_at__isnull=True).count() == 3
 
-    assert process_pending_inbound_events() == 3
+    assert process_pending_inbound_events().processed == 3
     assert not redis_conn.exists(WAKE_KEY)
     assert InboundMessage.objects.count() == 3
     assert not InboundEvent.objects.filter(processed_at__isnull=True).exists()
@@ -63,7 +64,7 @@ def test_a_webhook_another_worker_holds_is_left_to_it(client, redis_conn, fake_g
     thread.start()
     try:
         assert locked.wait(10)
-        assert process_pending_inbound_events(max_seconds=5) == 1
+        assert process_pending_inbound_events(max_seconds=5).processed == 1
         other.refresh_from_db()
         held.refresh_from_db()
         assert other.processed_at is not None
@@ -71,12 +72,12 @@ def test_a_webhook_another_worker_holds_is_left_to_it(client, redis_conn, fake_g
     finally:
         release.set()
         thread.join()
-    assert process_pending_inbound_events() == 1
+    assert process_pending_inbound_events().processed == 1
     assert InboundMessage.objects.count() == 2
 
 
 # --- Batches: many webhooks per transaction ------------------------------------------------
-# Meta may send every status in a POST of its own ("batching cannot be guaranteed", doc §1.3):
+# Meta may send every status in a POST of its own (it does not guarantee batching):
 # the processor claims many webhooks at once and applies their statuses together.
 
 
@@ -107,7 +108,7 @@ def test_a_backlog_of_one_status_webhooks_is_applied_in_a_few_statements(
 ):
     redis_conn.set(WAKE_KEY, 1)  # archive only
     deliveries = _sent_deliveries(30)
-    for status in ("read", "delivered"):  # read first: order is not guaranteed (doc §1.5)
+    for status in ("read", "delivered"):  # read first: Meta does not guarantee order
         for delivery in deliveries:
             _one_status_webhook(client, delivery, status)
 
@@ -115,7 +116,7 @@ def test_a_backlog_of_one_status_webhooks_is_applied_in_a_few_statements(
     # the one-command dev run, applies statuses one UPDATE each: low volume there.)
     per_status = 0 if connection.vendor == "postgresql" else 1
     with django_assert_max_num_queries(20 + 60 * per_status):
-        assert process_pending_inbound_events(batch=100) == 60
+        assert process_pending_inbound_events(batch=100).processed == 60
 
     for delivery in deliveries:
         delivery.refresh_from_db()
@@ -129,19 +130,19 @@ def test_a_backlog_of_one_status_webhooks_is_applied_in_a_few_statements(
 
 @pytest.mark.django_db
 def test_statuses_stay_order_independent_within_and_across_batches(client, redis_conn):
-    """doc §1.5: read without delivered is fine, a late delivered never downgrades read, a
+    """Read without delivered is fine, a late delivered never downgrades read, a
     failed after delivered is recorded while the row stays delivered; duplicates are harmless."""
     redis_conn.set(WAKE_KEY, 1)
     read_first, failed_late = _sent_deliveries(2)
     for status in ("read", "delivered", "read", "sent"):
         _one_status_webhook(client, read_first, status)
     _one_status_webhook(client, failed_late, "delivered")
-    assert process_pending_inbound_events(batch=3) == 5  # two batches
+    assert process_pending_inbound_events(batch=3).processed == 5  # two batches
 
     _one_status_webhook(client, read_first, "delivered")  # very late, in a later batch
     error = {"code": 131026, "title": "Message undeliverable", "error_data": {"details": "x"}}
     _one_status_webhook(client, failed_late, "failed", errors=[error])
-    assert process_pending_inbound_events() == 2
+    assert process_pending_inbound_events().processed == 2
 
     read_first.refresh_from_db()
     failed_late.refresh_from_db()
@@ -149,6 +150,18 @@ def test_statuses_stay_order_independent_within_and_across_batches(client, redis
     assert failed_late.status == "delivered"
     assert failed_late.failed_at is not None
     assert failed_late.last_error_code == 131026
+
+
+@pytest.mark.django_db
+def test_a_drain_out_of_time_clears_the_flag_and_says_so(client, redis_conn):
+    """Its task then wakes a fresh drain (`channel.tasks`), which needs the flag clear."""
+    redis_conn.set(WAKE_KEY, 1)
+    _one_status_webhook(client, _sent_deliveries(1)[0], "delivered")
+    run = process_pending_inbound_events(max_seconds=0)
+    assert (run.processed, run.out_of_time) == (0, True)
+    assert not redis_conn.exists(WAKE_KEY)
+    assert InboundEvent.objects.filter(processed_at__isnull=True).count() == 1
+    assert not process_pending_inbound_events().out_of_time
 
 
 class WorkerKilled(BaseException):
@@ -180,7 +193,7 @@ def test_a_crash_mid_batch_rolls_the_whole_batch_back_and_the_next_drain_redoes_
     }
     assert not InboundMessage.objects.exists()  # the message's handling was rolled back too
 
-    assert process_pending_inbound_events() == 4
+    assert process_pending_inbound_events().processed == 4
     assert {d.status for d in Delivery.objects.filter(pk__in=[d.pk for d in deliveries])} == {
         "delivered"
     }
@@ -201,7 +214,7 @@ def test_a_failing_listener_is_reported_on_its_own_webhook_only(client, redis_co
 
     statuses_received.connect(picky, dispatch_uid="test-picky")
     try:
-        assert process_pending_inbound_events() == 3
+        assert process_pending_inbound_events().processed == 3
     finally:
         statuses_received.disconnect(dispatch_uid="test-picky")
     problems = dict(InboundEvent.objects.values_list("id", "problems"))
@@ -217,7 +230,7 @@ def test_a_failing_listener_is_reported_on_its_own_webhook_only(client, redis_co
 
 @pytest.mark.django_db
 def test_a_message_twice_in_one_batch_is_handled_once(client, redis_conn, fake_graph):
-    """doc §1.3: Meta retries; both copies may wait in the same batch. Dedup is by wamid."""
+    """Meta retries; both copies may wait in the same batch. Dedup is by wamid."""
     redis_conn.set(WAKE_KEY, 1)
     body = _body("393335550030", "Iscrivimi")
     _sent = _sent_deliveries(1)[0]
@@ -225,12 +238,12 @@ def test_a_message_twice_in_one_batch_is_handled_once(client, redis_conn, fake_g
     _one_status_webhook(client, _sent, "delivered")
     post_webhook(client, body)
     with_replies = OutboundMessage.objects.count
-    assert process_pending_inbound_events() == 3
+    assert process_pending_inbound_events().processed == 3
     assert InboundMessage.objects.count() == 1
     replies = with_replies()
     assert replies >= 1
     InboundEvent.objects.update(processed_at=None)  # as if all redelivered once more
-    assert process_pending_inbound_events() == 3
+    assert process_pending_inbound_events().processed == 3
     assert (InboundMessage.objects.count(), OutboundMessage.objects.count()) == (1, replies)
 
 
@@ -253,7 +266,7 @@ def test_the_flag_stays_set_while_a_drain_works_and_later_arrivals_are_drained_t
 
     statuses_received.connect(arrives_meanwhile, dispatch_uid="test-meanwhile")
     try:
-        assert process_pending_inbound_events() == 2
+        assert process_pending_inbound_events().processed == 2
     finally:
         statuses_received.disconnect(dispatch_uid="test-meanwhile")
     assert seen == [True, True]
@@ -272,7 +285,7 @@ def test_a_drain_lingers_and_takes_a_trickle_without_new_wake_ups(client, redis_
     _one_status_webhook(client, first, "delivered")
     result = []
     drain = threading.Thread(
-        target=lambda: result.append(process_pending_inbound_events(linger=1.0))
+        target=lambda: result.append(process_pending_inbound_events(linger=1.0).processed)
     )
     drain.start()
     time.sleep(0.3)  # the drain has applied the first webhook and lingers

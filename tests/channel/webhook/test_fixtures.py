@@ -1,4 +1,4 @@
-"""Captured-payload fixtures, one per event kind (whatsapp-cloud-api.md §1.4–§1.6), through the
+"""Captured-payload fixtures, one per event kind (messages, statuses, user preferences), through the
 parser and through the real webhook."""
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def test_every_fixture_parses_completely(name):
 
 def test_fixture_details_survive_parsing():
     [flow] = parse_webhook(load("nfm_reply")).messages
-    assert flow.flow_response["topics"] == ["scuola", "eventi-cultura"]  # a JSON string (§6)
+    assert flow.flow_response["topics"] == ["scuola", "eventi-cultura"]  # sent as a JSON string
     [listed] = parse_webhook(load("list_reply")).messages
     assert (listed.reply_id, listed.user_id) == ("t:scuola", "IT.13491208655302741918")
     failed = parse_webhook(load("statuses")).statuses[-1]

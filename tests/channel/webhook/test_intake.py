@@ -1,8 +1,8 @@
 """The lean webhook intake: `deploy.wsgi` answers the webhook POST in front of Django.
 
-whatsapp-cloud-api.md §1.2 (signature over the raw body, 4xx otherwise), §1.3 (status webhooks
-at ~3 per message sent, Meta retries anything that is not a 200 for 7 days: so a webhook that
-cannot be archived must not get a 200).
+The signature covers the raw body (4xx otherwise); status webhooks arrive at ~3 per message
+sent; Meta retries anything that is not a 200 for up to 7 days, so a webhook that cannot be
+archived must not get a 200.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from django.test import Client, RequestFactory
 from django.urls import reverse
 
 from channel.models import InboundEvent
-from channel.webhook.drain import WAKE_KEY
 from channel.webhook.intake import WEBHOOK_PATH
 from channel.webhook.signatures import HEADER, sign
+from channel.webhook.wake_flag import WAKE_KEY
 from tests.channel.webhook.helpers import call_wsgi, envelope, post_webhook, status_item
 from tests.markers import needs_postgresql
 
@@ -141,7 +141,7 @@ def test_a_host_django_would_refuse_is_left_to_django(client):
 
 
 def test_accented_bodies_are_archived_byte_for_byte(client):
-    """doc §1.2: verified over the raw bytes; the archive keeps them as received."""
+    """Verified over the raw bytes; the archive keeps them as received."""
     body = json.dumps({"object": "whatsapp_business_account", "entry": [], "x": "più è ❤️"})
     raw = body.replace(" ", "  ").encode()  # not what json.dumps would re-serialise
     assert post_webhook(client, raw).status_code == 200
@@ -164,7 +164,7 @@ def test_without_redis_the_webhook_is_still_archived_and_answered_200(
 @pytest.mark.django_db(transaction=True)
 @needs_postgresql
 def test_when_the_archive_cannot_be_written_meta_gets_503_and_retries(client):
-    """Never a 200 for a webhook we did not store (doc §1.3: Meta retries for 7 days), never a
+    """Never a 200 for a webhook we did not store (Meta retries for 7 days), never a
     bare 500: the INSERT times out behind a lock another session holds on the table."""
     locked, release = threading.Event(), threading.Event()
 
@@ -201,12 +201,12 @@ def test_the_wake_up_survives_a_dropped_redis_connection(
     client, redis_conn, django_capture_on_commit_callbacks
 ):
     """The flag's own connection (one per thread) reconnects once when Redis dropped it."""
-    from channel.webhook import drain
+    from channel.webhook import wake_flag
 
     with django_capture_on_commit_callbacks(execute=True):  # the flag is set: no drain yet
         assert post_webhook(client, _status_body()).status_code == 200
-    drain._flag.connection.send_command("CLIENT", "ID")  # TCP or the embedded Redis' socket
-    client_id = drain._flag.connection.read_response()
+    wake_flag._flag.connection.send_command("CLIENT", "ID")  # TCP or the embedded Redis' socket
+    client_id = wake_flag._flag.connection.read_response()
     assert redis_conn.execute_command("CLIENT", "KILL", "ID", client_id)  # as a Redis restart
     redis_conn.delete(WAKE_KEY)
 

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from channel.models import InboundEvent, InboundMessage, OutboundMessage
-from channel.webhook.drain import REDACTED, redact_person
+from channel.webhook.retention import REDACTED, redact_person
 from tests.channel.webhook.helpers import envelope, post_webhook, text_item
 
 pytestmark = pytest.mark.django_db

@@ -8,7 +8,7 @@ import pytest
 from django.utils import timezone
 
 from channel.models import InboundEvent, InboundMessage
-from channel.webhook.drain import prune_inbound_events
+from channel.webhook.retention import prune_inbound_events
 
 pytestmark = pytest.mark.django_db
 

@@ -1,7 +1,9 @@
 """The WhatsApp webhook: handshake, signature, archive, dedup, batching, and fuzzing.
 
-whatsapp-cloud-api.md §1.1 (handshake), §1.2 (signature over the raw body), §1.3 (batches up
-to 1,000 updates, retries for 7 days → dedup by wamid), §1.4/§1.5 (shapes).
+The handshake and the signature over the raw body
+(https://developers.facebook.com/docs/graph-api/webhooks/getting-started); Meta batches up to
+1,000 updates per POST and retries for 7 days, hence dedup by wamid; the shapes
+(https://developers.facebook.com/docs/whatsapp/cloud-api/webhooks/components).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from channel.models import InboundEvent, InboundMessage, OutboundMessage
+from channel.webhook.drain import process_pending_inbound_events
 from channel.webhook.signatures import sign
 from tests.channel.webhook.helpers import envelope, post_webhook, status_item, text_item
 from tests.factories import make_delivery, make_post, make_subscriber, make_topic
@@ -37,7 +40,7 @@ def process(callbacks_fixture, client, body: bytes, **kwargs):
 
 
 def test_handshake_answers_the_challenge_as_plain_text(client):
-    """doc §1.1: 200 with hub.challenge as the body when the verify token matches."""
+    """200 with hub.challenge as the body when the verify token matches."""
     response = client.get(
         URL,
         {"hub.mode": "subscribe", "hub.verify_token": "test-verify-token", "hub.challenge": "1158"},
@@ -103,7 +106,7 @@ def test_a_signature_with_non_ascii_characters_is_a_forgery_not_an_error(client)
 
 
 def test_accented_text_is_verified_over_the_raw_bytes(client, django_capture_on_commit_callbacks):
-    """doc §1.2: hash request.body as received, never re-serialised JSON."""
+    """Hash request.body as received, never re-serialised JSON."""
     text = "Perché la raccolta è così? Più informazioni sull'àrea pedonale ❤️"
     item = text_item("393331111112", text)
     raw = json.dumps(envelope(messages=[item]), ensure_ascii=False).encode()
@@ -144,7 +147,7 @@ def test_an_unknown_shape_is_accepted_and_ignored(client, django_capture_on_comm
 
 
 def test_a_duplicate_delivery_has_one_effect(client, django_capture_on_commit_callbacks):
-    """doc §1.3: Meta retries for up to 7 days; the wamid makes the retry harmless."""
+    """Meta retries for up to 7 days; the wamid makes the retry harmless."""
     body = json.dumps(envelope(messages=[text_item("393331111113", "Iscrivimi")])).encode()
     process(django_capture_on_commit_callbacks, client, body)
     after_first = (InboundMessage.objects.count(), OutboundMessage.objects.count())
@@ -156,14 +159,12 @@ def test_a_duplicate_delivery_has_one_effect(client, django_capture_on_commit_ca
 
 
 def test_running_the_processing_twice_has_one_effect(client, django_capture_on_commit_callbacks):
-    from channel.webhook.drain import process_inbound_event
-
     body = json.dumps(envelope(messages=[text_item("393331111114", "ciao")])).encode()
     process(django_capture_on_commit_callbacks, client, body)
     event = InboundEvent.objects.get()
     InboundEvent.objects.filter(pk=event.pk).update(processed_at=None)  # as if redelivered
     before = OutboundMessage.objects.count()
-    process_inbound_event(event_id=event.pk)
+    assert process_pending_inbound_events().processed == 1
     assert OutboundMessage.objects.count() == before
     assert InboundMessage.objects.count() == 1
 
@@ -171,7 +172,7 @@ def test_running_the_processing_twice_has_one_effect(client, django_capture_on_c
 def test_a_batched_post_processes_every_message_and_status(
     client, django_capture_on_commit_callbacks
 ):
-    """doc §1.3: popular libraries read only entry[0].changes[0]; we walk all of them."""
+    """Popular libraries read only entry[0].changes[0]; we walk all of them."""
     replies = [
         OutboundMessage.objects.create(to_wa_id="393331111120", payload={"type": "text"})
         for _ in range(3)

@@ -11,7 +11,12 @@ class ChannelConfig(AppConfig):
     verbose_name = _("WhatsApp channel")
 
     def ready(self) -> None:
+        from channel import service_messages, tasks
+
         register(check_whatsapp_settings)
+        service_messages.outbound_queued.connect(
+            tasks.enqueue_outbound_message, dispatch_uid="channel.enqueue_outbound_message"
+        )
 
 
 def check_whatsapp_settings(app_configs=None, **kwargs) -> list:

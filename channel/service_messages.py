@@ -1,31 +1,38 @@
 """Service messages (conversation replies, test sends): queue, send, and their statuses.
 
-Posts go through `subscribers.delivery.sending`; these are the one-off messages of the chat, sent in the
-rate limiter's priority lane, free-form (the person has just written: doc §2.5).
+Posts go through `subscribers.delivery.sending`; these are the one-off messages of the chat,
+sent in the rate limiter's priority lane, free-form (the person has just written, so their
+24-hour window is open: channel.graph.window).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
 from django.db.models import F
+from django.dispatch import Signal
 from django.utils import timezone
 
+from channel.graph import callbacks, payloads
 from channel.graph.account import is_paused, pause_sending
+from channel.graph.client import SendResult, get_client
+from channel.graph.errors import ATTEMPT_FREE, Handling, retry_delay
+from channel.graph.ratelimit import Lane, SendRateLimiter, get_send_limiter
+from channel.graph.window import in_window
 from channel.models import OutboundMessage, OutboundStatus
-
-# Service messages carry this prefix in biz_opaque_callback_data, so their statuses are told
-# apart from posts' deliveries ("d:") without a database lookup (Meta echoes it: doc §1.5).
-CALLBACK_PREFIX = "svc:"
 
 
 def _clip(value: Any, length: int) -> str:
     return str(value or "").replace("\x00", "")[:length]
+
+
+# outbound_id, countdown (seconds; None: at once): a queued service message waits for its
+# sender. channel.tasks sits above this module (its task calls send_outbound_message), so it is
+# never imported here: ChannelConfig.ready() connects its enqueue_outbound_message instead.
+outbound_queued = Signal()
 
 
 def queue_reply(
@@ -39,16 +46,13 @@ def queue_reply(
     outbound = OutboundMessage.objects.create(
         lane=lane, to_wa_id=to_wa_id or "", to_user_id=to_user_id or "", payload=payload
     )
-    enqueue_outbound_message(outbound.pk)
+    send_outbound_later(outbound_id=outbound.pk)
     return outbound
 
 
-def enqueue_outbound_message(outbound_id: int, *, countdown: float | None = None) -> None:
-    from channel.tasks import send_outbound_message_task
-
-    transaction.on_commit(
-        lambda: send_outbound_message_task.apply_async((outbound_id,), countdown=countdown)
-    )
+def send_outbound_later(*, outbound_id: int, countdown: float | None = None) -> None:
+    """Have a queued service message sent `countdown` seconds after the caller commits."""
+    outbound_queued.send(sender=OutboundMessage, outbound_id=outbound_id, countdown=countdown)
 
 
 class SendOutcome:
@@ -58,12 +62,9 @@ class SendOutcome:
     RETRY = "retry"  # transient error: try again after `retry_in`
     PAUSED = "paused"  # the account is paused: wait for an administrator
     FAILED = "failed"
-    UNCERTAIN = "uncertain"  # no answer after the request left: Meta may have it (doc §4.3)
-
-
-def _reply_window_closed(outbound: OutboundMessage) -> bool:
-    # Free-form replies are only allowed within 24 h of the citizen's message (doc §2.5).
-    return outbound.created_at < timezone.now() - timedelta(hours=24)
+    # No answer after the request left: Meta may have it, and a second copy would reach the
+    # person twice. Its status webhook settles it.
+    UNCERTAIN = "uncertain"
 
 
 def send_outbound_message(*, outbound_id: int) -> tuple[str, float]:
@@ -73,13 +74,11 @@ def send_outbound_message(*, outbound_id: int) -> tuple[str, float]:
     talks to Meta. Throttling and account pauses put it back to queued without using up an
     attempt; the caller (the task) re-queues it after the returned delay.
     """
-    from channel.graph.client import get_client
-    from channel.graph.ratelimit import Lane, get_send_limiter
-
     outbound = OutboundMessage.objects.filter(pk=outbound_id).first()
     if outbound is None or outbound.status != OutboundStatus.QUEUED:
         return SendOutcome.SKIPPED, 0.0
-    if _reply_window_closed(outbound):
+    # Free-form only while the window the person's message opened is still open.
+    if not in_window(outbound.created_at):
         _fail(outbound_id, None, "the 24-hour window closed before this could be sent")
         return SendOutcome.FAILED, 0.0
     if is_paused():
@@ -92,9 +91,8 @@ def send_outbound_message(*, outbound_id: int) -> tuple[str, float]:
     )
     if not claimed:
         return SendOutcome.SKIPPED, 0.0
-    payload = dict(outbound.payload)
-    payload.setdefault("biz_opaque_callback_data", f"{CALLBACK_PREFIX}{outbound_id}")
-    result = get_client().send(payload)
+    reference = callbacks.service_reference(outbound_id)
+    result = get_client().send(payloads.add_callback(dict(outbound.payload), reference))
     return _settle(outbound_id, outbound.attempts + 1, result)
 
 
@@ -103,7 +101,7 @@ def send_outbound_message(*, outbound_id: int) -> tuple[str, float]:
 REPLY_TOKEN_WAIT_SECONDS = 0.5
 
 
-def _reply_token(limiter, lane) -> float:
+def _reply_token(limiter: SendRateLimiter, lane: Lane) -> float:
     """0.0 once a token is ours; else the seconds to wait, when longer than we wait here."""
     deadline = time.monotonic() + REPLY_TOKEN_WAIT_SECONDS
     while (wait := limiter.acquire(lane)) > 0:
@@ -113,9 +111,7 @@ def _reply_token(limiter, lane) -> float:
     return 0.0
 
 
-def _settle(outbound_id: int, attempts: int, result) -> tuple[str, float]:
-    from channel.graph.errors import Handling
-
+def _settle(outbound_id: int, attempts: int, result: SendResult) -> tuple[str, float]:
     rows = OutboundMessage.objects.filter(pk=outbound_id, status=OutboundStatus.SENDING)
     if result.ok:
         rows.update(
@@ -136,12 +132,12 @@ def _settle(outbound_id: int, attempts: int, result) -> tuple[str, float]:
         pause_sending(code=result.error_code, reason=result.error_text)
         _requeue(rows, error, give_back_attempt=True)
         return SendOutcome.PAUSED, float(settings.BANDITORE_REPLY_PAUSED_RETRY_SECONDS)
-    if handling in (Handling.THROTTLED, Handling.PAIR_RATE):
+    if handling in ATTEMPT_FREE:
         _requeue(rows, error, give_back_attempt=True)
-        return SendOutcome.THROTTLED, 1.0 if handling == Handling.THROTTLED else 6.0
+        return SendOutcome.THROTTLED, retry_delay(handling, attempts)
     if handling == Handling.TRANSIENT and attempts < settings.BANDITORE_REPLY_MAX_ATTEMPTS:
         _requeue(rows, error, give_back_attempt=False)
-        return SendOutcome.RETRY, float(2**attempts)
+        return SendOutcome.RETRY, retry_delay(handling, attempts)
     # Everything else cannot succeed as a free-form reply: unreachable, opted out, window
     # closed (a reply is never a template), invalid payload, or out of transient retries.
     _fail(outbound_id, result.error_code, result.error_text)
@@ -166,30 +162,24 @@ def _fail(outbound_id: int, code: int | None, text: str) -> None:
 
 # --- Statuses of service messages ---------------------------------------------------------
 
-_RANK = {OutboundStatus.SENT: 1, OutboundStatus.DELIVERED: 2, OutboundStatus.READ: 3}
-
 
 def is_service_status(update) -> bool:
-    return str(update.biz_opaque_callback_data or "").startswith(CALLBACK_PREFIX)
-
-
-def _service_id(update) -> int | None:
-    tail = str(update.biz_opaque_callback_data or "")[len(CALLBACK_PREFIX) :]
-    return int(tail) if tail.isdigit() and len(tail) < 19 else None
+    return callbacks.is_service(update.biz_opaque_callback_data)
 
 
 def apply_outbound_statuses(updates: Iterable) -> int:
-    """Apply Meta's statuses to service messages; never downgrades (doc §1.5: order is not
-    guaranteed, `read` may come without `delivered`). Returns the rows changed."""
+    """Apply Meta's statuses to service messages. Meta guarantees neither order nor
+    uniqueness (`read` may come without `delivered`), so a status never moves a message down
+    callbacks.RANK. Returns the rows changed."""
     changed = 0
     for update in updates:
-        outbound_id = _service_id(update)
+        outbound_id = callbacks.service_id(update.biz_opaque_callback_data)
         if outbound_id is None:
             continue
         rows = OutboundMessage.objects.filter(pk=outbound_id)
         status = str(update.status)
         now = timezone.now()
-        if status == "failed":
+        if status == callbacks.MessageStatus.FAILED:
             first = update.errors[0] if update.errors else None
             code = first.code if first and -(2**31) <= first.code < 2**31 else None
             changed += rows.exclude(
@@ -200,8 +190,8 @@ def apply_outbound_statuses(updates: Iterable) -> int:
                 last_error_text=_clip(first and f"{first.title} {first.details}".strip(), 2000),
                 updated_at=now,
             )
-        elif status in _RANK:
-            lower = [s for s, rank in _RANK.items() if rank < _RANK[status]]
+        elif status in callbacks.RANK:
+            lower = [s for s, rank in callbacks.RANK.items() if rank < callbacks.RANK[status]]
             changed += rows.filter(
                 status__in=[OutboundStatus.QUEUED, OutboundStatus.SENDING, *lower]
             ).update(status=status, updated_at=now)

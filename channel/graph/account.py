@@ -1,7 +1,8 @@
 """Whether the whole WhatsApp account may send: Meta's account-level errors pause everything.
 
 Errors such as an expired token (190) or a restricted number (131048) fail every message until a
-person fixes them (whatsapp-cloud-api.md §4.2), so we stop instead of burning the audience.
+person fixes them (channel.graph.errors, Handling.ACCOUNT_PAUSE), so we stop instead of burning
+the audience.
 """
 
 from __future__ import annotations

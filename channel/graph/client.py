@@ -84,7 +84,7 @@ class GraphClient:
         version = version or settings.WHATSAPP_API_VERSION
         phone_number_id = phone_number_id or settings.WHATSAPP_PHONE_NUMBER_ID
         self.messages_url = f"{base_url}/{version}/{phone_number_id}/messages"
-        read_timeout = timeout or getattr(settings, "BANDITORE_HTTP_TIMEOUT", 15.0)
+        read_timeout = timeout or settings.BANDITORE_HTTP_TIMEOUT
         self.timeout = float(read_timeout)
         self._loop = _background_loop()
         self._pid = os.getpid()
@@ -229,12 +229,3 @@ def get_client() -> GraphClient:
     for old in stale:
         old.close()
     return client
-
-
-def close_clients() -> None:
-    """Drop the process's client and its connections (the next send opens fresh ones)."""
-    with _lock:
-        stale = list(_clients.values())
-        _clients.clear()
-    for old in stale:
-        old.close()

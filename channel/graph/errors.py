@@ -1,11 +1,13 @@
-"""What to do about each Meta error code (whatsapp-cloud-api.md §4.2).
+"""What to do about each Meta error code, and when to try again.
 
 We decide by Meta's error code, never by the HTTP status alone: Meta answers 400 for both
 "fix your payload" and "this person is unreachable", and 429/5xx only sometimes.
+Codes: https://developers.facebook.com/docs/whatsapp/cloud-api/support/error-codes
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import StrEnum
 
 from django.utils.translation import gettext_lazy as _
@@ -14,7 +16,7 @@ from django.utils.translation import gettext_lazy as _
 class Handling(StrEnum):
     TRANSIENT = "transient"  # retry with backoff, bounded
     THROTTLED = "throttled"  # our pace is too fast: retry soon, never counts as an attempt
-    PAIR_RATE = "pair_rate"  # too many to this one person: back off them only (4^n s)
+    PAIR_RATE = "pair_rate"  # too many to this one person: back off them only
     RETRY_AFTER_DAY = "retry_after_day"  # per-user marketing cap: not before 24 h
     NEEDS_TEMPLATE = "needs_template"  # outside the 24-hour window: send the template
     RECIPIENT_UNREACHABLE = "recipient_unreachable"  # not on WhatsApp: stop for this person
@@ -78,6 +80,26 @@ _BY_CODE: dict[int, Handling] = {
     132069: Handling.TRANSIENT,
     135000: Handling.INVALID,
 }
+
+
+# Seconds before the same message is tried again, by handling and attempt (1 for the first try).
+# Posts, service messages and failures reported by status webhooks all wait this long; how many
+# attempts a message gets is theirs to say.
+_DELAYS: dict[Handling, Callable[[int], float]] = {
+    Handling.THROTTLED: lambda attempt: 1.0,  # our pace: the rate limiter spaces the next try
+    Handling.PAIR_RATE: lambda attempt: 4.0 ** min(attempt, 6),  # Meta: after 4^n seconds
+    Handling.TRANSIENT: lambda attempt: min(3600.0, 2.0**attempt),
+    Handling.RETRY_AFTER_DAY: lambda attempt: 86400.0,  # Meta: not before 24 hours
+}
+# Another try of the same message may succeed later, after retry_delay.
+RETRIABLE = frozenset(_DELAYS)
+# Too fast, for the number or for the person: not the message's fault, so no attempt is spent.
+ATTEMPT_FREE = frozenset({Handling.THROTTLED, Handling.PAIR_RATE})
+
+
+def retry_delay(handling: Handling, attempt: int) -> float:
+    """Seconds to wait before trying again after `attempt`; `handling` is one of RETRIABLE."""
+    return _DELAYS[handling](attempt)
 
 
 def handling_for(code: int | None, http_status: int | None = None) -> Handling:

@@ -1,10 +1,15 @@
-"""Builders for the send payloads of the Cloud API (whatsapp-cloud-api.md §2.1).
+"""The WhatsApp wire format: every message we send is built here, within Meta's limits.
+https://developers.facebook.com/docs/whatsapp/cloud-api/reference/messages
 
-Each raises ValueError naming the limit when a payload would be refused by Meta, so a bug shows
-up in our tests, not as error 100 in front of a citizen.
+Each builder raises ValueError naming the limit when Meta would refuse the payload, so a bug
+shows up in our tests, not as error 100 in front of a citizen. Callers choose what to say
+(subscribers.delivery.payloads for posts, the conversation for replies); how it travels is
+decided here only.
 """
 
 from __future__ import annotations
+
+import re
 
 LIMITS = {
     "text": 4096,
@@ -23,7 +28,11 @@ LIMITS = {
     "buttons_body": 1024,
     "caption": 1024,
     "flow_cta": 30,
+    "parameter": 1024,
+    "filename": 200,
 }
+MEDIA_KINDS = ("image", "video", "document", "audio", "sticker")
+_SPACES = re.compile(r"\s+")
 
 
 def _check(value: str, limit: str, what: str) -> str:
@@ -34,39 +43,70 @@ def _check(value: str, limit: str, what: str) -> str:
     return value
 
 
-def _base(to: str) -> dict:
-    # Digits are a phone number (wa_id); anything else is a business-scoped user id (§1.7).
-    address = {"to": to} if to.isdigit() else {"recipient": to}
-    return {"messaging_product": "whatsapp", "recipient_type": "individual", **address}
+def address(to: str) -> dict:
+    """Who a message goes to. Digits are a phone number (wa_id, field "to"); anything else is
+    a business-scoped user id (such as "US.13491208655302741918", field "recipient"), all a
+    person who hides their number behind a username gives us."""
+    who = {"to": to} if to.isdigit() else {"recipient": to}
+    return {"messaging_product": "whatsapp", "recipient_type": "individual", **who}
+
+
+def add_callback(payload: dict, reference: str) -> dict:
+    """Meta echoes biz_opaque_callback_data in every status of the message (channel.graph.
+    callbacks builds the reference). Set in place: the sender adds one to every payload."""
+    payload["biz_opaque_callback_data"] = reference
+    return payload
 
 
 def text(to: str, body: str, preview_url: bool = False) -> dict:
     _check(body, "text", "text")
-    return _base(to) | {"type": "text", "text": {"body": body, "preview_url": preview_url}}
+    return address(to) | {"type": "text", "text": {"body": body, "preview_url": preview_url}}
 
 
-def media(to: str, kind: str, link: str, caption: str = "") -> dict:
-    if kind not in ("image", "video", "document", "audio", "sticker"):
+def media(to: str, kind: str, link: str, caption: str = "", filename: str = "") -> dict:
+    """An image, video, document… by link; a document may carry the name shown for it."""
+    if kind not in MEDIA_KINDS:
         raise ValueError(f"unknown media kind {kind!r}")
     body = {"link": link}
     if caption:
         body["caption"] = _check(caption, "caption", "caption")
-    return _base(to) | {"type": kind, kind: body}
+    if filename and kind == "document":
+        body["filename"] = _check(filename, "filename", "file name")
+    return address(to) | {"type": kind, kind: body}
+
+
+def flatten_parameter(value: str) -> str:
+    """Meta rejects template parameters with newlines, tabs or 5+ spaces (error 132018):
+    whitespace runs become one space; an empty value becomes "-"; a long one is shortened."""
+    flat = _SPACES.sub(" ", value).strip() or "-"
+    limit = LIMITS["parameter"]
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def text_parameter(value: str) -> dict:
+    return {"type": "text", "text": value}
+
+
+def media_parameter(kind: str, link: str) -> dict:
+    """A template's media header: the image, video or document to show."""
+    return {"type": kind, kind: {"link": link}}
 
 
 def template(
     to: str, name: str, language: str, body_params: list[str], header: dict | None = None
 ) -> dict:
+    """An approved template: `body_params` fill {{1}}, {{2}}…; `header` is a text_parameter or
+    media_parameter when the template has a header."""
     components = []
     if header:
         components.append({"type": "header", "parameters": [header]})
     if body_params:
-        parameters = [{"type": "text", "text": value} for value in body_params]
+        parameters = [text_parameter(value) for value in body_params]
         components.append({"type": "body", "parameters": parameters})
     body = {"name": name, "language": {"code": language}}
     if components:
         body["components"] = components
-    return _base(to) | {"type": "template", "template": body}
+    return address(to) | {"type": "template", "template": body}
 
 
 def interactive_list(
@@ -110,7 +150,7 @@ def interactive_list(
         interactive["header"] = {"type": "text", "text": _check(header, "header", "header")}
     if footer:
         interactive["footer"] = {"text": _check(footer, "footer", "footer")}
-    return _base(to) | {"type": "interactive", "interactive": interactive}
+    return address(to) | {"type": "interactive", "interactive": interactive}
 
 
 def reply_buttons(to: str, *, body: str, buttons: list[tuple[str, str]], footer: str = "") -> dict:
@@ -137,13 +177,14 @@ def reply_buttons(to: str, *, body: str, buttons: list[tuple[str, str]], footer:
     }
     if footer:
         interactive["footer"] = {"text": _check(footer, "footer", "footer")}
-    return _base(to) | {"type": "interactive", "interactive": interactive}
+    return address(to) | {"type": "interactive", "interactive": interactive}
 
 
 def flow(
     to: str, *, body: str, flow_id: str, cta: str, token: str, screen: str, data: dict
 ) -> dict:
-    """A WhatsApp Flow (§6), opened on `screen` with `data`."""
+    """A WhatsApp Flow, opened on `screen` with `data`.
+    https://developers.facebook.com/docs/whatsapp/flows/guides/sendingaflow"""
     parameters = {
         "flow_message_version": "3",
         "flow_id": flow_id,
@@ -158,9 +199,4 @@ def flow(
         "body": {"text": _check(body, "text", "flow body")},
         "action": {"name": "flow", "parameters": parameters},
     }
-    return _base(to) | {"type": "interactive", "interactive": interactive}
-
-
-def with_callback(payload: dict, data: str) -> dict:
-    """Meta echoes biz_opaque_callback_data in every status of the message (§1.5)."""
-    return payload | {"biz_opaque_callback_data": data}
+    return address(to) | {"type": "interactive", "interactive": interactive}

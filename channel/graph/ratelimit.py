@@ -1,8 +1,9 @@
 """The one rate limiter for the phone number, in Redis, shared by every worker and process.
 
-Peers' limits "do not hold across workers" (peers.md) because each process counts for itself.
-Here every send asks one Lua script, atomically, against Redis's own clock
-(whatsapp-cloud-api.md §4.1: 80 msg/s per number by default, up to 1,000).
+A limit each process counts for itself does not hold across workers. Here every send asks one
+Lua script, atomically, against Redis's own clock. Meta allows 80 messages per second per
+phone number by default, up to 1,000 (WHATSAPP_MPS):
+https://developers.facebook.com/docs/whatsapp/cloud-api/overview#throughput
 
 Replies in conversations have priority: bulk sends draw from two buckets, the number's bucket
 and a bulk bucket refilled at (1 - reserve) of the rate, so bulk can never use the share kept
@@ -24,9 +25,10 @@ from channel.redis_client import redis_client
 # Token buckets that can lend: a caller reserves `count` tokens, even ones that only exist in
 # the future, and gets back when its first and last token are due; it sends each message at
 # its own slot. So a process can take a chunk of slots with one call, yet the sends stay
-# spaced at the rate (taking a chunk "now" would make bursts: perf-limits.md §4 lost 5 % at
-# 50 tokens a call). Nobody may reserve further ahead than `max_ahead`, which keeps the
-# queue short for replies. Works on Redis's clock, so every process and machine agrees.
+# spaced at the rate (taking a chunk "now" would make bursts: measured, Meta's per-second
+# count refused about 5 % of sends at 50 tokens a call). Nobody may reserve further ahead
+# than `max_ahead`, which keeps the queue short for replies. Works on Redis's clock, so every
+# process and machine agrees.
 # KEYS: bucket keys. ARGV: count, max_ahead (µs), then (rate, capacity) per key.
 # Returns {count, first µs, last µs} when granted, else {0, µs to wait before asking again}.
 _TOKEN_BUCKETS = """
@@ -57,14 +59,6 @@ for i, key in ipairs(KEYS) do
   redis.call('PEXPIRE', key, math.ceil((capacity - levels[i] + count) * 1000 / rate) + 60000)
 end
 return {count, math.max(0, math.floor(first)), math.max(0, math.floor(last))}
-"""
-
-# Pair rate: one message per `interval` to the same person. Returns ms to wait (0 = go).
-_PAIR = """
-if redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then return 0 end
-local ttl = redis.call('PTTL', KEYS[1])
-if ttl < 0 then return 0 end
-return ttl
 """
 
 # Messaging-limit tier: unique people reached outside the window in a moving 24 h.
@@ -165,22 +159,10 @@ class SendRateLimiter:
         return 0.0
 
 
-class PairRateLimiter:
-    """Meta allows about one message per 6 s to the same person (§4.1, error 131056)."""
-
-    def __init__(self, *, interval: float = 6.0, client: redis_lib.Redis | None = None) -> None:
-        self.interval_ms = int(interval * 1000)
-        self.redis = client or redis_client()
-        self._script = self.redis.register_script(_PAIR)
-
-    def acquire(self, recipient: str) -> float:
-        return (
-            int(self._script(keys=[f"banditore:pair:{recipient}"], args=[self.interval_ms])) / 1000
-        )
-
-
 class UniqueRecipientWindow:
-    """The messaging-limit tier (§4.1): unique people reached outside the window per 24 h."""
+    """The messaging-limit tier: unique people reached outside the 24-hour window in a moving
+    24 h (WHATSAPP_MESSAGING_TIER).
+    https://developers.facebook.com/docs/whatsapp/messaging-limits"""
 
     def __init__(
         self,
@@ -218,12 +200,8 @@ def tier_limit() -> int | None:
 def get_send_limiter() -> SendRateLimiter:
     return SendRateLimiter(
         rate=float(settings.WHATSAPP_MPS),
-        reserve=float(getattr(settings, "BANDITORE_REPLY_RESERVE", 0.1)),
+        reserve=float(settings.BANDITORE_REPLY_RESERVE),
     )
-
-
-def get_pair_limiter() -> PairRateLimiter:
-    return PairRateLimiter()
 
 
 def get_tier_window() -> UniqueRecipientWindow:

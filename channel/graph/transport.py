@@ -2,7 +2,7 @@
 
 httpx stays the client (``httpx.AsyncClient(transport=PooledTransport(...))``); this replaces
 only httpcore underneath it. httpcore's pool does O(N²) work per request (every request and
-every response close scans all connections, perf-limits.md §2.2), so one AsyncClient with the
+every response close scans all connections), so one AsyncClient with the
 ~100-200 connections that 100 ms of API latency needs spends its CPU on bookkeeping
 (``bench/http_clients.py`` measures it next to the alternatives).
 

@@ -1,7 +1,7 @@
 """Conversation replies through the real GraphClient, limiter and the fake Graph API.
 
-whatsapp-cloud-api.md §2.5 (free-form only inside the 24-hour window), §4.1/§4.2 (130429
-throughput, 131056 pair rate, 190 expired token, 131026 unreachable).
+Free-form only inside the 24-hour window; Meta's errors 130429 (throughput), 190 (expired
+token), 131026 (unreachable) and 131047 (window closed).
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def test_a_queued_reply_is_sent_after_commit_in_the_reply_lane(
     [sent] = window_open.outbox(to=NUMBER)
     assert reply.wa_message_id == sent["id"]
     assert sent["payload"]["text"]["body"] == "Ciao!"
-    # Meta echoes this in every status, which is how statuses find the reply (doc §1.5).
+    # Meta echoes this in every status, which is how statuses find the reply.
     assert sent["payload"]["biz_opaque_callback_data"] == f"svc:{reply.pk}"
 
 
@@ -98,7 +98,7 @@ def test_no_token_puts_the_reply_back_without_using_an_attempt(window_open, limi
 
 
 def test_metas_throughput_error_requeues_without_using_an_attempt(window_open, redis_conn):
-    """doc §4.2: 130429 means too fast for the number, not a failed message."""
+    """130429 means too fast for the number, not a failed message."""
     window_open.configure(error_130429_rate=1.0)
     reply = OutboundMessage.objects.create(to_wa_id=NUMBER, payload=text())
     outcome, retry_in = send_outbound_message(outbound_id=reply.pk)
@@ -122,7 +122,7 @@ def test_transient_errors_retry_then_fail(window_open, redis_conn, settings):
 
 
 def test_an_expired_token_pauses_the_account_and_the_reply_waits(window_open, redis_conn):
-    """doc §4.2: 190 is an account problem: stop everything, lose nothing."""
+    """190 is an account problem: stop everything, lose nothing."""
     window_open.configure(token_expired=True)
     reply = OutboundMessage.objects.create(to_wa_id=NUMBER, payload=text())
     assert send_outbound_message(outbound_id=reply.pk)[0] == SendOutcome.PAUSED
@@ -142,7 +142,7 @@ def test_an_expired_token_pauses_the_account_and_the_reply_waits(window_open, re
 
 
 def test_an_unreachable_number_fails_the_reply_at_once(fake_graph, redis_conn):
-    """doc §4.2: 131026, the number is not on WhatsApp or cannot receive."""
+    """131026: the number is not on WhatsApp or cannot receive."""
     fake_graph.mark_inbound(NUMBER)
     fake_graph.configure(unreachable=[NUMBER])
     reply = OutboundMessage.objects.create(to_wa_id=NUMBER, payload=text())
@@ -152,7 +152,7 @@ def test_an_unreachable_number_fails_the_reply_at_once(fake_graph, redis_conn):
 
 
 def test_a_reply_outside_the_window_is_not_sent(fake_graph, redis_conn):
-    """doc §2.5: free-form messages need the window opened by the person's last message."""
+    """Free-form messages need the window opened by the person's last message."""
     reply = OutboundMessage.objects.create(to_wa_id=NUMBER, payload=text())
     OutboundMessage.objects.filter(pk=reply.pk).update(
         created_at=timezone.now() - timedelta(hours=25)
@@ -162,7 +162,7 @@ def test_a_reply_outside_the_window_is_not_sent(fake_graph, redis_conn):
 
 
 def test_metas_window_error_fails_the_reply(fake_graph, redis_conn):
-    """doc §2.5: 131047 when the window is closed at Meta's end; a reply is never a template."""
+    """131047 when the window is closed at Meta's end; a reply is never a template."""
     reply = OutboundMessage.objects.create(to_wa_id="393334444999", payload=text("393334444999"))
     assert send_outbound_message(outbound_id=reply.pk)[0] == SendOutcome.FAILED
     reply.refresh_from_db()
@@ -172,8 +172,8 @@ def test_metas_window_error_fails_the_reply(fake_graph, redis_conn):
 def test_a_reply_without_an_answer_is_not_resent_and_its_status_settles_it(
     fake_graph, redis_conn, client, django_capture_on_commit_callbacks
 ):
-    """doc §4.3: a request that got no answer may still have reached Meta; a second copy
-    would reach the citizen twice. Meta's status, echoing our callback data, tells us."""
+    """A request that got no answer may still have reached Meta; a second copy would reach
+    the citizen twice. Meta's status, echoing our callback data, tells us."""
     fake_graph.mark_inbound(NUMBER)
     fake_graph.configure(timeout_rate=1.0, hang_seconds=0.2, fault_after_accept_rate=1.0, seed=1)
     reply = OutboundMessage.objects.create(to_wa_id=NUMBER, payload=text())
@@ -194,7 +194,7 @@ def test_a_reply_without_an_answer_is_not_resent_and_its_status_settles_it(
 def test_statuses_never_trigger_a_reply(
     fake_graph, redis_conn, client, django_capture_on_commit_callbacks
 ):
-    """Issue 3: statuses go to the ledgers and never start a conversation."""
+    """Statuses go to the ledgers and never start a conversation."""
     statuses = [
         status_item("wamid.unknown1", "delivered", recipient=NUMBER),
         status_item("wamid.unknown2", "read", recipient=NUMBER, callback="svc:999999"),

@@ -1,5 +1,5 @@
-"""The one rate limiter holds across processes (whatsapp-cloud-api.md §4.1: 80 msg/s per
-number by default); replies keep their share; pair rate and the messaging tier."""
+"""The one rate limiter holds across processes (Meta: 80 msg/s per number by default); replies
+keep their share; the messaging tier."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 import redis as redis_lib
 from django.conf import settings
 
-from channel.graph.ratelimit import Lane, PairRateLimiter, SendRateLimiter, UniqueRecipientWindow
+from channel.graph.ratelimit import Lane, SendRateLimiter, UniqueRecipientWindow
 
 
 def _hammer(url: str, key: str, rate: float, seconds: float, queue) -> None:
@@ -74,15 +74,8 @@ def test_a_throttled_caller_is_told_how_long_to_wait(redis_conn):
     assert 0 < wait <= 0.11
 
 
-def test_pair_rate_spaces_messages_to_one_person(redis_conn):
-    pair = PairRateLimiter(interval=6, client=redis_conn)
-    assert pair.acquire("39333") == 0
-    assert 5 < pair.acquire("39333") <= 6
-    assert pair.acquire("39444") == 0  # other people are not held back
-
-
 def test_the_tier_counts_unique_people_in_a_rolling_day(redis_conn):
-    """§4.1: the messaging limit counts unique users outside the window per moving 24 h."""
+    """The messaging limit counts unique users outside the window per moving 24 h."""
     tier = UniqueRecipientWindow(limit=2, key="t:tier", client=redis_conn)
     assert [tier.admit(p) for p in ("a", "b", "a")] == [0, 0, 0]
     wait = tier.admit("c")
@@ -93,16 +86,20 @@ def test_the_tier_counts_unique_people_in_a_rolling_day(redis_conn):
 
 def test_a_reserved_chunk_is_spaced_at_the_rate_and_nobody_reserves_too_far_ahead(redis_conn):
     limiter = SendRateLimiter(rate=100, reserve=0, key="t:chunks", client=redis_conn)
+    started = time.monotonic()
     first = limiter.reserve(Lane.BULK, 5, max_ahead=0.1)
     assert (first.count, first.first) == (5, 0)
     assert first.last == pytest.approx(0.04, abs=0.002)  # 5 slots 10 ms apart
     assert [round(first.slot(n), 3) for n in range(5)] == [0, 0.01, 0.02, 0.03, 0.04]
     second = limiter.reserve(Lane.BULK, 5, max_ahead=0.1)  # another process: the next slots
+    # On a busy machine time passes between the calls, and the next slots come that much closer.
+    passed = time.monotonic() - started
     assert second.count == 5
-    assert second.first == pytest.approx(0.05, abs=0.003)
+    assert 0.05 - passed - 0.003 <= second.first <= 0.053
     refused = limiter.reserve(Lane.BULK, 5, max_ahead=0.05)  # would start 100 ms ahead
+    passed = time.monotonic() - started
     assert refused.count == 0
-    assert refused.first == pytest.approx(0.05, abs=0.003)  # ask again when it is in reach
+    assert 0.1 - passed - 0.003 <= refused.first + 0.05 <= 0.103  # asks again when in reach
 
 
 def test_a_reply_gets_a_slot_while_bulk_holds_every_slot_it_may(redis_conn):

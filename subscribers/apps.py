@@ -10,7 +10,8 @@ class SubscribersConfig(AppConfig):
 
     def ready(self) -> None:
         from channel import signals
-        from subscribers import receivers
+        from subscribers import receivers, tasks
+        from subscribers.delivery.signals import senders_needed
 
         signals.inbound_messages_received.connect(
             receivers.on_inbound_messages, dispatch_uid="subscribers.inbound_messages"
@@ -21,3 +22,4 @@ class SubscribersConfig(AppConfig):
         signals.preferences_received.connect(
             receivers.on_preferences, dispatch_uid="subscribers.preferences"
         )
+        senders_needed.connect(tasks.wake_senders, dispatch_uid="subscribers.wake_senders")

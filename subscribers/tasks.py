@@ -1,17 +1,35 @@
-"""Thin Celery wrappers; each is safe to run twice (the database decides what is left)."""
+"""Celery tasks of the subscribers app, and the helper that wakes a post's senders.
+
+Thin wrappers, each safe to run twice (the database decides what is left): they import their
+service inside their bodies. Services never import this module: they announce work through
+subscribers.delivery.signals, to which SubscribersConfig.ready() connects wake_senders.
+"""
 
 from __future__ import annotations
 
 from celery import shared_task
-
-from subscribers.delivery import publishing, sending
+from django.conf import settings
+from django.db import transaction
 
 MAX_COUNTDOWN = 60.0
 
 
+def wake_senders(*, post_id: int, **signal) -> None:
+    """Start BANDITORE_SENDERS_PER_POST sender chains for the post once the caller commits.
+    The receiver of subscribers.delivery.signals.senders_needed (publish, resend, sweeper)."""
+
+    def enqueue() -> None:
+        for _n in range(settings.BANDITORE_SENDERS_PER_POST):
+            send_post_batch.delay(post_id)
+
+    transaction.on_commit(enqueue)
+
+
 @shared_task(name="banditore.subscribers.send_post_batch", bind=True, ignore_result=True)
 def send_post_batch(self, post_id: int) -> None:
-    come_back_in = sending.drain_post(post_id)
+    from subscribers.delivery.sending import drain_post
+
+    come_back_in = drain_post(post_id)
     # Eager mode (tests) cannot wait for later: the sweeper or the test drives the rest.
     # Only short countdowns: a long Celery ETA sits unacked in Redis and is handed out again
     # after the visibility timeout; later work (retries in hours) is woken by the sweeper.
@@ -21,17 +39,20 @@ def send_post_batch(self, post_id: int) -> None:
 
 @shared_task(name="banditore.subscribers.publish_due_posts", ignore_result=True)
 def publish_due_posts() -> int:
-    return publishing.publish_due_posts()
+    from subscribers.delivery.publishing import publish_due_posts
+
+    return publish_due_posts()
 
 
 @shared_task(name="banditore.subscribers.sweep_deliveries", ignore_result=True)
 def sweep_deliveries() -> dict:
-    return sending.sweep()
+    from subscribers.delivery.sweeper import sweep
+
+    return sweep()
 
 
 @shared_task(name="banditore.subscribers.prune_idempotency_keys", ignore_result=True)
 def prune_idempotency_keys() -> int:
-    # Lazy import: the API package loads DRF, which workers need only for this task.
     from subscribers.api.idempotency import idempotency_prune
 
     return idempotency_prune()
@@ -39,7 +60,6 @@ def prune_idempotency_keys() -> int:
 
 @shared_task(name="banditore.subscribers.count_subscribers", ignore_result=True)
 def count_subscribers() -> int:
-    # Lazy import: only the dashboard's counts need it.
     from subscribers.dashboard.queries import take_snapshot
 
     return take_snapshot()

@@ -1,27 +1,21 @@
 """A post as WhatsApp messages: free-form inside the 24-hour window, a template outside it.
 
-Used by the sender and by the editors' preview, so what editors see is what is sent.
-Rules from whatsapp-cloud-api.md §2.1 (text ≤4,096, captions ≤1,024), §2.5 (window),
-§3 (template parameters: no newlines, tabs or more than four spaces in a row).
+Used by the sender, the test send and the editors' preview, so what editors see is what is
+sent. This module decides what a post says (its text, its media, the template's parameters);
+channel.graph.payloads writes it in WhatsApp's wire format, within Meta's limits, and
+channel.graph.window says whether a person's window is open.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from django.conf import settings
-from django.utils import timezone
 
+from channel.graph import payloads
 from channel.models import MessageTemplate
 from topics.models import Post
-
-# A little short of 24 h: the window is measured by Meta's clock when the message arrives.
-WINDOW = timedelta(hours=24) - timedelta(minutes=5)
-MAX_CAPTION = 1024
-MAX_PARAMETER = 1024
-_SPACES = re.compile(r"\s+")
 
 
 @dataclass(frozen=True)
@@ -32,14 +26,10 @@ class Recipient:
     last_inbound_at: datetime | None
     marketing_opt_out: bool = False
 
-
-def in_window(last_inbound_at: datetime | None, now: datetime | None = None) -> bool:
-    return last_inbound_at is not None and last_inbound_at > (now or timezone.now()) - WINDOW
-
-
-def window_cutoff(now: datetime | None = None) -> datetime:
-    """People whose last message is after this are inside the window."""
-    return (now or timezone.now()) - WINDOW
+    @property
+    def to(self) -> str:
+        """The phone number when we have it, else the business-scoped user id."""
+        return self.wa_id or self.user_id
 
 
 def default_template(language: str) -> MessageTemplate | None:
@@ -66,62 +56,39 @@ def free_form_text(post: Post) -> str:
     return "\n\n".join(part for part in parts if part)
 
 
-def flatten_parameter(value: str) -> str:
-    """Meta rejects template parameters with newlines, tabs or 5+ spaces (error 132018)."""
-    flat = _SPACES.sub(" ", value).strip() or "-"
-    return flat if len(flat) <= MAX_PARAMETER else flat[: MAX_PARAMETER - 1] + "…"
-
-
-def _address(recipient: Recipient) -> dict:
-    if recipient.wa_id:
-        return {"to": recipient.wa_id}
-    # Username-only people are addressed by their business-scoped user id (doc §1.7).
-    return {"recipient": recipient.user_id}
-
-
 def free_form_payload(post: Post, recipient: Recipient) -> dict:
-    payload = {"messaging_product": "whatsapp", "recipient_type": "individual"}
-    payload |= _address(recipient)
+    """The media with the text as its caption when the text fits one; else the text alone,
+    with the media's link at its end."""
     text = free_form_text(post)
     link = media_link(post)
-    if link and len(text) <= MAX_CAPTION:
+    if link and len(text) <= payloads.LIMITS["caption"]:
         kind = post.media_kind or Post.MediaKind.IMAGE
-        media = {"link": link, "caption": text}
+        filename = ""
         if kind == Post.MediaKind.DOCUMENT:
-            media["filename"] = link.rsplit("/", 1)[-1][:200] or "documento"
-        return payload | {"type": kind, kind: media}
+            filename = link.rsplit("/", 1)[-1][: payloads.LIMITS["filename"]] or "documento"
+        return payloads.media(recipient.to, kind, link, caption=text, filename=filename)
     if link:  # too long for a caption: the media travels as a link, the text stays whole
         text = f"{text}\n\n{link}"
     preview = bool(post.link or link)
-    return payload | {"type": "text", "text": {"body": text[:4096], "preview_url": preview}}
+    return payloads.text(recipient.to, text[: payloads.LIMITS["text"]], preview_url=preview)
 
 
 def template_parameters(post: Post, template: MessageTemplate) -> list[str]:
     values = {"title": post.title, "body": post.body, "link": post.link or settings.SITE_URL}
-    return [flatten_parameter(values.get(name, "")) for name in template.body_parameters]
+    return [payloads.flatten_parameter(values.get(name, "")) for name in template.body_parameters]
 
 
 def template_payload(post: Post, recipient: Recipient, template: MessageTemplate) -> dict:
-    components = []
+    header = None
     if template.header == MessageTemplate.Header.TEXT:
-        components.append(
-            {"type": "header", "parameters": [{"type": "text", "text": post.title[:60]}]}
-        )
+        header = payloads.text_parameter(post.title[: payloads.LIMITS["header"]])
     elif template.header == MessageTemplate.Header.MEDIA and media_link(post):
         kind = post.media_kind or Post.MediaKind.IMAGE
-        components.append(
-            {"type": "header", "parameters": [{"type": kind, kind: {"link": media_link(post)}}]}
-        )
+        header = payloads.media_parameter(kind, media_link(post))
     parameters = template_parameters(post, template)
-    if parameters:
-        components.append(
-            {"type": "body", "parameters": [{"type": "text", "text": p} for p in parameters]}
-        )
-    body = {"name": template.name, "language": {"code": template.language}}
-    if components:
-        body["components"] = components
-    payload = {"messaging_product": "whatsapp", "recipient_type": "individual"}
-    return payload | _address(recipient) | {"type": "template", "template": body}
+    return payloads.template(
+        recipient.to, template.name, template.language, parameters, header=header
+    )
 
 
 def template_preview_text(post: Post, template: MessageTemplate) -> str:

@@ -9,7 +9,7 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from channel.graph.ratelimit import get_tier_window, tier_limit
-from subscribers.delivery.payloads import window_cutoff
+from channel.graph.window import window_cutoff
 from subscribers.models import Delivery
 from topics.models import Post
 
@@ -28,14 +28,15 @@ def post_counters(post: Post) -> dict[str, int]:
 
 def bulk_rate() -> float:
     """Messages per second available to posts (replies keep their reserved share)."""
-    reserve = float(getattr(settings, "BANDITORE_REPLY_RESERVE", 0.1))
+    reserve = float(settings.BANDITORE_REPLY_RESERVE)
     return max(0.1, float(settings.WHATSAPP_MPS) * (1 - reserve))
 
 
 def send_duration(*, total: int, needing_template: int, free_slots: int | None = None) -> timedelta:
     """Time to send `total` messages at the configured rate, with the messaging-limit tier
-    admitting `tier` new people outside the window per rolling 24 h (§4.1); `free_slots` is
-    what the tier still admits right now (default: a whole day's worth)."""
+    (channel.graph.ratelimit.UniqueRecipientWindow) admitting `tier` new people outside the
+    window per rolling 24 h; `free_slots` is what the tier still admits right now (default: a
+    whole day's worth)."""
     seconds = total / bulk_rate()
     limit = tier_limit()
     if limit is not None:

@@ -3,6 +3,8 @@
 "Each person at most once" is the UNIQUE(post, subscriber) index plus ON CONFLICT DO NOTHING;
 "publishing twice fans out once" is the status compare-and-set. Celery messages are only
 wake-ups: the database says what is left to send, so a lost message never strands a post.
+A service here that queues deliveries announces it (signals.senders_needed): the senders are
+woken once the transaction commits.
 """
 
 from __future__ import annotations
@@ -17,13 +19,15 @@ from django.utils.translation import gettext as _
 
 from channel.graph.account import is_paused
 from channel.graph.errors import Handling, handling_for
-from subscribers.delivery.payloads import default_template, window_cutoff
+from channel.graph.window import window_cutoff
+from subscribers.delivery.payloads import default_template
+from subscribers.delivery.signals import senders_needed
 from subscribers.models import Delivery, Subscriber, Subscription
 from topics.audit import record_audit
 from topics.models import Post
 
 PUBLISHABLE = (Post.Status.DRAFT, Post.Status.SCHEDULED)
-# A resend skips people for whom another try cannot help (whatsapp-cloud-api.md §4.2).
+# A resend skips people for whom another try cannot help (channel.graph.errors).
 NOT_RESENT = {Handling.RECIPIENT_UNREACHABLE, Handling.MARKETING_OPT_OUT, Handling.INVALID}
 
 
@@ -129,23 +133,9 @@ def post_publish(*, post: Post, user=None, token=None) -> PublishResult:
             )
         audit(action="publish", post=post, user=user, token=token, recipients=recipients)
         if recipients:
-            wake_senders(post.pk)
+            senders_needed.send(sender=Post, post_id=post.pk)
     post.refresh_from_db()
     return PublishResult(post=post, recipients=recipients)
-
-
-def wake_senders(post_id: int, *, countdown: float | None = None) -> None:
-    from django.conf import settings
-
-    from subscribers.tasks import send_post_batch
-
-    senders = max(1, int(getattr(settings, "BANDITORE_SENDERS_PER_POST", 2)))
-
-    def enqueue() -> None:
-        for _n in range(senders):
-            send_post_batch.apply_async((post_id,), countdown=countdown)
-
-    transaction.on_commit(enqueue)
 
 
 def post_schedule(*, post: Post, send_at: datetime | None, user=None, token=None) -> Post:
@@ -255,6 +245,6 @@ def resend_failed(*, post: Post, user=None) -> int:
         )
         if requeued:
             Post.objects.filter(pk=post.pk).update(status=Post.Status.SENDING, finished_at=None)
-            wake_senders(post.pk)
+            senders_needed.send(sender=Post, post_id=post.pk)
         audit(action="resend_failed", post=post, user=user, requeued=requeued)
     return requeued

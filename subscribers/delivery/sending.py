@@ -2,82 +2,51 @@
 
 - Claims are `FOR UPDATE SKIP LOCKED` + a compare-and-set to `sending`, so any number of
   workers on any number of machines share the work without overlap.
-- One Redis rate limiter for the phone number (channel.graph.ratelimit), shared by every process:
-  a sender reserves a few slots at a time and each message leaves at its own slot.
+- One Redis rate limiter for the phone number (channel.graph.ratelimit), shared by every
+  process: a sender reserves a few slots at a time and each message leaves at its own slot.
 - A batch's requests are all in flight at once on the process's event loop
   (channel.graph.client), and a sender keeps two batches going: while one waits for Meta, the
-  other is written back and the next claimed.
-- Errors are handled by Meta's code (channel.graph.errors), never by HTTP status alone.
-- "Maybe sent" (timeout, crash with the request in flight) is never resent blindly: the row
-  stays in `sending` with our reference in `biz_opaque_callback_data`; Meta's status webhook
-  echoing it settles the row (subscribers.delivery.statuses). Only when no status came within
-  BANDITORE_SETTLE_SECONDS does the sweeper queue it again.
+  other is written back (subscribers.delivery.settling) and the next claimed.
+- Each message carries our reference (channel.graph.callbacks), which Meta echoes in its
+  statuses: that is how a message that got no answer is settled without being resent.
 """
 
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from channel.graph.account import is_paused, pause_sending
-from channel.graph.client import SendResult, get_client
-from channel.graph.errors import Handling
+from channel.graph.account import is_paused
+from channel.graph.callbacks import delivery_reference
+from channel.graph.client import get_client
+from channel.graph.payloads import add_callback
 from channel.graph.ratelimit import (
     Lane,
     UniqueRecipientWindow,
     get_send_limiter,
     get_tier_window,
 )
+from channel.graph.window import in_window
 from channel.models import MessageTemplate
 from channel.redis_client import redis_client
 from subscribers.delivery.payloads import (
     Recipient,
     default_template,
     free_form_payload,
-    in_window,
     template_payload,
 )
-from subscribers.delivery.statuses import delivery_reference
+from subscribers.delivery.settling import Claimed, Outcome, expire_post, finish_if_done, settle
 from subscribers.models import Delivery, Subscriber
 from topics.models import Post
 
 logger = logging.getLogger(__name__)
-
-
-def _setting(name: str, default):
-    return getattr(settings, name, default)
-
-
-@dataclass(frozen=True)
-class Claimed:
-    id: int
-    subscriber_id: int
-    attempts: int
-    used_template: bool
-
-
-@dataclass
-class Outcome:
-    delivery: Claimed
-    result: SendResult | None = None
-    template: bool = False
-    # Not sent, decided before calling Meta: (status, next attempt in seconds, code, text)
-    held: tuple[str, float, int | None, str] | None = None
-
-
-@dataclass(frozen=True)
-class BatchReport:
-    claimed: int
-    sent: int
-    retry_in: float | None  # seconds until rows of this post become due again; None = done
 
 
 # --- claiming ------------------------------------------------------------------------------
@@ -141,14 +110,13 @@ def _prepare(
             return Outcome(claimed, held=("failed", 0, None, "no approved template"))
         if template.category == "marketing" and recipient.marketing_opt_out:
             return Outcome(claimed, held=("failed", 0, 131050, "stopped marketing messages"))
-        wait = ctx.tier.admit(recipient.wa_id or recipient.user_id)
+        wait = ctx.tier.admit(recipient.to)
         if wait > 0:  # messaging-limit tier reached: continue when the window allows
             return Outcome(claimed, held=("queued", wait, None, "messaging limit reached"))
         payload = template_payload(ctx.post, recipient, template)
     else:
         payload = free_form_payload(ctx.post, recipient)
-    payload["biz_opaque_callback_data"] = delivery_reference(claimed.id)
-    return payload, use_template
+    return add_callback(payload, delivery_reference(claimed.id)), use_template
 
 
 @dataclass
@@ -172,7 +140,7 @@ def _sendable(post_id: int) -> Post | float | None:
         expire_post(post)
         return None
     if is_paused():
-        return float(_setting("BANDITORE_PAUSED_RETRY_SECONDS", 60))
+        return float(settings.BANDITORE_PAUSED_RETRY_SECONDS)
     return post
 
 
@@ -209,8 +177,8 @@ def _start_batch(post: Post, size: int) -> _Batch:
     return batch
 
 
-def _finish_batch(batch: _Batch) -> int:
-    """Wait for the batch's answers and write every outcome back; returns how many Meta took."""
+def _finish_batch(batch: _Batch) -> None:
+    """Wait for the batch's answers and write every outcome back."""
     if batch.future is not None:
         try:
             results = batch.future.result(batch.wait_limit)
@@ -225,18 +193,6 @@ def _finish_batch(batch: _Batch) -> int:
         ]
     if batch.claimed:
         settle(batch.outcomes)
-    return sum(1 for o in batch.outcomes if o.result is not None and o.result.ok)
-
-
-def send_batch(post_id: int, *, size: int | None = None) -> BatchReport:
-    """Claim up to `size` due deliveries of a sending post, send them, settle them."""
-    size = size or int(_setting("BANDITORE_SEND_BATCH", 100))
-    post = _sendable(post_id)
-    if not isinstance(post, Post):
-        return BatchReport(0, 0, post)
-    batch = _start_batch(post, size)
-    sent = _finish_batch(batch)
-    return BatchReport(len(batch.claimed), sent, next_due_in(post_id))
 
 
 def next_due_in(post_id: int) -> float | None:
@@ -261,9 +217,9 @@ def drain_post(post_id: int, *, budget_seconds: float | None = None) -> float | 
     Two batches overlap: the next one is claimed and in flight while the previous one's
     answers are written back, so the sender never leaves its share of the rate unused while
     it waits for the API or the database."""
-    budget = budget_seconds or float(_setting("BANDITORE_SEND_BUDGET_SECONDS", 60))
+    budget = budget_seconds or settings.BANDITORE_SEND_BUDGET_SECONDS
     deadline = timezone.now() + timedelta(seconds=budget)
-    size = int(_setting("BANDITORE_SEND_BATCH", 100))
+    size = settings.BANDITORE_SEND_BATCH
     pending: _Batch | None = None
     try:
         while True:
@@ -296,8 +252,9 @@ def drain_post(post_id: int, *, budget_seconds: float | None = None) -> float | 
             _finish_batch(pending)
 
 
-# A sender chain marks the post while it works, so the sweeper only wakes senders for posts
-# nobody is sending (a lost Celery message), instead of adding chains every minute.
+# A sender chain marks the post while it works, so the sweeper (subscribers.delivery.sweeper)
+# only wakes senders for posts nobody is sending (a lost Celery message), instead of adding
+# chains every minute.
 SENDER_HEARTBEAT_SECONDS = 120
 
 
@@ -311,175 +268,3 @@ def mark_sender_alive(post_id: int) -> None:
 
 def sender_alive(post_id: int) -> bool:
     return bool(redis_client().exists(_heartbeat_key(post_id)))
-
-
-# --- settling ------------------------------------------------------------------------------
-
-
-def _backoff(attempts: int) -> float:
-    return min(3600.0, 2.0**attempts)
-
-
-def settle(outcomes: list[Outcome]) -> None:  # noqa: C901  (one branch per Meta handling)
-    """Write every outcome back, set-based: a handful of statements per batch, whatever its
-    size. Only rows still in `sending` change state, so a status webhook that arrived first
-    is never overwritten."""
-    now = timezone.now()
-    max_attempts = int(_setting("BANDITORE_MAX_ATTEMPTS", 5))
-    sent: dict[bool, list[tuple[int, str]]] = defaultdict(list)  # used_template → (id, wamid)
-    # (next_attempt_at, give_back, code, text, used_template) → ids
-    requeue: dict[tuple, list[int]] = defaultdict(list)
-    finals: dict[tuple, list[int]] = defaultdict(list)  # (status, code, text) → ids
-    maybe: dict[tuple, list[int]] = defaultdict(list)  # (code, text) → ids
-    unreachable: list[int] = []
-    opted_out: list[int] = []
-    pause: tuple[int | None, str] | None = None
-
-    def again(claim: Claimed, delay: float, give_back: int, code, text, template=None) -> None:
-        template = claim.used_template if template is None else template
-        requeue[(now + timedelta(seconds=delay), give_back, code, text, template)].append(claim.id)
-
-    for outcome in outcomes:
-        claim, result = outcome.delivery, outcome.result
-        if outcome.held is not None:
-            status, delay, code, text = outcome.held
-            if status == "queued":
-                again(claim, delay, 1, code, text)
-            else:
-                finals[(status, code, text)].append(claim.id)
-                if code == 131050:
-                    opted_out.append(claim.subscriber_id)
-            continue
-        if result.ok:
-            sent[outcome.template].append((claim.id, result.wamid))
-            continue
-        code, text = result.error_code, result.error_text[:2000]
-        if result.maybe_sent:
-            # Never resend blindly: wait for the status webhook or the sweeper's settle time.
-            maybe[(code, f"no answer, waiting for status: {text}")].append(claim.id)
-            continue
-        handling = result.handling
-        if handling == Handling.THROTTLED:
-            again(claim, 1, 1, code, text)
-        elif handling == Handling.PAIR_RATE:
-            again(claim, 4.0 ** min(claim.attempts, 6), 1, code, text)  # Meta: 4^X s (§4.1)
-        elif handling == Handling.ACCOUNT_PAUSE:
-            pause = pause or (code, text)
-            again(claim, 0, 1, code, text)
-        elif handling == Handling.NEEDS_TEMPLATE and not outcome.template:
-            again(claim, 0, 1, code, text, template=True)
-        elif handling == Handling.RETRY_AFTER_DAY and claim.attempts < max_attempts:
-            again(claim, 86400, 0, code, text)
-        elif handling == Handling.TRANSIENT and claim.attempts < max_attempts:
-            again(claim, _backoff(claim.attempts), 0, code, text)
-        else:
-            finals[("failed", code, text)].append(claim.id)
-            if handling == Handling.RECIPIENT_UNREACHABLE:
-                unreachable.append(claim.subscriber_id)
-            elif handling == Handling.MARKETING_OPT_OUT:
-                opted_out.append(claim.subscriber_id)
-    in_flight = Delivery.objects.filter(status=Delivery.Status.SENDING)
-    with transaction.atomic():
-        # Lock the batch's rows in id order first, as the status webhooks lock them: no
-        # deadlocks between a sender settling a batch and Meta's statuses for the same rows.
-        batch = [outcome.delivery.id for outcome in outcomes]
-        list(Delivery.objects.select_for_update().filter(id__in=batch).order_by("id").values("id"))
-        for template, rows in sent.items():
-            _mark_sent(rows, now, template)
-        for (at, give_back, code, text, template), ids in requeue.items():
-            in_flight.filter(id__in=ids).update(
-                status=Delivery.Status.QUEUED,
-                next_attempt_at=at,
-                attempts=F("attempts") - give_back,
-                last_error_code=code,
-                last_error_text=text,
-                used_template=template,
-            )
-        for (status, code, text), ids in finals.items():
-            extra = {"failed_at": now} if status == "failed" else {}
-            in_flight.filter(id__in=ids).update(
-                status=status, last_error_code=code, last_error_text=text, **extra
-            )
-        for (code, text), ids in maybe.items():
-            in_flight.filter(id__in=ids).update(last_error_code=code, last_error_text=text)
-        if unreachable:
-            Subscriber.objects.filter(id__in=unreachable, status=Subscriber.Status.ACTIVE).update(
-                status=Subscriber.Status.UNREACHABLE
-            )
-        if opted_out:
-            Subscriber.objects.filter(id__in=opted_out).update(marketing_opt_out=True)
-    if pause is not None:
-        pause_sending(code=pause[0], reason=pause[1])
-
-
-def _mark_sent(rows: list[tuple[int, str]], now: datetime, template: bool) -> None:
-    """One UPDATE for all accepted sends. A row a status webhook already moved on keeps its
-    status but still learns its wamid (the status may have matched it by our reference)."""
-    table = Delivery._meta.db_table
-    values = ", ".join(["(%s, %s)"] * len(rows))
-    sql = f"""WITH v(id, wamid) AS (VALUES {values})
-        UPDATE {table} AS d SET
-        status = CASE WHEN d.status = 'sending' THEN 'sent' ELSE d.status END,
-        wa_message_id = COALESCE(d.wa_message_id, v.wamid),
-        sent_at = COALESCE(d.sent_at, %s),
-        used_template = %s,
-        last_error_code = CASE WHEN d.status = 'sending' THEN NULL ELSE d.last_error_code END,
-        last_error_text = CASE WHEN d.status = 'sending' THEN '' ELSE d.last_error_text END
-        FROM v WHERE d.id = v.id"""
-    params = [value for row in rows for value in row] + [now, template]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-
-
-# --- finishing, expiry, sweeping -----------------------------------------------------------
-
-
-def finish_if_done(post_id: int) -> bool:
-    """sending → sent once nothing is queued or in flight (compare-and-set)."""
-    busy = Delivery.objects.filter(
-        post_id=post_id, status__in=[Delivery.Status.QUEUED, Delivery.Status.SENDING]
-    ).exists()
-    if busy:
-        return False
-    return bool(
-        Post.objects.filter(pk=post_id, status=Post.Status.SENDING).update(
-            status=Post.Status.SENT, finished_at=timezone.now()
-        )
-    )
-
-
-def expire_post(post: Post) -> int:
-    """An expired post stops: what was not sent yet never will be, and the post says why."""
-    with transaction.atomic():
-        stopped = Delivery.objects.filter(post=post, status=Delivery.Status.QUEUED).update(
-            status=Delivery.Status.CANCELLED
-        )
-        Post.objects.filter(pk=post.pk, status=Post.Status.SENDING).update(
-            status=Post.Status.CANCELLED,
-            finished_at=timezone.now(),
-            status_note=f"expired before everyone was reached ({stopped} not sent)"[:300],
-        )
-    return stopped
-
-
-def sweep(now: datetime | None = None) -> dict[str, int]:
-    """Periodic and idempotent: return stale in-flight rows to the queue, finish or expire
-    posts, and wake senders for every post with due work (Celery messages may be lost)."""
-    now = now or timezone.now()
-    settle_after = timedelta(seconds=float(_setting("BANDITORE_SETTLE_SECONDS", 600)))
-    returned = Delivery.objects.filter(
-        status=Delivery.Status.SENDING, sending_at__lt=now - settle_after
-    ).update(status=Delivery.Status.QUEUED, next_attempt_at=None)
-    woken = finished = expired = 0
-    for post in Post.objects.filter(status=Post.Status.SENDING):
-        if post.is_expired(now):
-            expire_post(post)
-            expired += 1
-        elif finish_if_done(post.pk):
-            finished += 1
-        elif next_due_in(post.pk) == 0.0 and not is_paused() and not sender_alive(post.pk):
-            from subscribers.delivery.publishing import wake_senders
-
-            wake_senders(post.pk)
-            woken += 1
-    return {"returned": returned, "woken": woken, "finished": finished, "expired": expired}

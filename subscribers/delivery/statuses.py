@@ -1,8 +1,9 @@
 """Meta's status webhooks → the delivery ledger, idempotent and order-independent.
 
-Meta does not guarantee order or uniqueness (whatsapp-cloud-api.md §1.3, §1.5): `read` may come
-without `delivered`, a late `delivered` must not downgrade `read`, duplicates are harmless, and a
-`failed` after `delivered` is recorded (time and error) without hiding that it was delivered.
+Meta guarantees neither order nor uniqueness: `read` may come without `delivered`, a late
+`delivered` must not downgrade `read` (channel.graph.callbacks.RANK), duplicates are harmless,
+and a `failed` after `delivered` is recorded (time and error) without hiding that it was
+delivered. https://developers.facebook.com/docs/whatsapp/cloud-api/webhooks/components
 Each status is matched by wamid, or by our callback reference when the sender crashed before
 writing the wamid back; that is what settles "maybe sent" deliveries.
 """
@@ -18,26 +19,23 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from channel.graph.errors import Handling, handling_for
+from channel.graph.callbacks import RANK, MessageStatus, delivery_id, rank_sql
+from channel.graph.errors import RETRIABLE, Handling, handling_for, retry_delay
 from channel.webhook.parsing import StatusUpdate
 from subscribers.models import Delivery, Subscriber
 from topics.models import Post
 
-CALLBACK_PREFIX = "d:"
-_RANK_SQL = "CASE status WHEN 'read' THEN 3 WHEN 'delivered' THEN 2 WHEN 'sent' THEN 1 ELSE 0 END"
-_RANKS = {"sent": 1, "delivered": 2, "read": 3}
-_STAMP = {"sent": "sent_at", "delivered": "delivered_at", "read": "read_at"}
+_RANK_SQL = rank_sql("status")
+_STAMP = {
+    MessageStatus.SENT: "sent_at",
+    MessageStatus.DELIVERED: "delivered_at",
+    MessageStatus.READ: "read_at",
+}
 _INT32 = 2**31
 
 
-def delivery_reference(delivery_id: int) -> str:
-    return f"{CALLBACK_PREFIX}{delivery_id}"
-
-
 def _delivery_id(update: StatusUpdate) -> int | None:
-    data = update.biz_opaque_callback_data or ""
-    tail = data[len(CALLBACK_PREFIX) :] if data.startswith(CALLBACK_PREFIX) else ""
-    return int(tail) if tail.isdigit() and len(tail) < 19 else None
+    return delivery_id(update.biz_opaque_callback_data)
 
 
 def _lock_order(update: StatusUpdate) -> tuple[int, str]:
@@ -72,13 +70,13 @@ class _Merged:
     failed: StatusUpdate | None = None
 
     def add(self, update: StatusUpdate) -> None:
-        if update.status == "failed":
+        if update.status == MessageStatus.FAILED:
             self.failed = self.failed or update
             return
-        rank = _RANKS[update.status]
+        rank = RANK[update.status]
         self.rank = max(self.rank, rank)
         # `delivered` or `read` imply it was sent: keep the earliest time seen for each stamp.
-        for status in {update.status, "sent"}:
+        for status in {update.status, MessageStatus.SENT}:
             seen = self.stamps.get(status)
             self.stamps[status] = min(seen, update.timestamp) if seen else update.timestamp
 
@@ -86,16 +84,16 @@ class _Merged:
         error = self.failed.errors[0] if self.failed and self.failed.errors else None
         code = error.code if error and -_INT32 <= error.code < _INT32 else None
         text = f"{error.title}: {error.details}".strip(": ") if error else "failed"
-        status = next((s for s, r in _RANKS.items() if r == self.rank), "")
+        status = next((s for s, r in RANK.items() if r == self.rank), "")
         return [
             index,
             self.delivery_id,
             self.wamid,
             self.rank,
             status,
-            self.stamps.get("sent"),
-            self.stamps.get("delivered"),
-            self.stamps.get("read"),
+            self.stamps.get(MessageStatus.SENT),
+            self.stamps.get(MessageStatus.DELIVERED),
+            self.stamps.get(MessageStatus.READ),
             self.failed is not None,
             self.failed.timestamp if self.failed else None,
             code,
@@ -135,10 +133,12 @@ _BY_WAMID = "t.wa_message_id = v.wamid"
 
 def _apply_set_based(updates: Sequence[StatusUpdate]) -> int:
     """Fold the batch per message, lock the rows in id order (as senders do: no deadlocks),
-    then one UPDATE … FROM unnest(…) per way of matching (perf-limits.md §3 d)."""
+    then one UPDATE … FROM unnest(…) per way of matching (bench/statuses.py measures it)."""
     merged: dict[tuple[int | None, str], _Merged] = {}
     for update in updates:
-        if len(update.wamid) > 255 or (update.status not in _RANKS and update.status != "failed"):
+        if len(update.wamid) > 255 or (
+            update.status not in RANK and update.status != MessageStatus.FAILED
+        ):
             continue
         key = (_delivery_id(update), update.wamid)
         merged.setdefault(key, _Merged(*key)).add(update)
@@ -184,13 +184,13 @@ def _apply_one_by_one(updates: Sequence[StatusUpdate]) -> int:
             if len(update.wamid) > 255:
                 continue
             where, params = _match(update)
-            if update.status in _RANKS:
+            if update.status in RANK:
                 stamp = _STAMP[update.status]
                 # Earlier stamps are implied: `read` means it was also sent (and delivered).
                 implied = [
                     f"{_STAMP[s]} = COALESCE({_STAMP[s]}, %s)"
-                    for s, rank in _RANKS.items()
-                    if rank < _RANKS[update.status] and s == "sent"
+                    for s, rank in RANK.items()
+                    if rank < RANK[update.status] and s == MessageStatus.SENT
                 ]
                 sql = f"""
                     UPDATE {table} SET
@@ -200,10 +200,10 @@ def _apply_one_by_one(updates: Sequence[StatusUpdate]) -> int:
                         wa_message_id = %s
                     WHERE {where}
                 """
-                values = [_RANKS[update.status], update.status, update.timestamp]
+                values = [RANK[update.status], update.status, update.timestamp]
                 values += [update.timestamp] * len(implied)
                 cursor.execute(sql, [*values, update.wamid, *params])
-            elif update.status == "failed":
+            elif update.status == MessageStatus.FAILED:
                 error = update.errors[0] if update.errors else None
                 code = error.code if error and -_INT32 <= error.code < _INT32 else None
                 text = f"{error.title}: {error.details}".strip(": ") if error else "failed"
@@ -228,9 +228,10 @@ def _apply_one_by_one(updates: Sequence[StatusUpdate]) -> int:
 
 
 def _after_failures(failures: list[tuple[StatusUpdate, int | None]]) -> None:
-    """A failure reported by webhook is handled like one in the send response (§4.3)."""
+    """A failure reported by webhook is handled like one in the send response, and waits as
+    long before its retry (channel.graph.errors.retry_delay)."""
     now = timezone.now()
-    max_attempts = int(getattr(settings, "BANDITORE_MAX_ATTEMPTS", 5))
+    max_attempts = settings.BANDITORE_MAX_ATTEMPTS
     for update, code in failures:
         rows = Delivery.objects.filter(
             Q(wa_message_id=update.wamid) | Q(id=_delivery_id(update) or 0),
@@ -243,23 +244,16 @@ def _after_failures(failures: list[tuple[StatusUpdate, int | None]]) -> None:
             )
         elif handling == Handling.MARKETING_OPT_OUT:
             Subscriber.objects.filter(deliveries__in=rows).update(marketing_opt_out=True)
-        elif handling in _RETRY_AFTER:
-            delay = _RETRY_AFTER[handling]
-            post_ids = list(
-                rows.filter(attempts__lt=max_attempts).values_list("post_id", flat=True)
-            )
-            rows.filter(attempts__lt=max_attempts).update(
-                status=Delivery.Status.QUEUED, next_attempt_at=now + delay
-            )
+        elif handling in RETRIABLE:
+            retried = rows.filter(attempts__lt=max_attempts)
+            post_ids = set()
+            for row_id, attempts, post_id in retried.values_list("id", "attempts", "post_id"):
+                delay = timedelta(seconds=retry_delay(handling, attempts))
+                Delivery.objects.filter(id=row_id).update(
+                    status=Delivery.Status.QUEUED, next_attempt_at=now + delay
+                )
+                post_ids.add(post_id)
             # The post may have finished meanwhile: it is sending again until the retry ends.
             Post.objects.filter(pk__in=post_ids, status=Post.Status.SENT).update(
                 status=Post.Status.SENDING, finished_at=None
             )
-
-
-_RETRY_AFTER = {
-    Handling.RETRY_AFTER_DAY: timedelta(hours=24),
-    Handling.TRANSIENT: timedelta(minutes=5),
-    Handling.THROTTLED: timedelta(seconds=30),
-    Handling.PAIR_RATE: timedelta(minutes=1),
-}

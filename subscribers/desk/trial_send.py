@@ -19,15 +19,14 @@ from django.utils.translation import gettext as _
 
 from channel.graph.account import is_paused
 from channel.graph.errors import explain
+from channel.graph.window import in_window, window_cutoff
 from channel.models import InboundMessage, OutboundMessage, OutboundStatus
-from channel.service_messages import SendOutcome, enqueue_outbound_message, send_outbound_message
+from channel.service_messages import SendOutcome, send_outbound_later, send_outbound_message
 from subscribers.delivery.payloads import (
     Recipient,
     default_template,
     free_form_payload,
-    in_window,
     template_payload,
-    window_cutoff,
 )
 from subscribers.delivery.publishing import PublishError, audit
 from subscribers.models import Subscriber, mask_phone
@@ -43,7 +42,7 @@ class TrialResult:
 
 
 def trial_numbers() -> list[str]:
-    return list(getattr(settings, "BANDITORE_TEST_NUMBERS", []))
+    return list(settings.BANDITORE_TEST_NUMBERS)
 
 
 def _recipient(wa_id: str) -> Recipient:
@@ -74,7 +73,7 @@ def _send(payload: dict, wa_id: str) -> tuple[bool, str]:
     if outcome == SendOutcome.SENT:
         return True, _("sent: it should arrive on the phone in a few seconds")
     if outcome in (SendOutcome.THROTTLED, SendOutcome.RETRY):
-        enqueue_outbound_message(outbound.pk, countdown=retry_in)
+        send_outbound_later(outbound_id=outbound.pk, countdown=retry_in)
         return True, _("WhatsApp is busy: it will be sent within %(s)d seconds") % {
             "s": max(1, round(retry_in))
         }
@@ -92,7 +91,7 @@ def post_send_test(*, post: Post, user=None) -> list[TrialResult]:
     """Send both versions of the post to each staff test number and say what happened.
 
     The template goes to every test number; the free-form message only to those that wrote to
-    the council's number in the last 24 hours (WhatsApp refuses it otherwise, doc §2.5).
+    the council's number in the last 24 hours (WhatsApp refuses it otherwise).
     """
     numbers = trial_numbers()
     if not numbers:

@@ -10,9 +10,12 @@ from subscribers.delivery import publishing
 from tests.factories import make_post, make_subscriber, make_template, make_topic
 from topics.models import Post
 
+# A time budget spent as soon as the first batch is claimed: drain_post sends that one batch.
+ONE_BATCH = 1e-6
+
 
 def approved_template(fake_graph) -> MessageTemplate:
-    """The same approved template registered at "Meta" and in our registry (doc §3)."""
+    """The same approved template registered at "Meta" and in our registry."""
     fake_graph.register_template("avviso_comune", "it", "utility", body_params=2)
     return make_template()
 

@@ -18,7 +18,7 @@ from django.db import connection
 from django.utils import timezone
 
 from channel.models import MessageTemplate
-from subscribers.delivery import publishing, sending
+from subscribers.delivery import publishing, sending, sweeper
 from subscribers.models import Delivery
 from tests.factories import make_post, make_subscriber, make_topic
 from tests.markers import needs_postgresql
@@ -71,7 +71,7 @@ def recover_and_finish(fake_graph, post: Post, settings, rounds: int = 40) -> No
     for _ in range(rounds):
         time.sleep(0.2)  # requests still inside the fake's latency are accepted meanwhile
         fake_graph.flush_statuses()
-        sending.sweep()
+        sweeper.sweep()
         Delivery.objects.filter(post=post, status="queued").update(next_attempt_at=None)
         sending.drain_post(post.pk, budget_seconds=20)
         post.refresh_from_db()
@@ -138,7 +138,7 @@ def test_kill_9_mid_send_loses_nothing_and_duplicates_nothing(world, settings):
 
 
 def test_chaos_run_ends_with_everyone_delivered_once(world, settings):
-    """10 % 5xx/timeouts, 5 % 130429, 2 % 131056 (issue 6 §6)."""
+    """10 % 5xx/timeouts, 5 % 130429, 2 % 131056."""
     world.configure(
         seed=11,
         error_5xx_rate=0.05,

@@ -81,7 +81,7 @@ def test_concurrent_publishing_fans_out_once(template):
 
 
 def test_a_post_needing_a_template_without_one_refuses_to_start():
-    """whatsapp-cloud-api.md §2.5: outside the 24-hour window only a template may be sent."""
+    """Outside the 24-hour window only a template may be sent."""
     topic = make_topic()
     make_subscriber(topics=[topic], last_inbound_at=None)
     post = make_post(topics=[topic])
@@ -158,7 +158,7 @@ def test_nobody_subscribed_finishes_at_once(template):
 
 
 def test_send_duration_respects_the_messaging_tier(settings):
-    """§4.1: the tier limits unique people outside the window per rolling 24 h."""
+    """The tier limits unique people outside the window per rolling 24 h."""
     settings.WHATSAPP_MPS = 80
     settings.WHATSAPP_MESSAGING_TIER = "2000"
     assert send_duration(total=720, needing_template=0) == timedelta(seconds=10)
@@ -167,7 +167,7 @@ def test_send_duration_respects_the_messaging_tier(settings):
 
 
 def test_estimated_finish_waits_for_the_tier_when_it_is_used_up(template, settings, redis_conn):
-    """§4.1: people outside the window beyond today's tier wait for the rolling 24 h."""
+    """People outside the window beyond today's tier wait for the rolling 24 h."""
     settings.WHATSAPP_MPS = 80
     settings.WHATSAPP_MESSAGING_TIER = "250"
     topic = make_topic()
@@ -202,7 +202,7 @@ def test_a_paused_account_keeps_scheduled_posts_waiting(template):
 
 
 def test_resend_failed_requeues_only_what_another_try_can_fix(template):
-    """§4.2: 131026 (not on WhatsApp) and payload errors are not retried; 131000 is."""
+    """131026 (not on WhatsApp) and payload errors are not retried; 131000 is."""
     topic = make_topic()
     people = [make_subscriber(topics=[topic]) for _ in range(4)]
     post = make_post(topics=[topic])

@@ -11,12 +11,14 @@ from django.utils import timezone
 
 from channel.models import MessageTemplate, SendingState
 from channel.webhook.parsing import MetaError, StatusUpdate
-from subscribers.delivery import publishing, sending
+from subscribers.delivery import publishing, sending, sweeper
 from subscribers.delivery.progress import post_counters
+from subscribers.delivery.settling import finish_if_done
 from subscribers.delivery.statuses import apply_statuses
 from subscribers.models import Delivery, Subscriber
+from tests.channel.graph.helpers import close_clients
 from tests.factories import make_post, make_subscriber, make_topic
-from tests.subscribers.delivery.helpers import approved_template, callbacks, published
+from tests.subscribers.delivery.helpers import ONE_BATCH, approved_template, callbacks, published
 from topics.models import Post
 
 pytestmark = pytest.mark.django_db
@@ -45,7 +47,7 @@ def test_each_recipient_gets_the_post_once_and_the_post_finishes(fake_graph, tem
 
 def test_a_batch_leaves_at_the_numbers_rate_not_in_one_burst(fake_graph, template, settings):
     """All of a batch is in flight at once, but each message leaves at its own slot of the
-    Redis limiter: Meta sees them spaced at the bulk share of WHATSAPP_MPS (§4.1)."""
+    Redis limiter: Meta sees them spaced at the bulk share of WHATSAPP_MPS."""
     settings.WHATSAPP_MPS = 50  # bulk: 45/s, with BANDITORE_REPLY_RESERVE = 0.1
     settings.BANDITORE_SEND_BATCH = 30
     post = published(30)
@@ -58,7 +60,7 @@ def test_a_batch_leaves_at_the_numbers_rate_not_in_one_burst(fake_graph, templat
 
 
 def test_window_picks_free_form_inside_and_the_template_outside(fake_graph, template):
-    """whatsapp-cloud-api.md §2.5: free-form only within 24 h of the person's message."""
+    """Free-form only within 24 h of the person's message."""
     topic = make_topic()
     recent = make_subscriber(topics=[topic], last_inbound_at=timezone.now())
     fake_graph.mark_inbound(recent.wa_id)
@@ -68,7 +70,7 @@ def test_window_picks_free_form_inside_and_the_template_outside(fake_graph, temp
     sending.drain_post(post.pk)
     types = {e["to"]: e["payload"]["type"] for e in fake_graph.outbox()}
     assert types == {recent.wa_id: "text", old.wa_id: "template"}
-    # Parameters are flattened: Meta refuses newlines in them (§3, error 132018).
+    # Parameters are flattened: Meta refuses newlines in them (error 132018).
     [template_entry] = fake_graph.outbox(to=old.wa_id)
     params = template_entry["payload"]["template"]["components"][0]["parameters"]
     assert params[1]["text"] == "Riga uno Riga due"
@@ -110,7 +112,7 @@ def test_two_workers_never_send_the_same_delivery(fake_graph, template):
 
 
 def test_unreachable_number_fails_and_marks_the_person(fake_graph, template):
-    """§4.2: 131026 → stop for this person."""
+    """131026 → stop for this person."""
     post = published(2)
     unreachable = Subscriber.objects.order_by("id").first()
     fake_graph.configure(unreachable=[unreachable.wa_id])
@@ -123,7 +125,7 @@ def test_unreachable_number_fails_and_marks_the_person(fake_graph, template):
 
 
 def test_marketing_opt_out_stops_marketing_to_that_person(fake_graph, template):
-    """§4.2: 131050 → do not retry; mirror it as an opt-out from marketing."""
+    """131050 → do not retry; mirror it as an opt-out from marketing."""
     template.category = MessageTemplate.Category.MARKETING
     template.save()
     fake_graph.register_template("avviso_comune", "it", "marketing", body_params=2)
@@ -137,7 +139,7 @@ def test_marketing_opt_out_stops_marketing_to_that_person(fake_graph, template):
 
 
 def test_an_account_error_pauses_everything_and_loses_nobody(fake_graph, template):
-    """§4.2: 190 (token expired) → pause all sending until an administrator resumes."""
+    """190 (token expired) → pause all sending until an administrator resumes."""
     post = published(5)
     fake_graph.configure(token_expired=True)
     sending.drain_post(post.pk)
@@ -167,7 +169,7 @@ def test_transient_errors_retry_with_a_bounded_number_of_attempts(fake_graph, te
 
 
 def test_throttling_requeues_without_using_attempts(fake_graph, template):
-    """§4.1: 130429 is our pace, not the message's fault."""
+    """130429 is our pace, not the message's fault."""
     post = published(1)
     fake_graph.configure(error_130429_rate=1.0)
     sending.drain_post(post.pk)
@@ -176,7 +178,7 @@ def test_throttling_requeues_without_using_attempts(fake_graph, template):
 
 
 def test_pair_rate_backs_off_that_person_only(fake_graph, template):
-    """§4.1: 131056 → retry that user after 4^X seconds; others keep flowing."""
+    """131056 → retry that user after 4^X seconds; others keep flowing."""
     post = published(3)
     slow = Subscriber.objects.order_by("id").first()
     fake_graph.configure(pair_burst=0)  # everyone hits the pair limit…
@@ -193,13 +195,11 @@ def test_pair_rate_backs_off_that_person_only(fake_graph, template):
 def test_a_timeout_is_never_resent_blindly_and_the_status_settles_it(fake_graph, template):
     post = published(1)
     fake_graph.configure(timeout_rate=1.0, hang_seconds=1, fault_after_accept_rate=1.0)
-    from channel.graph.client import close_clients
-
     close_clients()  # fresh connections: none left half-used by an earlier test
-    sending.send_batch(post.pk)
+    sending.drain_post(post.pk)
     delivery = Delivery.objects.get()
     assert delivery.status == "sending"  # maybe sent: waiting for Meta's status
-    sending.sweep()  # within the settle time nothing is resent
+    sweeper.sweep()  # within the settle time nothing is resent
     assert Delivery.objects.get().status == "sending"
     [entry] = fake_graph.outbox()
     apply_statuses(
@@ -214,14 +214,14 @@ def test_a_timeout_is_never_resent_blindly_and_the_status_settles_it(fake_graph,
     )
     delivery.refresh_from_db()
     assert (delivery.status, delivery.wa_message_id) == ("delivered", entry["id"])
-    assert sending.finish_if_done(post.pk)
+    assert finish_if_done(post.pk)
 
 
 def test_cancel_stops_sending(fake_graph, template):
     post = published(40)
     assert fake_graph.outbox() == []
-    report = sending.send_batch(post.pk)
-    assert (report.claimed, len(fake_graph.outbox())) == (20, 20)
+    sending.drain_post(post.pk, budget_seconds=ONE_BATCH)
+    assert len(fake_graph.outbox()) == 20
     publishing.post_cancel(post=post)
     sending.drain_post(post.pk)
     assert len(fake_graph.outbox()) == 20
@@ -229,7 +229,7 @@ def test_cancel_stops_sending(fake_graph, template):
 
 
 def test_statuses_out_of_order_give_the_right_final_state(template):
-    """§1.5: `read` may come before `delivered`; a late `delivered` never downgrades `read`;
+    """`read` may come before `delivered`; a late `delivered` never downgrades `read`;
     a `failed` after `delivered` is recorded."""
     topic = make_topic()
     people = [make_subscriber(topics=[topic]) for _ in range(3)]
@@ -257,7 +257,7 @@ def test_statuses_out_of_order_give_the_right_final_state(template):
 
 
 def test_failures_reported_by_webhook_are_handled_like_send_errors(template):
-    """§4.3: errors also arrive asynchronously in statuses[].errors[]."""
+    """Errors also arrive asynchronously in statuses[].errors[]."""
     topic = make_topic()
     gone, held = make_subscriber(topics=[topic]), make_subscriber(topics=[topic])
     post = make_post(topics=[topic])
@@ -294,7 +294,7 @@ def test_the_sweeper_requeues_only_rows_in_flight_longer_than_the_settle_time(te
         status="sending", sending_at=now - timedelta(seconds=700)
     )
     Delivery.objects.filter(pk=fresh.pk).update(status="sending", sending_at=now)
-    assert sending.sweep()["returned"] == 1
+    assert sweeper.sweep()["returned"] == 1
     stale.refresh_from_db()
     fresh.refresh_from_db()
     assert (stale.status, fresh.status) == ("queued", "sending")
@@ -308,16 +308,16 @@ def test_the_sweeper_wakes_senders_only_for_posts_nobody_is_sending(
     whose sender is alive gets no extra sender chains."""
     post = published(3)
     with django_capture_on_commit_callbacks(execute=False) as wake_ups:
-        assert sending.sweep()["woken"] == 1
+        assert sweeper.sweep()["woken"] == 1
     assert len(wake_ups) == 1
     sending.mark_sender_alive(post.pk)
     with django_capture_on_commit_callbacks(execute=False) as wake_ups:
-        assert sending.sweep()["woken"] == 0
+        assert sweeper.sweep()["woken"] == 0
     assert wake_ups == []
 
 
 def test_a_template_meta_rejects_fails_at_once_without_retries(fake_graph, template):
-    """§4.2: 132000 (parameter count does not match the approved template) is our bug:
+    """132000 (parameter count does not match the approved template) is our bug:
     retrying the same payload cannot help, so the delivery fails on the first attempt."""
     fake_graph.register_template("avviso_comune", "it", "utility", body_params=3)
     post = published(2)

@@ -1,6 +1,6 @@
 """Meta's status webhooks → the delivery ledger: idempotent and order-independent.
 
-whatsapp-cloud-api.md §1.5: statuses come batched, out of order and sometimes twice; `read` may
+Meta's statuses come batched, out of order and sometimes twice; `read` may
 arrive without `delivered`; a late `delivered` never downgrades `read`.
 """
 
@@ -9,11 +9,12 @@ from __future__ import annotations
 import pytest
 from django.utils import timezone
 
+from channel.graph.callbacks import delivery_reference
 from channel.graph.client import SendResult
 from channel.webhook.parsing import MetaError, StatusUpdate
-from subscribers.delivery import publishing, sending
+from subscribers.delivery import publishing, settling
 from subscribers.delivery.progress import post_counters
-from subscribers.delivery.statuses import apply_statuses, delivery_reference
+from subscribers.delivery.statuses import apply_statuses
 from subscribers.models import Delivery, Subscriber
 from tests.channel.webhook.helpers import wsgi_server
 from tests.factories import make_delivery, make_post, make_subscriber, make_topic
@@ -54,7 +55,7 @@ def status(wamid: str, value: str, **fields) -> StatusUpdate:
 def test_shuffled_and_duplicated_status_webhooks_end_in_the_right_state(fake_graph, per_post):
     """Real signed webhooks from the fake, through the production WSGI entry point (the lean
     intake), shuffled within each POST, several POSTs in flight at once (so across POSTs too),
-    a third of them sent twice; batched 7 per POST, or one per POST as Meta may (§1.3)."""
+    a third of them sent twice; batched 7 per POST, or one per POST as Meta may."""
     approved_template(fake_graph)
     with wsgi_server() as server:
         webhooks_to(
@@ -81,7 +82,7 @@ def test_shuffled_and_duplicated_status_webhooks_end_in_the_right_state(fake_gra
 
 @pytest.mark.django_db(transaction=True)
 def test_a_failed_status_by_webhook_marks_the_row_and_the_person(fake_graph):
-    """§4.3: Meta accepts the message, then reports 131026 (not on WhatsApp) asynchronously."""
+    """Meta accepts the message, then reports 131026 (not on WhatsApp) asynchronously."""
     approved_template(fake_graph)
     topic = make_topic()
     fine, gone = make_subscriber(topics=[topic]), make_subscriber(topics=[topic])
@@ -100,7 +101,7 @@ def test_a_failed_status_by_webhook_marks_the_row_and_the_person(fake_graph):
 @pytest.mark.django_db
 def test_a_status_that_overtakes_the_write_back_is_matched_by_our_reference():
     """The sender crashed (or is slow) between Meta's answer and writing the wamid: the status
-    carries our reference in biz_opaque_callback_data, which settles the row (§1.5)."""
+    carries our reference in biz_opaque_callback_data, which settles the row."""
     delivery = in_flight()
     reference = delivery_reference(delivery.pk)
     changed = apply_statuses(
@@ -110,8 +111,8 @@ def test_a_status_that_overtakes_the_write_back_is_matched_by_our_reference():
     assert changed == 1
     assert (delivery.status, delivery.wa_message_id) == ("delivered", "wamid.late")
     # The write-back arrives afterwards: it keeps the better status Meta already reported.
-    claim = sending.Claimed(delivery.pk, delivery.subscriber_id, 1, False)
-    sending.settle([sending.Outcome(claim, result=SendResult(wamid="wamid.late"))])
+    claim = settling.Claimed(delivery.pk, delivery.subscriber_id, 1, False)
+    settling.settle([settling.Outcome(claim, result=SendResult(wamid="wamid.late"))])
     delivery.refresh_from_db()
     assert (delivery.status, delivery.wa_message_id) == ("delivered", "wamid.late")
     assert delivery.sent_at is not None

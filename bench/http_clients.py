@@ -1,5 +1,5 @@
 """Which httpx set-up to send with: CPU per request and requests/s against a server that
-answers after a simulated API latency, like Meta's (perf-limits.md §2).
+answers after a simulated API latency, like Meta's (about 100 ms).
 
     .venv/bin/python bench/http_clients.py [--latency-ms 100] [--requests 6000] [--runs 2]
 

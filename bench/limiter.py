@@ -4,8 +4,8 @@ counts what arrives.
     REDIS_URL=redis://127.0.0.1:6379/0 .venv/bin/python bench/limiter.py [--messages 4000] \\
         [--batch 100] [--latency-ms 100]
 
-Each process sends like a sender does (channel.graph.client.GraphClient.send_paced: batches in flight
-at once, each message at the slot the Redis limiter reserved for it), to the fake answering
+Each process sends like a sender does (channel.graph.client.GraphClient.send_paced: batches in
+flight at once, each message at the slot the Redis limiter reserved for it), to the fake answering
 after --latency-ms. For each rate (80 and 1,000 msg/s) prints the highest count in any
 1-second window at the fake (target ≤ rate × 1.02) and the total time against
 messages / rate (target within 5 %).

@@ -12,8 +12,7 @@ processes. Prints messages/s sent, statuses/s applied, CPU ms per message of our
 (the fake stands in for Meta and is not counted) and how busy the whole machine was. A bare
 baseline in the same run (threads of httpx clients posting to the same fake, no database,
 no limiter, no webhooks; and the product's own client alone) gives the ratio. PostgreSQL's
-CPU is that of the backends serving the benchmark database; Redis is shared with other work
-on this machine and not counted (it was ≤6 % of a core in perf-limits.md §6).
+CPU is that of the backends serving the benchmark database; Redis (≤6 % of a core) is not.
 """
 
 from __future__ import annotations
@@ -367,14 +366,15 @@ def run_memory(args) -> None:
             post_id = prepare_post(env, audience)
             code = (
                 "import resource, django; django.setup()\n"
-                "from subscribers.delivery.sending import send_batch\n"
-                f"for _ in range(50): send_batch({post_id})\n"
+                "from subscribers.delivery.sending import drain_post\n"
+                f"drain_post({post_id}, budget_seconds=10)\n"
                 "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
             )
             out = subprocess.run(
                 [PYTHON, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True
             )
-            print(f"audience {audience:>9,}: sender peak RSS after 10,000 sends "
+            print(f"audience {audience:>9,}: sender peak RSS after "
+                  f"{audience - counts(env).get('queued', 0):,} sends "
                   f"{int(out.stdout.split()[-1]) / 1024:.0f} MiB")  # fmt: skip
     finally:
         fake.terminate()

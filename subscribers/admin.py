@@ -10,6 +10,7 @@ from channel.admin import ReadOnlyAdmin
 from subscribers.dashboard.views import dashboard_view
 from subscribers.desk.post_admin import PostAdmin  # noqa: F401  (registers the editors' desk)
 from subscribers.desk.token_admin import ApiTokenAdmin  # noqa: F401  (registers API tokens)
+from subscribers.desk.topic_admin import TopicAdmin  # noqa: F401  (registers topics)
 from subscribers.imports.views import import_view
 from subscribers.models import ConsentEvent, Subscriber, Subscription
 

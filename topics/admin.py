@@ -1,52 +1,17 @@
+"""The audit log and audited message templates in the admin.
+
+The Topic admin lives in subscribers (subscribers/desk/topic_admin.py): it shows how many people
+follow each topic, and counting subscribers is subscribers' business.
+"""
+
 from __future__ import annotations
 
 from django.contrib import admin
-from django.utils.translation import gettext_lazy as _
 
 from channel.admin import MessageTemplateAdmin, ReadOnlyAdmin
 from channel.models import MessageTemplate
 from topics.audit import AuditedDeletesMixin, form_changes, form_values, record_audit
-from topics.models import AuditEntry, Topic
-
-
-@admin.register(Topic)
-class TopicAdmin(admin.ModelAdmin):
-    list_display = ["__str__", "slug", "name_en", "order", "is_active", "subscriber_count"]
-    list_editable = ["order", "is_active"]
-    list_filter = ["is_active"]
-    search_fields = ["name_it", "name_en", "slug"]
-    prepopulated_fields = {"slug": ["name_it"]}
-    actions = ["activate", "deactivate"]
-    fieldsets = [
-        (None, {"fields": ["name_it", "name_en", "slug", "emoji"]}),
-        (_("Shown in the WhatsApp list"), {"fields": ["description_it", "description_en"]}),
-        (_("Publishing"), {"fields": ["order", "is_active"]}),
-    ]
-
-    def get_queryset(self, request):
-        from django.db.models import Count, Q
-
-        return (
-            super()
-            .get_queryset(request)
-            .annotate(
-                active_subscribers=Count(
-                    "subscribers", filter=Q(subscribers__status="active"), distinct=True
-                )
-            )
-        )
-
-    @admin.display(description=_("active subscribers"), ordering="active_subscribers")
-    def subscriber_count(self, topic: Topic) -> int:
-        return topic.active_subscribers
-
-    @admin.action(description=_("Show the selected topics to citizens"))
-    def activate(self, request, queryset) -> None:
-        queryset.update(is_active=True)
-
-    @admin.action(description=_("Hide the selected topics from citizens"))
-    def deactivate(self, request, queryset) -> None:
-        queryset.update(is_active=False)
+from topics.models import AuditEntry
 
 
 @admin.register(AuditEntry)

@@ -3,7 +3,8 @@
 Every number is one set-based query (GROUP BY, COUNT … FILTER, a truncation to the week):
 nothing loops over subscribers. Sources:
 
-- subscribers per topic now: subscriptions of active people (GROUP BY topic);
+- subscribers per topic now: subscribers.delivery.audience.active_subscribers_per_topic, the
+  count the topic admin and the API show too;
 - trend: `TopicCount`, one row per topic per day written by a beat task (the ledger cannot
   rebuild per-topic history: see the model); the current week uses the live count;
 - joins and leaves per week: the consent ledger. A join is a consent (chat) or an import that
@@ -23,13 +24,13 @@ from django.db.models import Count, Exists, OuterRef, Q, Subquery, Value
 from django.db.models.functions import Coalesce, TruncWeek
 from django.utils import timezone
 
+from subscribers.delivery.audience import active_subscribers_per_topic
 from subscribers.delivery.results import outcome_counts
 from subscribers.models import (
     CONSENT_STATE_KINDS,
     ConsentEvent,
     Delivery,
     Subscriber,
-    Subscription,
     TopicCount,
 )
 from topics.models import Post, Topic
@@ -56,16 +57,6 @@ def weeks_until(now: datetime, count: int = WEEKS) -> list[date]:
 # --- Subscribers now and their daily counts ---------------------------------------------------
 
 
-def active_per_topic() -> dict[int, int]:
-    rows = (
-        Subscription.objects.filter(subscriber__status=Subscriber.Status.ACTIVE)
-        .values_list("topic_id")
-        .annotate(n=Count("id"))
-        .order_by()
-    )
-    return dict(rows)
-
-
 def active_total() -> int:
     return Subscriber.objects.filter(status=Subscriber.Status.ACTIVE).count()
 
@@ -76,7 +67,7 @@ def take_snapshot(now: datetime | None = None) -> int:
     day = timezone.localtime(now).date()
     rows = [
         TopicCount(day=day, topic_id=topic_id, subscribers=n, taken_at=now)
-        for topic_id, n in active_per_topic().items()
+        for topic_id, n in active_subscribers_per_topic().items()
     ]
     rows.append(TopicCount(day=day, topic=None, subscribers=active_total(), taken_at=now))
     with transaction.atomic():
@@ -231,7 +222,7 @@ class Dashboard:
 def dashboard(now: datetime | None = None, weeks: int = WEEKS) -> Dashboard:
     now = now or timezone.now()
     mondays = weeks_until(now, weeks)
-    per_topic = active_per_topic()
+    per_topic = active_subscribers_per_topic()
     weekly = weekly_counts(mondays)
     active_now = active_total()
     total = weekly.get(None, [None] * len(mondays))

@@ -2,7 +2,8 @@
 
 A key is per token: the `Idempotency-Key` header or, failing that, the body's `external_id`.
 Same key + same body → the stored status and JSON, nothing created. Same key + different body →
-IdempotencyConflict (409). Records are kept for BANDITORE_API_IDEMPOTENCY_DAYS (≥ 7) and then pruned.
+IdempotencyConflict (409). Records are kept for BANDITORE_API_IDEMPOTENCY_DAYS (≥ 7), then
+pruned.
 """
 
 from __future__ import annotations

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC
+
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
@@ -10,6 +12,22 @@ from topics.models import POST_BODY_MAX, Post, Topic
 
 MAX_TOPICS_PER_POST = 50
 EXTERNAL_ID_MAX = 255
+
+
+class UtcDateTimeField(serializers.DateTimeField):
+    """A time as ISO 8601 in UTC ("…Z"), whatever TIME_ZONE the council runs in."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(default_timezone=UTC, **kwargs)
+
+
+class SlugsField(serializers.ListField):
+    """A many-to-many relation (e.g. a post's topics) as its objects' slugs."""
+
+    child = serializers.CharField()
+
+    def to_representation(self, related) -> list[str]:
+        return [item.slug for item in related.all()]
 
 
 class TopicOutput(serializers.Serializer):
@@ -102,18 +120,22 @@ class CountersOutput(serializers.Serializer):
 
 
 class PostSummaryOutput(serializers.Serializer):
+    # (No docstring: it would become the schema's description.) Needs {"request": …} in its
+    # context, to make `url` absolute.
     id = serializers.IntegerField()
-    url = serializers.CharField(help_text="Poll this URL for status and counters.")
+    url = serializers.HyperlinkedIdentityField(
+        view_name="api:post-detail", help_text="Poll this URL for status and counters."
+    )
     status = serializers.ChoiceField(choices=Post.Status.values)
     status_note = serializers.CharField()
     title = serializers.CharField()
-    topics = serializers.ListField(child=serializers.CharField())
+    topics = SlugsField()
     is_urgent = serializers.BooleanField()
-    send_at = serializers.DateTimeField(allow_null=True)
-    expires_at = serializers.DateTimeField(allow_null=True)
-    created_at = serializers.DateTimeField()
-    published_at = serializers.DateTimeField(allow_null=True)
-    finished_at = serializers.DateTimeField(allow_null=True)
+    send_at = UtcDateTimeField(allow_null=True)
+    expires_at = UtcDateTimeField(allow_null=True)
+    created_at = UtcDateTimeField()
+    published_at = UtcDateTimeField(allow_null=True)
+    finished_at = UtcDateTimeField(allow_null=True)
 
 
 class PostOutput(PostSummaryOutput):
@@ -124,7 +146,7 @@ class PostOutput(PostSummaryOutput):
     counters = CountersOutput(
         allow_null=True, help_text="Null when the key may not read statistics."
     )
-    estimated_finish = serializers.DateTimeField(
+    estimated_finish = UtcDateTimeField(
         allow_null=True, help_text="While sending: when the last message should go out."
     )
 

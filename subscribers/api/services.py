@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import transaction
-from django.db.models import Count, Q, QuerySet
+from django.db import models, transaction
+from django.db.models import QuerySet, Value
 from django.utils import timezone
 
 from subscribers.delivery import progress, publishing
-from subscribers.delivery.audience import reach_count
-from subscribers.delivery.publishing import PublishError
+from subscribers.delivery.audience import reach_count, with_active_subscribers
 from topics.audit import record_audit
 from topics.models import ApiToken, Post, Topic
 
@@ -23,10 +22,6 @@ ZERO_COUNTERS = {
     "failed": 0,
     "cancelled": 0,
 }
-
-
-def publish_error_class() -> type[Exception]:
-    return PublishError
 
 
 @transaction.atomic
@@ -61,14 +56,11 @@ def post_cancel_for_token(*, token: ApiToken, post: Post) -> Post:
 
 
 def topics_for_api(*, with_counts: bool) -> QuerySet[Topic]:
+    """Active topics, each with `active_subscribers` (None without counts)."""
     topics = Topic.objects.filter(is_active=True).order_by("order", "id")
     if with_counts:
-        topics = topics.annotate(
-            active_subscribers=Count(
-                "subscribers", filter=Q(subscribers__status="active"), distinct=True
-            )
-        )
-    return topics
+        return with_active_subscribers(topics)
+    return topics.annotate(active_subscribers=Value(None, output_field=models.IntegerField()))
 
 
 def posts_for_token(
@@ -82,6 +74,14 @@ def posts_for_token(
     if since is not None:
         posts = posts.filter(created_at__gte=since)
     return posts.prefetch_related("topics").order_by("-created_at", "-id")
+
+
+def post_with_progress(post: Post, *, with_stats: bool) -> Post:
+    """The post with `counters` and `estimated_finish` set, as PostOutput renders them; both
+    None without statistics."""
+    post.counters = post_counters_for_api(post) if with_stats else None
+    post.estimated_finish = post_estimated_finish(post) if with_stats else None
+    return post
 
 
 def post_counters_for_api(post: Post) -> dict[str, int]:

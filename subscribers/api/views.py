@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from django.urls import reverse
 from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status as http
-from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
+from rest_framework.exceptions import APIException, NotFound, PermissionDenied, ValidationError
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.parsers import JSONParser
 from rest_framework.renderers import JSONRenderer
@@ -34,10 +33,19 @@ from subscribers.api.serializers import (
     TopicOutput,
 )
 from subscribers.api.throttling import ApiTokenRateThrottle
+from subscribers.delivery.publishing import PublishError
 from topics.models import ApiToken, Post
 
 PK_MAX = 2**63 - 1  # bigint: larger ids cannot exist (and must not reach PostgreSQL)
 POST_ID = OpenApiParameter("id", int, OpenApiParameter.PATH, description="The post's id.")
+
+
+class Conflict(APIException):
+    status_code = http.HTTP_409_CONFLICT
+
+
+class PublishingRefused(APIException):
+    status_code = http.HTTP_422_UNPROCESSABLE_ENTITY
 
 
 def _errors(*codes: int) -> dict[int, OpenApiResponse]:
@@ -104,37 +112,9 @@ class TokenApi(APIView):
             raise NotFound(_("No post with this id was created with this API key."))
         return post
 
-    def summary(self, post: Post) -> dict:
-        url = self.request.build_absolute_uri(reverse("api:post-detail", args=[post.pk]))
-        return {
-            "id": post.pk,
-            "url": url,
-            "status": post.status,
-            "status_note": post.status_note,
-            "title": post.title,
-            "topics": [topic.slug for topic in post.topics.all()],
-            "is_urgent": post.is_urgent,
-            "send_at": _iso(post.send_at),
-            "expires_at": _iso(post.expires_at),
-            "created_at": _iso(post.created_at),
-            "published_at": _iso(post.published_at),
-            "finished_at": _iso(post.finished_at),
-        }
-
     def detail(self, post: Post) -> dict:
-        stats = self.token.can_read_stats
-        return self.summary(post) | {
-            "body": post.body,
-            "link": post.link,
-            "media_kind": post.media_kind,
-            "media_url": post.media_url,
-            "counters": services.post_counters_for_api(post) if stats else None,
-            "estimated_finish": _iso(services.post_estimated_finish(post)) if stats else None,
-        }
-
-
-def _iso(moment) -> str | None:
-    return None if moment is None else moment.isoformat().replace("+00:00", "Z")
+        post = services.post_with_progress(post, with_stats=self.token.can_read_stats)
+        return PostOutput(post, context={"request": self.request}).data
 
 
 class TopicListApi(TokenApi):
@@ -143,22 +123,8 @@ class TopicListApi(TokenApi):
         responses={200: TopicOutput(many=True), **_errors()},
     )
     def get(self, request) -> Response:
-        stats = self.token.can_read_stats
-        topics = services.topics_for_api(with_counts=stats)
-        return Response(
-            [
-                {
-                    "slug": topic.slug,
-                    "name_it": topic.name_it,
-                    "name_en": topic.name_en,
-                    "description_it": topic.description_it,
-                    "description_en": topic.description_en,
-                    "emoji": topic.emoji,
-                    "active_subscribers": topic.active_subscribers if stats else None,
-                }
-                for topic in topics
-            ]
-        )
+        topics = services.topics_for_api(with_counts=self.token.can_read_stats)
+        return Response(TopicOutput(topics, many=True).data)
 
 
 LIST_QUERY_PARAMS = {*PostListFilter().fields, "page", "page_size"}
@@ -183,7 +149,8 @@ class PostCollectionApi(TokenApi):
         posts = services.posts_for_token(token=self.token, **filters.validated_data)
         paginator = self.pagination_class()
         page = paginator.paginate_queryset(posts, request, view=self)
-        return paginator.get_paginated_response([self.summary(post) for post in page])
+        summaries = PostSummaryOutput(page, many=True, context={"request": request})
+        return paginator.get_paginated_response(summaries.data)
 
     @extend_schema(
         summary="Create a post (publish it, schedule it, or leave a draft)",
@@ -225,9 +192,9 @@ class PostCollectionApi(TokenApi):
                 create=lambda: self.create(topics=topics, publish=publish, fields=fields),
             )
         except IdempotencyConflict as conflict:
-            return Response({"detail": str(conflict)}, status=http.HTTP_409_CONFLICT)
-        except services.publish_error_class() as refused:
-            return Response({"detail": str(refused)}, status=http.HTTP_422_UNPROCESSABLE_ENTITY)
+            raise Conflict(str(conflict)) from None
+        except PublishError as refused:
+            raise PublishingRefused(str(refused)) from None
         return _outcome_response(outcome)
 
     def check_scope(self, values: dict) -> tuple[list, bool, dict]:
@@ -284,6 +251,6 @@ class PostCancelApi(TokenApi):
         post = self.own_post(pk)
         try:
             post = services.post_cancel_for_token(token=self.token, post=post)
-        except services.publish_error_class() as refused:
-            return Response({"detail": str(refused)}, status=http.HTTP_409_CONFLICT)
+        except PublishError as refused:
+            raise Conflict(str(refused)) from None
         return Response(self.detail(post))

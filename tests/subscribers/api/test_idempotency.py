@@ -1,4 +1,4 @@
-"""Idempotent POST /api/v1/posts/ (issue 4): replay, conflict, per-token keys, races, retention."""
+"""Idempotent POST /api/v1/posts/: replay, conflict, per-token keys, races, retention."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Publishing through the API with the real delivery engine and the fake Graph API (issue 4)."""
+"""Publishing through the API with the real delivery engine and the fake Graph API."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def _fresh_throttle_counts(redis_conn):
 def pharmacies():
     topic = make_topic(slug="farmacie")
     traffic = make_topic(slug="traffico")
-    # Inside the 24-hour window (whatsapp-cloud-api.md §2.5): free-form text, no template needed.
+    # Inside WhatsApp's 24-hour customer service window: free-form text, no template needed.
     recent = {"last_inbound_at": timezone.now() - timedelta(hours=1)}
     make_subscriber(topics=[topic, traffic], **recent)
     make_subscriber(topics=[topic], **recent)
@@ -80,7 +80,7 @@ def test_it_schedules_and_cancels_a_post(fake_graph, pharmacies):
 def test_a_refused_publication_is_a_422_that_creates_nothing(fake_graph, pharmacies):
     from channel.graph.account import pause_sending
 
-    pause_sending(code=131031, reason="account locked")  # whatsapp-cloud-api.md §4
+    pause_sending(code=131031, reason="account locked")  # Meta: account locked, stop sending
     _token, key = token_with_key(topics=[pharmacies])
     data = BODY | {"topics": ["farmacie"]}
 

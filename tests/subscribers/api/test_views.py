@@ -1,4 +1,4 @@
-"""REST API for other city systems (issue 4): auth, scope, validation, reads, throttling."""
+"""REST API for other city systems: auth, scope, validation, reads, throttling."""
 
 from __future__ import annotations
 
@@ -158,7 +158,7 @@ def test_it_names_unknown_topic_slugs(pharmacies):
 
 
 def test_it_says_the_body_limit_is_4096(pharmacies):
-    """whatsapp-cloud-api.md §2.1: a text message body holds at most 4,096 characters."""
+    """WhatsApp: a text message body holds at most 4,096 characters."""
     _token, key = token_with_key(topics=[pharmacies])
     client = client_for(key)
     fits = client.post(
@@ -223,6 +223,18 @@ def test_it_shows_a_posts_status_and_counters(pharmacies):
         "cancelled": 0,
     }
     assert body["estimated_finish"] is None
+
+
+def test_it_gives_times_in_utc_whatever_the_councils_time_zone(pharmacies, settings):
+    settings.TIME_ZONE = "Europe/Rome"
+    token, key = token_with_key(topics=[pharmacies])
+    send_at = timezone.now() + timedelta(days=1)
+    post = make_post(topics=[pharmacies], created_by_token=token, send_at=send_at)
+
+    body = client_for(key).get(f"/api/v1/posts/{post.pk}/").json()
+
+    assert body["send_at"] == send_at.isoformat().replace("+00:00", "Z")
+    assert body["created_at"].endswith("Z") and body["published_at"] is None
 
 
 def test_it_shows_only_the_keys_own_posts(pharmacies):

@@ -13,6 +13,29 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
 
+# Variables that were renamed (to the prefix rule in the README's Settings table). An old name
+# left in a council's env file would otherwise be ignored without a word, and its value lost.
+RENAMED = {
+    "WHATSAPP_WEBHOOK_MAX_BYTES": "BANDITORE_WEBHOOK_MAX_BYTES",
+    "WEBHOOK_DRAIN_LINGER_SECONDS": "BANDITORE_WEBHOOK_DRAIN_LINGER_SECONDS",
+    "WEBHOOK_ARCHIVE_DAYS": "BANDITORE_WEBHOOK_ARCHIVE_DAYS",
+    "WHATSAPP_HTTP_TIMEOUT": "BANDITORE_HTTP_TIMEOUT",
+    "WHATSAPP_REPLY_RESERVE": "BANDITORE_REPLY_RESERVE",
+    "DELIVERY_SETTLE_SECONDS": "BANDITORE_SETTLE_SECONDS",
+    "API_THROTTLE_RATE": "BANDITORE_API_THROTTLE_RATE",
+    "API_IDEMPOTENCY_DAYS": "BANDITORE_API_IDEMPOTENCY_DAYS",
+}
+
+
+def refuse_renamed_variables() -> None:
+    """Stop, naming the new name, if the environment still sets a variable by its old name."""
+    stale = [f"{old} was renamed to {new}" for old, new in RENAMED.items() if old in os.environ]
+    if stale:
+        raise ImproperlyConfigured(
+            "; ".join(stale) + ". Use the new name in the environment (README, Settings)."
+        )
+
+
 def _raw(name: str) -> str | None:
     value = os.environ.get(name)
     return None if value is None else value.strip()

@@ -20,7 +20,10 @@ from deploy.env import (
     env_list,
     env_phone_numbers,
     env_str,
+    refuse_renamed_variables,
 )
+
+refuse_renamed_variables()
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("BANDITORE_VAR_DIR", str(BASE_DIR / "var"))).resolve()
@@ -245,6 +248,8 @@ try:
     BANDITORE_KEYWORDS_EXTRA = json.loads(env_str("BANDITORE_KEYWORDS_EXTRA") or "{}")
 except ValueError as error:
     raise ImproperlyConfigured(f"BANDITORE_KEYWORDS_EXTRA is not valid JSON: {error}") from None
+if not isinstance(BANDITORE_KEYWORDS_EXTRA, dict):
+    raise ImproperlyConfigured('BANDITORE_KEYWORDS_EXTRA must be a JSON object: {"join": [...]}')
 BANDITORE_REPLY_RESERVE = env_decimal("BANDITORE_REPLY_RESERVE", "0.1")
 if BANDITORE_REPLY_RESERVE >= 1:
     raise ImproperlyConfigured("BANDITORE_REPLY_RESERVE must be below 1 (a share of WHATSAPP_MPS)")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ast
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +12,7 @@ from pathlib import Path
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from deploy.env import database_from_url, env_bool, env_choice, env_int
+from deploy.env import RENAMED, database_from_url, env_bool, env_choice, env_int
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -90,6 +92,7 @@ def test_the_settings_module_reads_defaults_for_an_italian_council():
         ({"REDIS_URL": "memcached://x"}, "REDIS_URL='memcached://x'"),
         ({"LANGUAGE_CODE": "de"}, "LANGUAGE_CODE='de'"),
         ({"WHATSAPP_MESSAGING_TIER": "1000"}, "WHATSAPP_MESSAGING_TIER='1000'"),
+        ({"BANDITORE_KEYWORDS_EXTRA": "null"}, "BANDITORE_KEYWORDS_EXTRA must be a JSON object"),
     ],
 )
 def test_bad_values_stop_the_settings_with_a_clear_message(env, message):
@@ -97,3 +100,40 @@ def test_bad_values_stop_the_settings_with_a_clear_message(env, message):
     assert result.returncode != 0
     assert "ImproperlyConfigured" in result.stderr
     assert message in result.stderr
+
+
+def test_a_renamed_variable_stops_the_settings_naming_its_new_name():
+    # A council's env file written for an older version must not silently lose a setting.
+    result = _load_settings(API_THROTTLE_RATE="10/min", WEBHOOK_ARCHIVE_DAYS="30")
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr
+    assert "API_THROTTLE_RATE was renamed to BANDITORE_API_THROTTLE_RATE" in result.stderr
+    assert "WEBHOOK_ARCHIVE_DAYS was renamed to BANDITORE_WEBHOOK_ARCHIVE_DAYS" in result.stderr
+
+
+def _variables_read_by_settings() -> set[str]:
+    """The first argument of every env_…("NAME", …) call in deploy/settings.py."""
+    tree = ast.parse((ROOT / "deploy" / "settings.py").read_text())
+    return {
+        node.args[0].value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id.startswith("env_")
+        and node.args
+        and isinstance(node.args[0], ast.Constant)
+    }
+
+
+def test_the_readme_settings_table_lists_every_variable_the_settings_read():
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("\n## Settings\n", 1)[1].split("\n## ", 1)[0]
+    documented = {
+        name for row in section.splitlines() if row.startswith("| `")
+        for name in re.findall(r"`([A-Z][A-Z0-9_]+)`", row.split(" | ")[0])
+    }  # fmt: skip
+    read = _variables_read_by_settings()
+    assert len(read) > 40  # the parse found the calls
+    assert read - documented == set()
+    assert documented - read == set()
+    assert read.isdisjoint(RENAMED)

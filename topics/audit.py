@@ -1,8 +1,8 @@
 """The audit log: who (a staff user or an API token), when, what, and what changed.
 
 `record_audit` is the one way entries are written: by the services that publish, cancel and
-resend (subscribers.delivery.publishing), the API, the import, and the admin screens of templates and
-API keys, whose changed fields (old → new) `form_changes` works out.
+resend (subscribers.delivery.publishing), the API, the import, and the admin screens of
+templates and API keys, whose changed fields (old → new) `form_changes` works out.
 """
 
 from __future__ import annotations

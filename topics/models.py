@@ -15,8 +15,9 @@ from django.utils import timezone
 from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
-# WhatsApp limits (../shared/docs/whatsapp-cloud-api.md §2.1): a text body holds 4,096
-# characters, a list-row description 72.
+# WhatsApp limits: a text body holds 4,096 characters, a list-row description 72. See
+# https://developers.facebook.com/documentation/business-messaging/whatsapp/messages/text-messages
+# and .../whatsapp/messages/interactive-list-messages.
 POST_BODY_MAX = 4096
 TOPIC_DESCRIPTION_MAX = 72
 

@@ -65,7 +65,8 @@ class Match:
 
 def normalise(text: str) -> str:
     """Lower case, no accents, punctuation and emoji as spaces, single spaces, and a leading
-    slash dropped (WhatsApp commands such as /iscrivimi arrive as text, doc §2.3)."""
+    slash dropped (WhatsApp's conversational commands, such as /iscrivimi, arrive as ordinary
+    text messages)."""
     decomposed = unicodedata.normalize("NFKD", text.casefold())
     plain = "".join(c for c in decomposed if not unicodedata.combining(c))
     return " ".join(re.sub(r"[^\w]+|_", " ", plain).split())
@@ -73,7 +74,7 @@ def normalise(text: str) -> str:
 
 def _table() -> dict[str, tuple[Command, str]]:
     table = dict(KEYWORDS)
-    for command, words in (getattr(settings, "BANDITORE_KEYWORDS_EXTRA", {}) or {}).items():
+    for command, words in settings.BANDITORE_KEYWORDS_EXTRA.items():
         for word in words:
             table[normalise(word)] = (Command(command), "")
     return table

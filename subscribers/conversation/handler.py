@@ -13,8 +13,9 @@ from django.db.models import Q
 from django.utils import timezone
 
 from channel.redis_client import redis_client
-from channel.webhook.drain import queue_reply, redact_person
+from channel.service_messages import queue_reply
 from channel.webhook.parsing import InboundMsg
+from channel.webhook.retention import redact_person
 from subscribers.conversation.machine import (
     Effect,
     Event,

@@ -12,6 +12,7 @@ import pytest
 import redis as redis_lib
 from django.conf import settings
 
+from channel.graph.client import GraphClient
 from channel.graph.ratelimit import Lane, SendRateLimiter, UniqueRecipientWindow
 
 
@@ -104,7 +105,14 @@ def test_a_reserved_chunk_is_spaced_at_the_rate_and_nobody_reserves_too_far_ahea
 
 def test_a_reply_gets_a_slot_while_bulk_holds_every_slot_it_may(redis_conn):
     """Bulk can hold slots at most MAX_AHEAD ahead, so a reply waits at most about that."""
-    limiter = SendRateLimiter(rate=100, reserve=0.1, key="t:ahead", client=redis_conn)
+
+    class Roomy(SendRateLimiter):
+        # A second ahead rather than 0.1 s: the test then does not depend on this process
+        # never being held up for 0.1 s on a loaded machine (the property is the same).
+        MAX_AHEAD = 1.0
+        CHUNK_SECONDS = 0.2
+
+    limiter = Roomy(rate=100, reserve=0.1, key="t:ahead", client=redis_conn)
     while limiter.reserve(Lane.BULK, limiter.chunk(), max_ahead=limiter.MAX_AHEAD).count:
         pass
     started = time.monotonic()
@@ -116,7 +124,7 @@ def test_a_reply_gets_a_slot_while_bulk_holds_every_slot_it_may(redis_conn):
 def _send_at_slots(url: str, key: str, rate: float, seconds: float, queue) -> None:
     """A sender's pacing: reserve a chunk, then send each message at its own slot."""
     limiter = SendRateLimiter(rate=rate, reserve=0.0, key=key, client=redis_lib.from_url(url))
-    sends = []
+    sends, granted = [], 0
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         grant = limiter.reserve(Lane.BULK, limiter.chunk(), max_ahead=limiter.MAX_AHEAD)
@@ -124,10 +132,15 @@ def _send_at_slots(url: str, key: str, rate: float, seconds: float, queue) -> No
         if not grant.count:
             time.sleep(grant.first)
             continue
+        granted += grant.count
         for n in range(grant.count):
-            time.sleep(max(0.0, granted_at + grant.slot(n) - time.monotonic()))
-            sends.append(time.time())
-    queue.put(sends)
+            due = granted_at + grant.slot(n)
+            time.sleep(max(0.0, due - time.monotonic()))
+            # As GraphClient.send_paced does: a slot this process was held up past is given
+            # up, not fired late (the late ones would bunch with the others' on-time sends).
+            if time.monotonic() - due <= GraphClient.LATE:
+                sends.append(time.time())
+    queue.put((sends, granted))
 
 
 @pytest.mark.slow
@@ -143,13 +156,15 @@ def test_four_processes_sending_at_reserved_slots_hold_the_rate(redis_conn):
     ]
     for worker in workers:
         worker.start()
-    sends = sorted(t for _ in workers for t in queue.get(timeout=60))
+    results = [queue.get(timeout=60) for _ in workers]
     for worker in workers:
         worker.join()
+    sends = sorted(t for times, _ in results for t in times)
     steady = [t for t in sends if sends[0] + 0.5 <= t]  # after all four have started
     peak = max(bisect.bisect_left(steady, start + 1.0, lo=i) - i for i, start in enumerate(steady))
     assert peak <= rate * 1.02 + 1
-    assert len(sends) >= rate * seconds * 0.9  # the chunks together use the whole rate
+    # The chunks together reserve the whole rate (some slots may be given up on a busy machine).
+    assert sum(granted for _, granted in results) >= rate * seconds * 0.9
 
 
 def test_a_held_up_sender_skips_the_slots_that_passed_instead_of_bursting(fake_graph):

@@ -8,8 +8,8 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 
-from subscribers.api.tokens import api_token_for_key, api_token_touch
 from topics.models import ApiToken
+from topics.tokens import api_token_for_key, api_token_touch
 
 KEYWORDS = {"bearer", "token"}
 

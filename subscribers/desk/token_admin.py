@@ -5,9 +5,9 @@ from __future__ import annotations
 from django.contrib import admin, messages
 from django.utils.translation import gettext_lazy as _
 
-from subscribers.api.tokens import api_token_assign_key, api_token_revoke
 from topics.audit import AuditedDeletesMixin, form_changes, form_values, record_audit
 from topics.models import ApiToken
+from topics.tokens import api_token_assign_key, api_token_revoke
 
 
 @admin.register(ApiToken)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rest_framework.test import APIClient
 
-from subscribers.api.tokens import api_token_create
+from topics.tokens import api_token_create
 
 
 def client_for(key: str | None) -> APIClient:

@@ -51,7 +51,7 @@ def http1_server(port_queue, latency: float) -> None:
     """The project's fake Graph API, without statuses or the 24-hour window."""
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "deploy.settings")
     os.environ.setdefault("SECRET_KEY", "bench")
-    from channel.fakegraph import FakeConfig, FakeGraphServer
+    from channel.fakegraph.server import FakeConfig, FakeGraphServer
 
     config = FakeConfig(
         access_token="t" * 200, enforce_window=False, pair_burst=10**9, latency_ms=latency

@@ -66,7 +66,7 @@ def worker(url: str, rate: float, count: int, offset: int, batch: int, ready, gi
 def measure(rate: float, messages: int, batch: int, latency_ms: float) -> None:
     import httpx
 
-    from channel.fakegraph import FakeConfig, FakeGraphServer
+    from channel.fakegraph.server import FakeConfig, FakeGraphServer
 
     server = FakeGraphServer(
         config=FakeConfig(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from channel.fakegraph import FakeConfig, FakeGraphServer
+from channel.fakegraph.server import FakeConfig, FakeGraphServer
 
 
 class FakeGraphControl:

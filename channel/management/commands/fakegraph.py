@@ -9,7 +9,9 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import DatabaseError
 
-from channel.fakegraph import FakeConfig, FakeGraphServer, Template
+from channel.fakegraph.server import FakeConfig, FakeGraphServer
+from channel.fakegraph.validation import Template
+from channel.models import MessageTemplate
 
 
 class Command(BaseCommand):
@@ -50,8 +52,6 @@ class Command(BaseCommand):
 
 
 def mirror_templates(server: FakeGraphServer) -> None:
-    from channel.models import MessageTemplate
-
     try:
         rows = list(MessageTemplate.objects.all())
     except DatabaseError:  # not migrated yet

@@ -12,11 +12,6 @@ from tests.factories import make_subscriber, make_topic
 from tests.subscribers.api.helpers import client_for, token_with_key
 from topics.models import AuditEntry, Post, Topic
 
-pytest.importorskip(
-    "subscribers.delivery.publishing", reason="the delivery engine is not there yet"
-)
-pytest.importorskip("channel.fakegraph", reason="the fake Graph API is not there yet")
-
 pytestmark = pytest.mark.django_db
 
 

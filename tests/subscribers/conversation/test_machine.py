@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from channel.fakegraph import Template, validate_message
+from channel.fakegraph.validation import Template, validate_message
 from subscribers.conversation import machine as c
 from subscribers.conversation.keywords import Command, match, normalise
 

@@ -187,7 +187,7 @@ def sender_code(post_id: int) -> str:
 
 # The webhook processor is a real Celery worker, as in production: the web process is not eager,
 # so a webhook POST only archives and (when it sets the wake-up flag) publishes the drain task.
-WORKER = ["-m", "celery", "-A", "deploy", "worker", "--pool", "solo", "--queues", "default",
+WORKER = ["-m", "celery", "-A", "deploy", "worker", "--pool", "solo", "--queues", "replies",
           "--without-gossip", "--without-mingle", "--without-heartbeat", "--purge",
           "--loglevel", "warning"]  # fmt: skip
 

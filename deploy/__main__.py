@@ -2,8 +2,9 @@
 
 Migrates the database (SQLite unless DATABASE_URL is set), makes sure Redis answers (the
 embedded one unless REDIS_URL is set), creates a first admin login, then runs and supervises
-web (gunicorn), a Celery worker and Celery beat, plus the fake WhatsApp API when no real
-access token is configured. Ctrl-C stops everything.
+web (gunicorn), one Celery worker pool per queue (replies, sends, housekeeping) and Celery
+beat, plus the fake WhatsApp API when no real access token is configured. Ctrl-C stops
+everything.
 """
 
 from __future__ import annotations
@@ -16,8 +17,42 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+class WorkerPool(NamedTuple):
+    queue: str  # the one queue of CELERY_TASK_ROUTES (deploy/settings.py) it consumes
+    pool: str  # Celery's --pool
+    concurrency: int
+    niceness: int = 0
+
+
+# One Celery worker pool per queue; deploy/compose.yaml starts the same.
+# - replies: conversation replies and the webhook drain, in threads of one process: a reply
+#   mostly waits for Meta's answer, and replies come in bursts (a drain batch holding several
+#   citizens' messages queues their replies at once), so they need many slots, not many CPUs.
+# - sends: the BANDITORE_SENDERS_PER_POST senders of a post side by side, each in its own
+#   process. A sender task works for up to BANDITORE_SEND_BUDGET_SECONDS, which is why replies
+#   never share its slots; and it keeps a CPU busy at high rates, so it runs niced: when the
+#   machine is short of CPU, a broadcast slows down rather than the web and the replies.
+# - housekeeping: beat's periodic work, one task at a time.
+WORKER_POOLS = {
+    "replies": WorkerPool("replies", "threads", 8),
+    "sends": WorkerPool("sends", "prefork", 2, niceness=10),
+    "housekeeping": WorkerPool("housekeeping", "prefork", 1),
+}
+
+
+def worker_command(name: str, *, hostname: str = "%h", loglevel: str = "INFO") -> list[str]:
+    pool = WORKER_POOLS[name]
+    command = [
+        sys.executable, "-m", "celery", "-A", "deploy", "worker", "--loglevel", loglevel,
+        "--queues", pool.queue, "--pool", pool.pool, "--concurrency", str(pool.concurrency),
+        "--hostname", f"{name}@{hostname}",
+    ]  # fmt: skip
+    return ["nice", "-n", str(pool.niceness), *command] if pool.niceness else command
 
 
 def _prepare_environment(port: int, fake_port: int) -> dict[str, str]:
@@ -64,11 +99,7 @@ def _processes(env: dict[str, str], port: int, workers: int) -> dict[str, list[s
             "--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--threads", "4",
             "--access-logfile", "-",
         ],
-        "worker": [
-            python, "-m", "celery", "-A", "deploy", "worker", "--loglevel", "INFO",
-            "--concurrency", "2", "--hostname", "worker@%h",
-            "--queues", env.get("CELERY_WORKER_QUEUES", "default"),
-        ],
+        **{f"worker-{name}": worker_command(name) for name in WORKER_POOLS},
         "beat": [
             python, "-m", "celery", "-A", "deploy", "beat", "--loglevel", "INFO",
             "--schedule", str(Path(env["BANDITORE_VAR_DIR"]) / "celerybeat-schedule"),

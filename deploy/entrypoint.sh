@@ -1,5 +1,7 @@
 #!/bin/sh
-# One image, one role per container: web | worker | beat | migrate | fakegraph.
+# One image, one role per container: web | worker <pool> | beat | migrate.
+# `worker replies|sends|housekeeping` serves the queue of that name (CELERY_TASK_ROUTES in
+# deploy/settings.py); CELERY_CONCURRENCY overrides the pool's number of processes.
 set -eu
 role="${1:-web}"
 case "$role" in
@@ -8,8 +10,17 @@ case "$role" in
     exec gunicorn deploy.wsgi --config deploy/gunicorn.conf.py
     ;;
   worker)
-    exec celery -A deploy worker --loglevel "${LOG_LEVEL:-INFO}" \
-      --queues "${CELERY_WORKER_QUEUES:-default}" --concurrency "${CELERY_CONCURRENCY:-2}"
+    # The pools of WORKER_POOLS in deploy/__main__.py (why each is what it is: see there).
+    pool="${2:?worker needs a pool: replies, sends or housekeeping}"
+    case "$pool" in
+      replies) kind=threads concurrency=8 niceness=0 ;;
+      sends) kind=prefork concurrency=2 niceness=10 ;;
+      housekeeping) kind=prefork concurrency=1 niceness=0 ;;
+      *) echo "unknown worker pool: $pool (replies, sends or housekeeping)" >&2; exit 2 ;;
+    esac
+    exec nice -n "$niceness" celery -A deploy worker --loglevel "${LOG_LEVEL:-INFO}" \
+      --queues "$pool" --pool "$kind" --concurrency "${CELERY_CONCURRENCY:-$concurrency}" \
+      --hostname "$pool@%h"
     ;;
   beat)
     exec celery -A deploy beat --loglevel "${LOG_LEVEL:-INFO}" --schedule /tmp/celerybeat-schedule

@@ -170,7 +170,25 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # Redelivery of unacked tasks after this many seconds; never schedule long ETAs (send-at lives
 # in the database and beat publishes due posts), or Redis would hand them out twice.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
-CELERY_TASK_DEFAULT_QUEUE = "default"
+# Three queues, each served by its own worker pool (`make run` and deploy/compose.yaml start
+# them), so a citizen's reply never waits behind a broadcast: a sender task works for up to
+# BANDITORE_SEND_BUDGET_SECONDS, and all of its pool's slots may be senders during a big send.
+#   replies:      conversation replies and the webhook drain that produces them (short tasks)
+#   sends:        post senders (banditore.subscribers.send_post_batch)
+#   housekeeping: beat's periodic work (due posts and their fan-out, sweeps, prunes, counts)
+# Routes are looked up by task name when a task is published, wherever that happens (web, a
+# worker, beat); eager mode (tests) runs tasks inline and ignores them.
+CELERY_TASK_DEFAULT_QUEUE = "housekeeping"
+CELERY_TASK_ROUTES = {
+    "banditore.channel.send_outbound_message": {"queue": "replies"},
+    "banditore.channel.process_pending_inbound_events": {"queue": "replies"},
+    "banditore.subscribers.send_post_batch": {"queue": "sends"},
+    "banditore.channel.prune_inbound_events": {"queue": "housekeeping"},
+    "banditore.subscribers.publish_due_posts": {"queue": "housekeeping"},
+    "banditore.subscribers.sweep_deliveries": {"queue": "housekeeping"},
+    "banditore.subscribers.prune_idempotency_keys": {"queue": "housekeeping"},
+    "banditore.subscribers.count_subscribers": {"queue": "housekeeping"},
+}
 CELERY_TIMEZONE = "Europe/Rome"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE: dict = {}
@@ -222,7 +240,8 @@ WHATSAPP_TOPICS_FLOW_ID = env_str("WHATSAPP_TOPICS_FLOW_ID")
 # Price per delivered template message by category (EUR), shown in the editor's plan.
 WHATSAPP_PRICE_MARKETING = env_decimal("WHATSAPP_PRICE_MARKETING", "0.0691")
 WHATSAPP_PRICE_UTILITY = env_decimal("WHATSAPP_PRICE_UTILITY", "0.0300")
-# Webhook bodies above this size are refused with 413 (Meta batches up to 1,000 updates, doc §1.3).
+# Webhook bodies above this size are refused with 413 (Meta batches up to 1,000 updates in one
+# POST: https://developers.facebook.com/docs/graph-api/webhooks/getting-started).
 BANDITORE_WEBHOOK_MAX_BYTES = env_int("BANDITORE_WEBHOOK_MAX_BYTES", 10 * 1024 * 1024, minimum=1024)
 # A webhook drain that finds the archive empty looks again this long before it lets the next
 # POST wake a new one: at a steady trickle, one drain takes the stream instead of a task each.

@@ -1,7 +1,9 @@
-"""The README's run command, on embedded defaults: web answers, a Celery worker answers a ping."""
+"""The README's run command, on embedded defaults: web answers, every worker pool answers a ping
+and consumes its own queue."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -12,6 +14,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from deploy.__main__ import WORKER_POOLS
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -51,6 +55,23 @@ def running_banditore(tmp_path):
         log.close()
 
 
+def _inspect(command: str, env: dict[str, str]) -> dict:
+    """`celery inspect <command> --json`: the workers' answers by node name ({} if none)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "celery", "-A", "deploy", "inspect", command, "--json",
+         "--timeout", "3"],
+        cwd=ROOT,
+        env=env | {"SECRET_KEY": "x"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )  # fmt: skip
+    try:
+        return json.loads(result.stdout.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        return {}
+
+
 def _wait_for(url: str, proc: subprocess.Popen, log: Path, seconds: float = 90) -> httpx.Response:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -63,7 +84,7 @@ def _wait_for(url: str, proc: subprocess.Popen, log: Path, seconds: float = 90) 
 
 
 @pytest.mark.slow
-def test_the_run_command_serves_the_admin_and_runs_a_worker_on_embedded_defaults(
+def test_the_run_command_serves_the_admin_and_runs_the_worker_pools_on_embedded_defaults(
     running_banditore,
 ):
     proc, port, env, log = running_banditore
@@ -72,22 +93,23 @@ def test_the_run_command_serves_the_admin_and_runs_a_worker_on_embedded_defaults
     assert 'name="username"' in response.text
     assert "Password:" in log.read_text() or "password" in log.read_text()
 
-    # The worker shares the embedded Redis: it must answer Celery's ping.
-    deadline, output = time.monotonic() + 60, ""
+    # Every worker pool shares the embedded Redis: each answers Celery's ping, and consumes
+    # exactly the queue its tasks are routed to (CELERY_TASK_ROUTES), nothing else.
+    expected = {name: {pool.queue} for name, pool in WORKER_POOLS.items()}
+    assert set(expected) == {"replies", "sends", "housekeeping"}
+    deadline, pongs, consumed = time.monotonic() + 60, {}, {}
     while time.monotonic() < deadline:
-        ping = subprocess.run(
-            [sys.executable, "-m", "celery", "-A", "deploy", "inspect", "ping", "--timeout", "3"],
-            cwd=ROOT,
-            env=env | {"SECRET_KEY": "x"},
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        output = ping.stdout + ping.stderr
-        if "pong" in output:
+        pongs = _inspect("ping", env)
+        consumed = {
+            node.split("@")[0]: {queue["name"] for queue in queues}
+            for node, queues in _inspect("active_queues", env).items()
+        }
+        if len(pongs) >= len(expected) and consumed == expected:
             break
         time.sleep(1)
-    assert "pong" in output, output + log.read_text()[-3000:]
+    assert consumed == expected, f"{consumed}\n{log.read_text()[-3000:]}"
+    assert sorted(node.split("@")[0] for node in pongs) == sorted(expected), pongs
+    assert all(reply == {"ok": "pong"} for reply in pongs.values()), pongs
 
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=30) == 0

@@ -29,6 +29,12 @@ def can_publish(user) -> bool:
     return user.has_perm("topics.publish_post")
 
 
+def may_change_post(user, post: Post | None) -> bool:
+    """A draft is every editor's to change. Once a post is scheduled (or further) what goes out
+    is what someone who may publish approved: only they may change or delete it."""
+    return post is None or post.status == Post.Status.DRAFT or can_publish(user)
+
+
 def sending_state(request: HttpRequest) -> dict:
     """Every admin page shows, at the top, when Meta stopped the whole account's sending."""
     user = getattr(request, "user", None)

@@ -2,7 +2,12 @@
 asks, then calls its service once per selected post and tells the editor what happened.
 
 What differs between them is one row of `ACTIONS`; `confirm_then_run` does the rest. Every one
-needs the right to publish (`can_publish`), and each service writes its own audit entry."""
+needs the right to publish (`can_publish`), and each service writes its own audit entry.
+
+Sending and scheduling approve a post's content: the confirmation shows it, and the post is sent
+only as it was shown. A draft changed after that (an editor may change drafts at any time) is
+refused and must be confirmed again, so what goes out is always what someone who may publish
+saw."""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ from dataclasses import dataclass
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.utils import timezone
@@ -50,6 +56,13 @@ class PostAction:
     done: Callable[[Post, object], Told]  # from the post and what the service returned
     reach: Callable[[Post], int] = _reach
     notes: Callable[[Post], list[str]] = _no_notes
+    approves_content: bool = False  # sends to citizens the content the confirmation showed
+
+
+def content_version(post: Post) -> str:
+    """Changes with every save of the post (the services that publish change its status with
+    UPDATEs, which leave it alone)."""
+    return post.updated_at.isoformat()
 
 
 def _saying(text: str) -> Callable[[Post, object], Told]:
@@ -113,6 +126,7 @@ ACTIONS = {
             service=publishing.post_publish,
             done=_saying(_("“%(title)s” is being sent.")),
             notes=_warnings,
+            approves_content=True,
         ),
         PostAction(
             name="schedule",
@@ -121,6 +135,7 @@ ACTIONS = {
             service=_schedule_at_send_at,
             done=_saying(_("“%(title)s” is scheduled.")),
             notes=_going_out,
+            approves_content=True,
         ),
         PostAction(
             name="unschedule",
@@ -169,7 +184,7 @@ def confirm_then_run(model_admin, action: PostAction, request, queryset):
         return _confirmation(model_admin, action, request, queryset)
     for post in queryset:
         try:
-            outcome = action.service(post=post, user=request.user)
+            outcome = _run(action, request, post)
         except publishing.PublishError as refusal:
             model_admin.message_user(request, f"{post.title}: {refusal}", messages.ERROR)
             continue
@@ -179,13 +194,34 @@ def confirm_then_run(model_admin, action: PostAction, request, queryset):
     return HttpResponseRedirect(url) if url else None
 
 
+def _run(action: PostAction, request, post: Post) -> object:
+    if not action.approves_content:
+        return action.service(post=post, user=request.user)
+    with transaction.atomic():
+        # Locked, the post cannot be saved between the comparison and the service.
+        post = Post.objects.select_for_update().get(pk=post.pk)
+        if request.POST.get(f"version-{post.pk}") != content_version(post):
+            raise publishing.PublishError(
+                _(
+                    "the post was changed after the confirmation page showed it. Nothing was "
+                    "done: read it again and confirm again."
+                )
+            )
+        return action.service(post=post, user=request.user)
+
+
 def _confirmation(model_admin, action: PostAction, request, queryset):
+    rows = [(post, action.reach(post), action.notes(post)) for post in queryset]
     context = {
         **model_admin.admin_site.each_context(request),
         "title": action.question,
         "question": action.question,
-        "rows": [(post, action.reach(post), action.notes(post)) for post in queryset],
+        "rows": rows,
         "action": action.name,
+        "approves_content": action.approves_content,
+        "versions": [(row[0].pk, content_version(row[0])) for row in rows]
+        if action.approves_content
+        else [],
         "next": _next_url(request),
         "opts": model_admin.model._meta,
     }

@@ -28,11 +28,11 @@ from subscribers.delivery import publishing
 from subscribers.delivery.audience import reach_count
 from subscribers.delivery.progress import post_counters
 from subscribers.delivery.results import post_recipients, progress_report, results_by_topic
-from subscribers.desk.plan import can_publish, post_plan, post_preview
+from subscribers.desk.plan import can_publish, may_change_post, post_plan, post_preview
 from subscribers.desk.post_actions import ACTIONS, admin_action, confirm_then_run
 from subscribers.desk.post_form import PostForm
 from subscribers.models import Delivery
-from topics.audit import record_audit
+from topics.audit import form_changes, record_audit
 from topics.models import Post
 
 RECIPIENTS_PER_PAGE = 50
@@ -84,6 +84,14 @@ class PostAdmin(admin.ModelAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("topics")
 
+    # Without the right to change, Django shows the post read-only and refuses a POST to its
+    # change or delete page (403), whatever the form data says.
+    def has_change_permission(self, request, obj=None) -> bool:
+        return super().has_change_permission(request, obj) and may_change_post(request.user, obj)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return super().has_delete_permission(request, obj) and may_change_post(request.user, obj)
+
     @admin.display(description=_("topics"))
     def topic_list(self, post: Post) -> str:
         return ", ".join(str(topic) for topic in post.topics.all())
@@ -95,9 +103,30 @@ class PostAdmin(admin.ModelAdmin):
         return reach_count(topic.pk for topic in post.topics.all())
 
     def save_model(self, request, obj, form, change) -> None:
-        if not change:
+        if change:
+            self._lock_status(obj)
+        else:
             obj.author = request.user
         super().save_model(request, obj, form, change)
+
+    @staticmethod
+    def _lock_status(post: Post) -> None:
+        """The rights were checked against the status read when the request began. The admin
+        saves inside a transaction: locked, the row keeps that status until the save commits
+        (a post being scheduled or published waits instead of going out half-edited), and a
+        post that moved on in between is not saved at all."""
+        current = Post.objects.select_for_update().values_list("status", flat=True)
+        if current.get(pk=post.pk) != post.status:
+            raise PermissionDenied
+
+    def save_related(self, request, form, formsets, change) -> None:
+        super().save_related(request, form, formsets, change)
+        post = form.instance
+        changes = form_changes(form) if change and post.status != Post.Status.DRAFT else {}
+        if changes:  # someone approved this post for sending: the log says who changed what
+            publishing.audit(
+                action="edit", post=post, user=request.user, status=post.status, changed=changes
+            )
 
     def get_actions(self, request):
         actions = super().get_actions(request)

@@ -16,6 +16,7 @@ from subscribers.delivery.progress import send_duration
 from subscribers.desk.plan import post_plan, post_preview
 from subscribers.models import Delivery
 from tests.factories import log_in_as, make_post, make_subscriber, make_template, make_topic
+from tests.subscribers.desk.helpers import versions_in
 from topics.models import AuditEntry, Post
 
 pytestmark = pytest.mark.django_db
@@ -56,7 +57,9 @@ def test_a_pubblicatore_confirms_with_the_reach_then_sends(client, post):
     )
     post.refresh_from_db()
     assert post.status == Post.Status.DRAFT  # nothing happens before confirming
-    client.post(CHANGELIST, {**form, "confirmed": "yes"})
+    client.post(
+        CHANGELIST, {**form, **versions_in(confirmation.content.decode()), "confirmed": "yes"}
+    )
     post.refresh_from_db()
     assert post.status == Post.Status.SENDING
     assert Delivery.objects.filter(post=post).count() == 3

@@ -13,6 +13,7 @@ from subscribers.delivery import publishing
 from subscribers.delivery.results import results_by_topic
 from subscribers.models import Delivery
 from tests.factories import log_in_as, make_post, make_subscriber, make_template, make_topic
+from tests.subscribers.desk.helpers import confirm
 from topics.models import AuditEntry, Post
 
 pytestmark = pytest.mark.django_db
@@ -22,8 +23,7 @@ STAFF_IN_WINDOW, STAFF_OUTSIDE = "393330000001", "393330000002"
 
 
 def run_action(client, action: str, post: Post, **extra):
-    form = {"action": action, "_selected_action": [post.pk], "confirmed": "yes", **extra}
-    return client.post(CHANGELIST, form, follow=True)
+    return confirm(client, action, post, follow=True, **extra)
 
 
 def texts(response) -> list[str]:
@@ -75,10 +75,7 @@ def test_the_post_page_offers_the_actions_of_its_status_and_returns_there(client
         assert f'id="post-action-{action}"' in page
     assert 'id="post-action-resend_failed"' not in page
     here = f"{CHANGELIST}{post.pk}/change/"
-    response = client.post(
-        CHANGELIST,
-        {"action": "send_now", "_selected_action": [post.pk], "confirmed": "yes", "next": here},
-    )
+    response = confirm(client, "send_now", post, next=here)
     assert response.status_code == 302 and response.url == here
     post.refresh_from_db()
     assert post.status == Post.Status.SENDING

@@ -245,10 +245,14 @@ class PostCancelApi(TokenApi):
         summary="Stop a post: nobody else receives it",
         parameters=[POST_ID],
         request=None,
-        responses={200: PostOutput, **_errors(404, 409)},
+        responses={200: PostOutput, **_errors(403, 404, 409)},
     )
     def post(self, request, pk: str) -> Response:
         post = self.own_post(pk)
+        # A draft-only key may withdraw its own draft; once a publisher has scheduled or sent
+        # the post, stopping it is a publisher's decision, as in the editors' desk.
+        if not self.token.can_publish and post.status != Post.Status.DRAFT:
+            raise PermissionDenied(_("This API key may not stop a post that is not a draft."))
         try:
             post = services.post_cancel_for_token(token=self.token, post=post)
         except PublishError as refused:

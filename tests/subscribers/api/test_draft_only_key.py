@@ -143,3 +143,19 @@ def test_a_key_cannot_cancel_or_read_another_keys_post(drafts_only, pharmacies):
     assert client.post(f"{POSTS}{scheduled.pk}/cancel/").status_code == 404
     assert client.get(f"{POSTS}{scheduled.pk}/").status_code == 404
     assert Post.objects.get(pk=scheduled.pk).status == Post.Status.SCHEDULED
+
+
+def test_a_draft_only_key_withdraws_its_draft_but_cannot_stop_what_a_publisher_scheduled(
+    drafts_only, pharmacies
+):
+    token, client = drafts_only
+    draft = client.post(POSTS, body(), format="json").json()
+    assert client.post(f"{POSTS}{draft['id']}/cancel/").json()["status"] == "cancelled"
+
+    own = client.post(POSTS, body(title="Da approvare"), format="json").json()
+    publisher = User.objects.create_user("pubblicatore", is_staff=True)
+    post = Post.objects.get(pk=own["id"])
+    publishing.post_schedule(post=post, send_at=timezone.now() + timedelta(hours=2), user=publisher)
+    response = client.post(f"{POSTS}{post.pk}/cancel/")
+    assert response.status_code == 403
+    assert Post.objects.get(pk=post.pk).status == Post.Status.SCHEDULED

@@ -24,6 +24,8 @@ WHATSAPP_VERIFY_TOKEN = "test-verify-token"
 WHATSAPP_ACCESS_TOKEN = "test-access-token"
 WHATSAPP_PHONE_NUMBER_ID = "100000000000001"
 LANGUAGE_CODE = "it"
+# Whitenoise looks for the collected files at start-up; tests serve none, but the folder exists.
+Path(STATIC_ROOT).mkdir(parents=True, exist_ok=True)  # noqa: F405
 # A development box: the chat simulator is on (tests that check it off say so).
 BANDITORE_SIMULATOR = True
 # Drains run inline in the webhook request here (eager Celery): no lingering in the request.

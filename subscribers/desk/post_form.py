@@ -15,11 +15,19 @@ from subscribers.desk import compose
 from topics.models import Post
 
 
+class HttpsURLField(forms.URLField):
+    """An address typed without a scheme is taken as https://, what Meta fetches media over."""
+
+    def __init__(self, **kwargs):
+        super().__init__(assume_scheme="https", **kwargs)
+
+
 class PostForm(forms.ModelForm):
     """The compose form: Meta's limits are checked here, with errors an editor can act on."""
 
     class Meta:
         model = Post
+        field_classes = {"link": HttpsURLField, "media_url": HttpsURLField}
         fields = [
             "title",
             "body",

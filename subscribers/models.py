@@ -257,6 +257,11 @@ class Delivery(models.Model):
     )
     used_template = models.BooleanField(_("sent as template"), default=False)
     attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    # The attempt's number: every claim and every resend move it on, never back (unlike
+    # `attempts`, which a resend resets and a throttled try gives back). Our callback reference
+    # carries it, so a status of an earlier attempt never applies to a later one
+    # (subscribers.delivery.statuses). A database default: the fan-out's INSERT does not name it.
+    attempt_seq = models.IntegerField(_("attempt number"), default=0, db_default=0)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     last_error_code = models.IntegerField(_("last error code"), null=True, blank=True)
     last_error_text = models.TextField(_("last error"), blank=True)

@@ -3,8 +3,10 @@
 Meta echoes `biz_opaque_callback_data` in every status webhook of the message
 (https://developers.facebook.com/docs/whatsapp/cloud-api/reference/messages), so a status
 finds its row even before the message id (wamid) was written back, and tells a post's delivery
-("d:<delivery id>") from a service message ("svc:<outbound id>") without a database lookup.
-The references are built and read here only.
+("d:<delivery id>:<attempt>") from a service message ("svc:<outbound id>") without a database
+lookup. A delivery's reference names the attempt too: Meta may repeat an old attempt's statuses
+after the row was sent again, and those must not touch the new attempt. The references are
+built and read here only.
 """
 
 from __future__ import annotations
@@ -14,9 +16,14 @@ from enum import StrEnum
 DELIVERY_PREFIX = "d:"
 SERVICE_PREFIX = "svc:"
 _MAX_DIGITS = 18  # fits a bigint: a longer tail is not one of ours
+_MAX_ATTEMPT_DIGITS = 9  # fits an int
 
 
-def delivery_reference(delivery_id: int) -> str:
+def delivery_reference(delivery_id: int, attempt: int = 0) -> str:
+    """`d:<id>:<attempt>`; attempt 0 is `d:<id>`, as every message was written before
+    attempts were numbered (a row never claimed since still has attempt 0)."""
+    if attempt:
+        return f"{DELIVERY_PREFIX}{delivery_id}:{attempt}"
     return f"{DELIVERY_PREFIX}{delivery_id}"
 
 
@@ -33,9 +40,26 @@ def _id_after(prefix: str, data: str | None) -> int | None:
     return int(tail)
 
 
+def delivery_attempt(data: str | None) -> tuple[int, int] | None:
+    """(delivery id, attempt) a post's status is about; None when `data` is not a delivery
+    reference."""
+    if not data or not data.startswith(DELIVERY_PREFIX):
+        return None
+    head, colon, attempt = data.partition(":")[2].partition(":")
+    delivery = _id_after("", head)
+    if delivery is None:
+        return None
+    if not colon:
+        return delivery, 0
+    if not (attempt.isascii() and attempt.isdigit()) or len(attempt) > _MAX_ATTEMPT_DIGITS:
+        return None
+    return delivery, int(attempt)
+
+
 def delivery_id(data: str | None) -> int | None:
     """The delivery a post's status is about; None when `data` is not a delivery reference."""
-    return _id_after(DELIVERY_PREFIX, data)
+    parsed = delivery_attempt(data)
+    return parsed[0] if parsed else None
 
 
 def service_id(data: str | None) -> int | None:

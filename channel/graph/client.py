@@ -35,6 +35,8 @@ class SendResult:
     http_status: int | None = None
     handling: Handling | None = None
     maybe_sent: bool = False
+    # Never handed to the transport: the batch was stopped before its slot (nothing reached Meta).
+    not_sent: bool = False
 
     @property
     def ok(self) -> bool:
@@ -108,18 +110,28 @@ class GraphClient:
         return future.result(self.timeout + 30)
 
     def submit(
-        self, payloads: list[dict], reserve: Callable[[int], Grant] | None = None, chunk: int = 1
+        self,
+        payloads: list[dict],
+        reserve: Callable[[int], Grant] | None = None,
+        chunk: int = 1,
+        stop: Callable[[], bool] | None = None,
     ) -> Future[list[SendResult]]:
         """Send all, concurrently; with `reserve` (the limiter), message n waits for its slot.
-        The future's results come in the order of `payloads`."""
+        `stop` is asked right before each request is handed to the transport (so it must be
+        cheap); once it says True, the rest is not sent (`not_sent` results). The future's
+        results come in the order of `payloads`."""
         return asyncio.run_coroutine_threadsafe(
-            self._send_paced(payloads, reserve, chunk), self._loop
+            self._send_paced(payloads, reserve, chunk, stop), self._loop
         )
 
     def send_paced(
-        self, payloads: list[dict], reserve: Callable[[int], Grant] | None = None, chunk: int = 1
+        self,
+        payloads: list[dict],
+        reserve: Callable[[int], Grant] | None = None,
+        chunk: int = 1,
+        stop: Callable[[], bool] | None = None,
     ) -> list[SendResult]:
-        return self.submit(payloads, reserve, chunk).result()
+        return self.submit(payloads, reserve, chunk, stop).result()
 
     # A send more than this past its slot is not sent at that slot: the process was held up
     # (CPU, a slow Redis answer), and firing its overdue slots now would bunch them with the
@@ -127,10 +139,11 @@ class GraphClient:
     # takes a later one: a little throughput lost instead of a burst above Meta's limit.
     LATE = 0.01
 
-    async def _send_paced(self, payloads, reserve, chunk: int) -> list[SendResult]:
+    async def _send_paced(self, payloads, reserve, chunk: int, stop) -> list[SendResult]:
         loop = asyncio.get_running_loop()
         tasks = []
-        while len(tasks) < len(payloads):
+        stopped = stop or (lambda: False)
+        while len(tasks) < len(payloads) and not stopped():
             if reserve is None:
                 tasks += [loop.create_task(self.asend(p)) for p in payloads]
                 break
@@ -150,8 +163,11 @@ class GraphClient:
                 if loop.time() - (asked_at + grant.slot(n)) > self.LATE:
                     self.slots_given_up += 1
                     continue
+                if stopped():  # its slot is given up like a late one
+                    break
                 tasks.append(loop.create_task(self.asend(payloads[len(tasks)])))
-        return list(await asyncio.gather(*tasks))
+        results = list(await asyncio.gather(*tasks))
+        return results + [_NOT_SENT] * (len(payloads) - len(results))
 
     async def asend(self, payload: dict) -> SendResult:
         try:
@@ -169,6 +185,9 @@ class GraphClient:
                 maybe_sent=True,
             )
         return _result_from_response(response)
+
+
+_NOT_SENT = SendResult(error_text="not sent: stopped before its turn", not_sent=True)
 
 
 def _result_from_response(response: httpx.Response) -> SendResult:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import connection, transaction
-from django.db.models import Q, QuerySet
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -21,6 +21,7 @@ from channel.graph.account import is_paused
 from channel.graph.errors import Handling, handling_for
 from channel.graph.window import window_cutoff
 from subscribers.delivery.payloads import default_template
+from subscribers.delivery.settling import stop_senders
 from subscribers.delivery.signals import senders_needed
 from subscribers.models import Delivery, Subscriber, Subscription
 from topics.audit import record_audit
@@ -197,7 +198,10 @@ def publish_due_posts(now: datetime | None = None) -> int:
 
 
 def post_cancel(*, post: Post, user=None, token=None) -> int:
-    """Stop a post: nothing queued is sent any more. Returns how many deliveries stopped."""
+    """Stop a post: nothing queued is sent any more, and senders in the middle of a batch hand
+    no further request to Meta (settling.stop_senders); what they hold is cancelled when they
+    write it back. The post's row is locked first, as the senders and the status webhooks lock
+    it before they would queue a row again. Returns how many queued deliveries stopped."""
     with transaction.atomic():
         changed = Post.objects.filter(
             pk=post.pk, status__in=[*PUBLISHABLE, Post.Status.SENDING]
@@ -209,6 +213,7 @@ def post_cancel(*, post: Post, user=None, token=None) -> int:
         stopped = Delivery.objects.filter(post=post, status=Delivery.Status.QUEUED).update(
             status=Delivery.Status.CANCELLED
         )
+        stop_senders(post.pk)
         audit(action="cancel", post=post, user=user, token=token, stopped=stopped)
     post.refresh_from_db()
     return stopped
@@ -234,11 +239,12 @@ def resend_failed(*, post: Post, user=None) -> int:
             raise PublishError(_("Only posts that were sent can be resent."))
         if post.is_expired():
             raise PublishError(_("The post has expired: it will not be sent again."))
-        # The failed message's wamid goes: the sender keeps a wamid it finds, and the new
-        # message's statuses must match the new one.
+        # The failed attempt is over: its wamid goes and the attempt number moves on, so Meta
+        # repeating that attempt's statuses changes nothing (subscribers.delivery.statuses).
         requeued = resendable(post).update(
             status=Delivery.Status.QUEUED,
             attempts=0,
+            attempt_seq=F("attempt_seq") + 1,
             next_attempt_at=None,
             failed_at=None,
             wa_message_id=None,

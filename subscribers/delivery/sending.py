@@ -7,13 +7,17 @@
 - A batch's requests are all in flight at once on the process's event loop
   (channel.graph.client), and a sender keeps two batches going: while one waits for Meta, the
   other is written back (subscribers.delivery.settling) and the next claimed.
-- Each message carries our reference (channel.graph.callbacks), which Meta echoes in its
-  statuses: that is how a message that got no answer is settled without being resent.
+- Each message carries our reference (channel.graph.callbacks) with the attempt's number,
+  which Meta echoes in its statuses: that is how a message that got no answer is settled
+  without being resent, and why an earlier attempt's status never settles a later one.
+- A cancel stops a batch between two requests: each request first checks the post's stop flag
+  (settling.stop_senders); what was not handed to Meta yet is cancelled when written back.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -42,7 +46,14 @@ from subscribers.delivery.payloads import (
     free_form_payload,
     template_payload,
 )
-from subscribers.delivery.settling import Claimed, Outcome, expire_post, finish_if_done, settle
+from subscribers.delivery.settling import (
+    Claimed,
+    Outcome,
+    expire_post,
+    finish_if_done,
+    senders_stopped,
+    settle,
+)
 from subscribers.models import Delivery, Subscriber
 from topics.models import Post
 
@@ -54,7 +65,8 @@ logger = logging.getLogger(__name__)
 
 def claim_batch(post_id: int, size: int, now: datetime | None = None) -> list[Claimed]:
     """Lock up to `size` due rows nobody else holds, then move them to `sending`. Two
-    statements in one transaction: the locked ids are fixed before the UPDATE runs."""
+    statements in one transaction: the locked ids are fixed before the UPDATE runs. Each
+    claim is a new attempt: a new number, and no message id until Meta gives one."""
     now = now or timezone.now()
     due = (
         Delivery.objects.filter(post_id=post_id, status=Delivery.Status.QUEUED)
@@ -66,10 +78,14 @@ def claim_batch(post_id: int, size: int, now: datetime | None = None) -> list[Cl
         if not ids:
             return []
         Delivery.objects.filter(id__in=ids, status=Delivery.Status.QUEUED).update(
-            status=Delivery.Status.SENDING, sending_at=now, attempts=F("attempts") + 1
+            status=Delivery.Status.SENDING,
+            sending_at=now,
+            attempts=F("attempts") + 1,
+            attempt_seq=F("attempt_seq") + 1,
+            wa_message_id=None,
         )
         rows = Delivery.objects.filter(id__in=ids, sending_at=now).values_list(
-            "id", "subscriber_id", "attempts", "used_template"
+            "id", "subscriber_id", "attempts", "used_template", "post_id", "attempt_seq"
         )
         return [Claimed(*row) for row in rows.order_by("id")]
 
@@ -116,7 +132,7 @@ def _prepare(
         payload = template_payload(ctx.post, recipient, template)
     else:
         payload = free_form_payload(ctx.post, recipient)
-    return add_callback(payload, delivery_reference(claimed.id)), use_template
+    return add_callback(payload, delivery_reference(claimed.id, claimed.seq)), use_template
 
 
 @dataclass
@@ -142,6 +158,27 @@ def _sendable(post_id: int) -> Post | float | None:
     if is_paused():
         return float(settings.BANDITORE_PAUSED_RETRY_SECONDS)
     return post
+
+
+# How late a sender may learn that its post was cancelled: the check before each request
+# asks Redis at most this often, so at 1,000 messages/s it costs 50 reads a second, not 1,000.
+STOP_POLL_SECONDS = 0.02
+
+
+class _StopCheck:
+    """Whether the post stopped (cancelled, expired) since its batch was claimed. Called on
+    the event loop right before each request; one instance per batch."""
+
+    def __init__(self, post_id: int) -> None:
+        self.post_id = post_id
+        self.stopped = False
+        self.next_look = 0.0
+
+    def __call__(self) -> bool:
+        if not self.stopped and time.monotonic() >= self.next_look:
+            self.stopped = senders_stopped(self.post_id)
+            self.next_look = time.monotonic() + STOP_POLL_SECONDS
+        return self.stopped
 
 
 def _start_batch(post: Post, size: int) -> _Batch:
@@ -170,6 +207,7 @@ def _start_batch(post: Post, size: int) -> _Batch:
             [payload for _, payload, _ in batch.prepared],
             lambda count: limiter.reserve(Lane.BULK, count, max_ahead=limiter.MAX_AHEAD),
             chunk=limiter.chunk(Lane.BULK),
+            stop=_StopCheck(post.pk),
         )
         # Past this something is wrong (each request has its own timeout): give up like a
         # crash would, rows stay in `sending` for the statuses or the sweeper to settle.

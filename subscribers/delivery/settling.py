@@ -5,13 +5,14 @@ code (channel.graph.errors), never by HTTP status alone, and wait as long as its
 before the next try. "Maybe sent" (timeout, crash with the request in flight) is never resent
 blindly: the row stays in `sending` until Meta's status webhook echoing our reference settles
 it (subscribers.delivery.statuses) or, after BANDITORE_SETTLE_SECONDS, the sweeper queues it
-again (subscribers.delivery.sweeper).
+again (subscribers.delivery.sweeper). A row of a post that stopped (cancelled, expired) never
+goes back to the queue: it is cancelled.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -22,18 +23,22 @@ from django.utils import timezone
 from channel.graph.account import pause_sending
 from channel.graph.client import SendResult
 from channel.graph.errors import ATTEMPT_FREE, RETRIABLE, Handling, retry_delay
+from channel.redis_client import redis_client
 from subscribers.models import Delivery, Subscriber
 from topics.models import Post
 
 
 @dataclass(frozen=True)
 class Claimed:
-    """A delivery a sender holds (moved to `sending`), `attempts` counting this one."""
+    """A delivery a sender holds (moved to `sending`), `attempts` counting this one; `seq` is
+    the attempt's number (Delivery.attempt_seq), which our callback reference carries."""
 
     id: int
     subscriber_id: int
     attempts: int
     used_template: bool
+    post_id: int
+    seq: int
 
 
 @dataclass
@@ -45,24 +50,35 @@ class Outcome:
     held: tuple[str, float, int | None, str] | None = None
 
 
-def settle(outcomes: list[Outcome]) -> None:  # noqa: C901  (one branch per Meta handling)
-    """Write every outcome back, set-based: a handful of statements per batch, whatever its
-    size. Only rows still in `sending` change state, so a status webhook that arrived first
-    is never overwritten."""
-    now = timezone.now()
-    max_attempts = settings.BANDITORE_MAX_ATTEMPTS
-    sent: dict[bool, list[tuple[int, str]]] = defaultdict(list)  # used_template → (id, wamid)
+@dataclass
+class _Plan:
+    """A batch's outcomes grouped into the few statements that write them back."""
+
+    sent: dict[bool, list[tuple[int, str, int]]] = field(  # used_template → (id, wamid, seq)
+        default_factory=lambda: defaultdict(list)
+    )
     # (next_attempt_at, give_back, code, text, used_template) → ids
-    requeue: dict[tuple, list[int]] = defaultdict(list)
-    finals: dict[tuple, list[int]] = defaultdict(list)  # (status, code, text) → ids
-    maybe: dict[tuple, list[int]] = defaultdict(list)  # (code, text) → ids
-    unreachable: list[int] = []
-    opted_out: list[int] = []
+    requeue: dict[tuple, list[int]] = field(default_factory=lambda: defaultdict(list))
+    finals: dict[tuple, list[int]] = field(default_factory=lambda: defaultdict(list))
+    maybe: dict[tuple, list[int]] = field(default_factory=lambda: defaultdict(list))
+    unreachable: list[int] = field(default_factory=list)
+    opted_out: list[int] = field(default_factory=list)
     pause: tuple[int | None, str] | None = None
 
+
+def _plan(outcomes: list[Outcome], going: set[int], now: datetime) -> _Plan:  # noqa: C901
+    """One branch per Meta handling (channel.graph.errors). `going`: the posts still sending;
+    a row of any other post that would go back to the queue is cancelled instead."""
+    plan = _Plan()
+    max_attempts = settings.BANDITORE_MAX_ATTEMPTS
+
     def again(claim: Claimed, delay: float, give_back: int, code, text, template=None) -> None:
+        if claim.post_id not in going:
+            plan.finals[("cancelled", code, text)].append(claim.id)
+            return
         template = claim.used_template if template is None else template
-        requeue[(now + timedelta(seconds=delay), give_back, code, text, template)].append(claim.id)
+        key = (now + timedelta(seconds=delay), give_back, code, text, template)
+        plan.requeue[key].append(claim.id)
 
     for outcome in outcomes:
         claim, result = outcome.delivery, outcome.result
@@ -71,21 +87,24 @@ def settle(outcomes: list[Outcome]) -> None:  # noqa: C901  (one branch per Meta
             if status == "queued":
                 again(claim, delay, 1, code, text)
             else:
-                finals[(status, code, text)].append(claim.id)
+                plan.finals[(status, code, text)].append(claim.id)
                 if code == 131050:
-                    opted_out.append(claim.subscriber_id)
+                    plan.opted_out.append(claim.subscriber_id)
             continue
         if result.ok:
-            sent[outcome.template].append((claim.id, result.wamid))
+            plan.sent[outcome.template].append((claim.id, result.wamid, claim.seq))
+            continue
+        if result.not_sent:  # stopped before its slot: nothing reached Meta, no attempt spent
+            again(claim, 0, 1, None, "")
             continue
         code, text = result.error_code, result.error_text[:2000]
         if result.maybe_sent:
             # Never resend blindly: wait for the status webhook or the sweeper's settle time.
-            maybe[(code, f"no answer, waiting for status: {text}")].append(claim.id)
+            plan.maybe[(code, f"no answer, waiting for status: {text}")].append(claim.id)
             continue
         handling = result.handling
         if handling == Handling.ACCOUNT_PAUSE:
-            pause = pause or (code, text)
+            plan.pause = plan.pause or (code, text)
             again(claim, 0, 1, code, text)
         elif handling == Handling.NEEDS_TEMPLATE and not outcome.template:
             again(claim, 0, 1, code, text, template=True)
@@ -94,20 +113,31 @@ def settle(outcomes: list[Outcome]) -> None:  # noqa: C901  (one branch per Meta
         elif handling in RETRIABLE and claim.attempts < max_attempts:
             again(claim, retry_delay(handling, claim.attempts), 0, code, text)
         else:
-            finals[("failed", code, text)].append(claim.id)
+            plan.finals[("failed", code, text)].append(claim.id)
             if handling == Handling.RECIPIENT_UNREACHABLE:
-                unreachable.append(claim.subscriber_id)
+                plan.unreachable.append(claim.subscriber_id)
             elif handling == Handling.MARKETING_OPT_OUT:
-                opted_out.append(claim.subscriber_id)
+                plan.opted_out.append(claim.subscriber_id)
+    return plan
+
+
+def settle(outcomes: list[Outcome]) -> None:
+    """Write every outcome back, set-based: a handful of statements per batch, whatever its
+    size. Only rows still in `sending` change state, so a status webhook that arrived first
+    is never overwritten."""
+    now = timezone.now()
     in_flight = Delivery.objects.filter(status=Delivery.Status.SENDING)
     with transaction.atomic():
-        # Lock the batch's rows in id order first, as the status webhooks lock them: no
-        # deadlocks between a sender settling a batch and Meta's statuses for the same rows.
+        # The post first, then the rows, as a cancel locks them (publishing.post_cancel): a
+        # row is never queued again under a cancel being committed, and a cancel waits for
+        # this write-back, then cancels what it queued. Then the rows in id order, as the
+        # status webhooks lock them: no deadlocks with Meta's statuses for the same rows.
+        plan = _plan(outcomes, _lock_going({o.delivery.post_id for o in outcomes}), now)
         batch = [outcome.delivery.id for outcome in outcomes]
         list(Delivery.objects.select_for_update().filter(id__in=batch).order_by("id").values("id"))
-        for template, rows in sent.items():
+        for template, rows in plan.sent.items():
             _mark_sent(rows, now, template)
-        for (at, give_back, code, text, template), ids in requeue.items():
+        for (at, give_back, code, text, template), ids in plan.requeue.items():
             in_flight.filter(id__in=ids).update(
                 status=Delivery.Status.QUEUED,
                 next_attempt_at=at,
@@ -116,29 +146,47 @@ def settle(outcomes: list[Outcome]) -> None:  # noqa: C901  (one branch per Meta
                 last_error_text=text,
                 used_template=template,
             )
-        for (status, code, text), ids in finals.items():
+        for (status, code, text), ids in plan.finals.items():
             extra = {"failed_at": now} if status == "failed" else {}
             in_flight.filter(id__in=ids).update(
                 status=status, last_error_code=code, last_error_text=text, **extra
             )
-        for (code, text), ids in maybe.items():
+        for (code, text), ids in plan.maybe.items():
             in_flight.filter(id__in=ids).update(last_error_code=code, last_error_text=text)
-        if unreachable:
-            Subscriber.objects.filter(id__in=unreachable, status=Subscriber.Status.ACTIVE).update(
-                status=Subscriber.Status.UNREACHABLE
-            )
-        if opted_out:
-            Subscriber.objects.filter(id__in=opted_out).update(marketing_opt_out=True)
-    if pause is not None:
-        pause_sending(code=pause[0], reason=pause[1])
+        if plan.unreachable:
+            Subscriber.objects.filter(
+                id__in=plan.unreachable, status=Subscriber.Status.ACTIVE
+            ).update(status=Subscriber.Status.UNREACHABLE)
+        if plan.opted_out:
+            Subscriber.objects.filter(id__in=plan.opted_out).update(marketing_opt_out=True)
+    if plan.pause is not None:
+        pause_sending(code=plan.pause[0], reason=plan.pause[1])
 
 
-def _mark_sent(rows: list[tuple[int, str]], now: datetime, template: bool) -> None:
+def _lock_going(post_ids: set[int]) -> set[int]:
+    """Lock the posts (FOR SHARE: two senders of one post do not wait for each other, a
+    cancel waits for both) and return those still sending."""
+    ids = sorted(post_ids)
+    if not ids:
+        return set()
+    placeholders = ", ".join(["%s"] * len(ids))
+    lock = " FOR SHARE" if connection.vendor == "postgresql" else ""  # SQLite: one writer
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT id FROM {Post._meta.db_table} WHERE id IN ({placeholders}) AND status = %s "
+            f"ORDER BY id{lock}",
+            [*ids, Post.Status.SENDING],
+        )
+        return {row[0] for row in cursor.fetchall()}
+
+
+def _mark_sent(rows: list[tuple[int, str, int]], now: datetime, template: bool) -> None:
     """One UPDATE for all accepted sends. A row a status webhook already moved on keeps its
-    status but still learns its wamid (the status may have matched it by our reference)."""
+    status but still learns its wamid (the status may have matched it by our reference).
+    Only the attempt that was sent: a row claimed again meanwhile keeps the new attempt's."""
     table = Delivery._meta.db_table
-    values = ", ".join(["(%s, %s)"] * len(rows))
-    sql = f"""WITH v(id, wamid) AS (VALUES {values})
+    values = ", ".join(["(%s, %s, %s)"] * len(rows))
+    sql = f"""WITH v(id, wamid, seq) AS (VALUES {values})
         UPDATE {table} AS d SET
         status = CASE WHEN d.status = 'sending' THEN 'sent' ELSE d.status END,
         wa_message_id = COALESCE(d.wa_message_id, v.wamid),
@@ -146,7 +194,7 @@ def _mark_sent(rows: list[tuple[int, str]], now: datetime, template: bool) -> No
         used_template = %s,
         last_error_code = CASE WHEN d.status = 'sending' THEN NULL ELSE d.last_error_code END,
         last_error_text = CASE WHEN d.status = 'sending' THEN '' ELSE d.last_error_text END
-        FROM v WHERE d.id = v.id"""
+        FROM v WHERE d.id = v.id AND d.attempt_seq = v.seq"""
     params = [value for row in rows for value in row] + [now, template]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
@@ -170,14 +218,46 @@ def finish_if_done(post_id: int) -> bool:
 
 
 def expire_post(post: Post) -> int:
-    """An expired post stops: what was not sent yet never will be, and the post says why."""
+    """An expired post stops like a cancelled one: what was not sent yet never will be, and
+    the post says why."""
     with transaction.atomic():
+        # The post first, as the senders lock it before writing a batch back (settle).
+        sending = Post.objects.select_for_update(no_key=True).filter(
+            pk=post.pk, status=Post.Status.SENDING
+        )
+        if not list(sending.values_list("pk", flat=True)):
+            return 0
         stopped = Delivery.objects.filter(post=post, status=Delivery.Status.QUEUED).update(
             status=Delivery.Status.CANCELLED
         )
-        Post.objects.filter(pk=post.pk, status=Post.Status.SENDING).update(
+        Post.objects.filter(pk=post.pk).update(
             status=Post.Status.CANCELLED,
             finished_at=timezone.now(),
             status_note=f"expired before everyone was reached ({stopped} not sent)"[:300],
         )
+        stop_senders(post.pk)
     return stopped
+
+
+# --- stopping senders mid-batch ------------------------------------------------------------
+
+# A sender checks before each request whether its post stopped (subscribers.delivery.sending).
+# Past a batch the database says so (the post's status): the flag only has to outlive one.
+STOP_FLAG_SECONDS = 3600
+
+
+def _stop_key(post_id: int) -> str:
+    return f"banditore:subscribers:stopped:{post_id}"
+
+
+def stop_senders(post_id: int) -> None:
+    """Once the caller commits, the post's senders hand no more of its requests to Meta.
+    Robust: should Redis fail here, the stop stands in the database, which the senders read
+    before each batch."""
+    transaction.on_commit(
+        lambda: redis_client().set(_stop_key(post_id), 1, ex=STOP_FLAG_SECONDS), robust=True
+    )
+
+
+def senders_stopped(post_id: int) -> bool:
+    return bool(redis_client().exists(_stop_key(post_id)))

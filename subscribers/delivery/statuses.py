@@ -6,20 +6,26 @@ and a `failed` after `delivered` is recorded (time and error) without hiding tha
 delivered. https://developers.facebook.com/docs/whatsapp/cloud-api/webhooks/components
 Each status is matched by wamid, or by our callback reference when the sender crashed before
 writing the wamid back; that is what settles "maybe sent" deliveries.
+
+A status belongs to one attempt: the reference names it (channel.graph.callbacks) and each claim
+clears the wamid, so an earlier attempt's status, repeated by Meta after a retry or a resend,
+matches nothing. A row waiting in the queue for a retry takes only a `delivered` or `read` of the
+attempt before (the person got it after all: no retry); a resend numbers a new attempt at once,
+so nothing from before it applies.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Q
 from django.utils import timezone
 
-from channel.graph.callbacks import RANK, MessageStatus, delivery_id, rank_sql
+from channel.graph.callbacks import RANK, MessageStatus, delivery_attempt, rank_sql
 from channel.graph.errors import RETRIABLE, Handling, handling_for, retry_delay
 from channel.webhook.parsing import StatusUpdate
 from subscribers.models import Delivery, Subscriber
@@ -32,28 +38,36 @@ _STAMP = {
     MessageStatus.READ: "read_at",
 }
 _INT32 = 2**31
+# A failure may queue a row again only while its post goes on; a row of a post that stopped
+# (cancelled, expired) is cancelled instead, so nothing of it is left in the queue.
+_GOING = (Post.Status.SENDING, Post.Status.SENT)
 
 
-def _delivery_id(update: StatusUpdate) -> int | None:
-    return delivery_id(update.biz_opaque_callback_data)
+def _reference(update: StatusUpdate) -> tuple[int | None, int | None]:
+    """(delivery id, attempt) from our callback reference; (None, None) without one."""
+    return delivery_attempt(update.biz_opaque_callback_data) or (None, None)
 
 
-def _lock_order(update: StatusUpdate) -> tuple[int, str]:
-    return (_delivery_id(update) or 0, update.wamid)
+def _error(update: StatusUpdate) -> tuple[int | None, str]:
+    error = update.errors[0] if update.errors else None
+    code = error.code if error and -_INT32 <= error.code < _INT32 else None
+    text = f"{error.title}: {error.details}".strip(": ") if error else "failed"
+    return code, text[:2000]
 
 
-def _match(update: StatusUpdate) -> tuple[str, list]:
-    delivery_id = _delivery_id(update)
-    if delivery_id is not None:
-        return "id = %s AND (wa_message_id IS NULL OR wa_message_id = %s)", [
-            delivery_id,
-            update.wamid,
-        ]
-    return "wa_message_id = %s", [update.wamid]
+@dataclass(frozen=True)
+class _Failed:
+    """A row a `failed` status just marked failed."""
+
+    id: int
+    attempts: int
+    post_id: int
+    subscriber_id: int
+    code: int | None
 
 
 def apply_statuses(updates: Sequence[StatusUpdate]) -> int:
-    """Apply a webhook's statuses; returns how many delivery rows changed."""
+    """Apply a webhook's statuses; returns how many delivery rows they matched."""
     if connection.vendor == "postgresql":
         return _apply_set_based(updates)
     return _apply_one_by_one(updates)  # SQLite (the one-command dev run): low volume
@@ -64,6 +78,7 @@ class _Merged:
     """Everything a batch says about one message, folded order-independently."""
 
     delivery_id: int | None
+    attempt: int | None
     wamid: str
     rank: int = 0
     stamps: dict[str, datetime] = field(default_factory=dict)
@@ -81,13 +96,12 @@ class _Merged:
             self.stamps[status] = min(seen, update.timestamp) if seen else update.timestamp
 
     def row(self, index: int) -> list:
-        error = self.failed.errors[0] if self.failed and self.failed.errors else None
-        code = error.code if error and -_INT32 <= error.code < _INT32 else None
-        text = f"{error.title}: {error.details}".strip(": ") if error else "failed"
+        code, text = _error(self.failed) if self.failed else (None, "")
         status = next((s for s, r in RANK.items() if r == self.rank), "")
         return [
             index,
             self.delivery_id,
+            self.attempt,
             self.wamid,
             self.rank,
             status,
@@ -97,21 +111,24 @@ class _Merged:
             self.failed is not None,
             self.failed.timestamp if self.failed else None,
             code,
-            text[:2000] if self.failed else "",
+            text,
         ]
 
 
 # One array per column: the statement text is the same for every batch, so psycopg parses it
 # once (a VALUES list with 1,200 placeholders cost more in Python than the UPDATE in SQL).
 _COLUMNS = (
-    "idx int[], delivery_id bigint[], wamid text[], rank int[], status text[],"
+    "idx int[], delivery_id bigint[], attempt int[], wamid text[], rank int[], status text[],"
     " sent_at timestamptz[], delivered_at timestamptz[], read_at timestamptz[],"
     " failed boolean[], failed_at timestamptz[], code int[], error text[]"
 )
 _UNNEST = "unnest(" + ", ".join(f"%s::{column.split()[1]}" for column in _COLUMNS.split(",")) + ")"
+# A failed or cancelled row moves up only when the person got the message (`delivered` or
+# `read`): a `sent` does not undo Meta's `failed`, nor our cancel.
 _SET_BASED_SQL = """
     UPDATE {table} AS t SET
         status = CASE
+            WHEN t.status IN ('failed', 'cancelled') AND v.rank < 2 THEN t.status
             WHEN v.failed AND GREATEST({rank}, v.rank) < 2 THEN 'failed'
             WHEN {rank} < v.rank THEN v.status
             ELSE t.status END,
@@ -122,25 +139,29 @@ _SET_BASED_SQL = """
         last_error_code = CASE WHEN v.failed THEN v.code ELSE t.last_error_code END,
         last_error_text = CASE WHEN v.failed THEN v.error ELSE t.last_error_text END,
         wa_message_id = COALESCE(t.wa_message_id, v.wamid)
-    FROM {unnest} AS v(idx, delivery_id, wamid, rank, status, sent_at, delivered_at,
+    FROM {unnest} AS v(idx, delivery_id, attempt, wamid, rank, status, sent_at, delivered_at,
                        read_at, failed, failed_at, code, error)
-    WHERE {match}
-    RETURNING v.idx
+    WHERE {match} AND (t.status <> 'queued' OR v.rank >= 2)
+    RETURNING v.idx, t.id, t.status, t.attempts, t.post_id, t.subscriber_id
 """
-_BY_ID = "t.id = v.delivery_id AND (t.wa_message_id IS NULL OR t.wa_message_id = v.wamid)"
+# By our reference: this row, this attempt, and no other message's wamid.
+_BY_ID = (
+    "t.id = v.delivery_id AND t.attempt_seq = v.attempt"
+    " AND (t.wa_message_id IS NULL OR t.wa_message_id = v.wamid)"
+)
 _BY_WAMID = "t.wa_message_id = v.wamid"
 
 
 def _apply_set_based(updates: Sequence[StatusUpdate]) -> int:
     """Fold the batch per message, lock the rows in id order (as senders do: no deadlocks),
     then one UPDATE … FROM unnest(…) per way of matching (bench/statuses.py measures it)."""
-    merged: dict[tuple[int | None, str], _Merged] = {}
+    merged: dict[tuple[int | None, int | None, str], _Merged] = {}
     for update in updates:
         if len(update.wamid) > 255 or (
             update.status not in RANK and update.status != MessageStatus.FAILED
         ):
             continue
-        key = (_delivery_id(update), update.wamid)
+        key = (*_reference(update), update.wamid)
         merged.setdefault(key, _Merged(*key)).add(update)
     if not merged:
         return 0
@@ -148,8 +169,9 @@ def _apply_set_based(updates: Sequence[StatusUpdate]) -> int:
     table = Delivery._meta.db_table
     ids = [g.delivery_id for g in groups if g.delivery_id is not None]
     wamids = [g.wamid for g in groups if g.delivery_id is None]
-    changed: list[int] = []
+    matched: list[tuple] = []
     with transaction.atomic(), connection.cursor() as cursor:
+        going = _lock_posts(cursor, groups)
         cursor.execute(
             f"SELECT id FROM {table} WHERE id = ANY(%s) OR wa_message_id = ANY(%s) "
             "ORDER BY id FOR UPDATE",
@@ -167,93 +189,143 @@ def _apply_set_based(updates: Sequence[StatusUpdate]) -> int:
             )
             rows = [g.row(i) for i, g in part]
             cursor.execute(sql, [list(column) for column in zip(*rows, strict=True)])
-            changed += [row[0] for row in cursor.fetchall()]
-        failures = [(groups[i].failed, groups[i].row(i)[10]) for i in changed if groups[i].failed]
-        if failures:
-            _after_failures(failures)
-    return len(changed)
+            matched += cursor.fetchall()
+        failed = [
+            _Failed(row_id, attempts, post_id, subscriber_id, _error(groups[idx].failed)[0])
+            for idx, row_id, status, attempts, post_id, subscriber_id in matched
+            if groups[idx].failed and status == Delivery.Status.FAILED
+        ]
+        if failed:
+            _after_failures(failed, going)
+    return len(matched)
+
+
+def _lock_posts(cursor, groups: list[_Merged]) -> dict[int, str]:
+    """With `failed` statuses in the batch: lock their rows' posts first, as a cancel and a
+    sender writing back a batch do (subscribers.delivery.settling), and return their status.
+    A failure then never queues a row again under a cancel that is being committed."""
+    failing = [g for g in groups if g.failed]
+    if not failing:
+        return {}
+    cursor.execute(
+        f"SELECT id, status FROM {Post._meta.db_table} WHERE id IN ("
+        f"SELECT post_id FROM {Delivery._meta.db_table} "
+        "WHERE id = ANY(%s) OR wa_message_id = ANY(%s)) ORDER BY id FOR NO KEY UPDATE",
+        [
+            [g.delivery_id for g in failing if g.delivery_id is not None],
+            [g.wamid for g in failing if g.delivery_id is None],
+        ],
+    )
+    return dict(cursor.fetchall())
 
 
 def _apply_one_by_one(updates: Sequence[StatusUpdate]) -> int:
+    """The same rules, one statement per status (SQLite has no unnest; its writers are
+    serialised, so no locks are taken)."""
     table = Delivery._meta.db_table
-    changed = 0
-    failures: list[tuple[StatusUpdate, int | None]] = []
+    matched = 0
+    failed: list[_Failed] = []
+    returning = "RETURNING id, status, attempts, post_id, subscriber_id"
     with transaction.atomic(), connection.cursor() as cursor:
-        # Lock rows in delivery-id order, like the senders do, so the two never deadlock.
         for update in sorted(updates, key=_lock_order):
             if len(update.wamid) > 255:
                 continue
             where, params = _match(update)
             if update.status in RANK:
-                stamp = _STAMP[update.status]
-                # Earlier stamps are implied: `read` means it was also sent (and delivered).
-                implied = [
-                    f"{_STAMP[s]} = COALESCE({_STAMP[s]}, %s)"
-                    for s, rank in RANK.items()
-                    if rank < RANK[update.status] and s == MessageStatus.SENT
-                ]
+                # `delivered` and `read` imply it was sent.
+                stamps = {_STAMP[update.status], _STAMP[MessageStatus.SENT]}
+                rank = RANK[update.status]
                 sql = f"""
                     UPDATE {table} SET
-                        status = CASE WHEN {_RANK_SQL} < %s THEN %s ELSE status END,
-                        {stamp} = COALESCE({stamp}, %s),
-                        {"".join(part + ", " for part in implied)}
-                        wa_message_id = %s
-                    WHERE {where}
+                        status = CASE
+                            WHEN status IN ('failed', 'cancelled') AND %s < 2 THEN status
+                            WHEN {_RANK_SQL} < %s THEN %s
+                            ELSE status END,
+                        {"".join(f"{stamp} = COALESCE({stamp}, %s), " for stamp in stamps)}
+                        wa_message_id = COALESCE(wa_message_id, %s)
+                    WHERE {where} {returning}
                 """
-                values = [RANK[update.status], update.status, update.timestamp]
-                values += [update.timestamp] * len(implied)
+                values = [rank, rank, update.status, *[update.timestamp] * len(stamps)]
                 cursor.execute(sql, [*values, update.wamid, *params])
+                matched += len(cursor.fetchall())
             elif update.status == MessageStatus.FAILED:
-                error = update.errors[0] if update.errors else None
-                code = error.code if error and -_INT32 <= error.code < _INT32 else None
-                text = f"{error.title}: {error.details}".strip(": ") if error else "failed"
+                code, text = _error(update)
                 sql = f"""
                     UPDATE {table} SET
-                        status = CASE WHEN {_RANK_SQL} < 2 THEN 'failed' ELSE status END,
+                        status = CASE
+                            WHEN status IN ('failed', 'cancelled') THEN status
+                            WHEN {_RANK_SQL} < 2 THEN 'failed'
+                            ELSE status END,
                         failed_at = COALESCE(failed_at, %s),
                         last_error_code = %s,
                         last_error_text = %s,
-                        wa_message_id = %s
-                    WHERE {where}
+                        wa_message_id = COALESCE(wa_message_id, %s)
+                    WHERE {where} {returning}
                 """
-                cursor.execute(sql, [update.timestamp, code, text[:2000], update.wamid, *params])
-                if cursor.rowcount:
-                    failures.append((update, code))
-            else:
-                continue
-            changed += cursor.rowcount
-        if failures:
-            _after_failures(failures)
-    return changed
+                cursor.execute(sql, [update.timestamp, code, text, update.wamid, *params])
+                rows = cursor.fetchall()
+                matched += len(rows)
+                failed += [_Failed(r[0], r[2], r[3], r[4], code) for r in rows if r[1] == "failed"]
+        if failed:
+            posts = Post.objects.filter(pk__in={row.post_id for row in failed})
+            _after_failures(failed, dict(posts.values_list("pk", "status")))
+    return matched
 
 
-def _after_failures(failures: list[tuple[StatusUpdate, int | None]]) -> None:
+def _lock_order(update: StatusUpdate) -> tuple[int, str]:
+    return (_reference(update)[0] or 0, update.wamid)
+
+
+def _match(update: StatusUpdate) -> tuple[str, list]:
+    """As _BY_ID or _BY_WAMID, and the rule for rows waiting in the queue, for one status."""
+    delivery_id, attempt = _reference(update)
+    if delivery_id is not None:
+        where = "id = %s AND attempt_seq = %s AND (wa_message_id IS NULL OR wa_message_id = %s)"
+        params = [delivery_id, attempt, update.wamid]
+    else:
+        where, params = "wa_message_id = %s", [update.wamid]
+    if RANK.get(update.status, 0) < 2:
+        where += " AND status <> 'queued'"
+    return where, params
+
+
+def _after_failures(failed: list[_Failed], posts: dict[int, str]) -> None:
     """A failure reported by webhook is handled like one in the send response, and waits as
-    long before its retry (channel.graph.errors.retry_delay)."""
+    long before its retry (channel.graph.errors.retry_delay). One statement per kind of
+    handling and per retry delay, whatever the number of rows."""
     now = timezone.now()
     max_attempts = settings.BANDITORE_MAX_ATTEMPTS
-    for update, code in failures:
-        rows = Delivery.objects.filter(
-            Q(wa_message_id=update.wamid) | Q(id=_delivery_id(update) or 0),
-            status=Delivery.Status.FAILED,
-        )
-        handling = handling_for(code)
+    unreachable: list[int] = []
+    opted_out: list[int] = []
+    stopped: list[int] = []
+    retries: dict[float, list[int]] = defaultdict(list)
+    retried_posts: set[int] = set()
+    for row in failed:
+        handling = handling_for(row.code)
         if handling == Handling.RECIPIENT_UNREACHABLE:
-            Subscriber.objects.filter(deliveries__in=rows, status=Subscriber.Status.ACTIVE).update(
-                status=Subscriber.Status.UNREACHABLE
-            )
+            unreachable.append(row.subscriber_id)
         elif handling == Handling.MARKETING_OPT_OUT:
-            Subscriber.objects.filter(deliveries__in=rows).update(marketing_opt_out=True)
-        elif handling in RETRIABLE:
-            retried = rows.filter(attempts__lt=max_attempts)
-            post_ids = set()
-            for row_id, attempts, post_id in retried.values_list("id", "attempts", "post_id"):
-                delay = timedelta(seconds=retry_delay(handling, attempts))
-                Delivery.objects.filter(id=row_id).update(
-                    status=Delivery.Status.QUEUED, next_attempt_at=now + delay
-                )
-                post_ids.add(post_id)
-            # The post may have finished meanwhile: it is sending again until the retry ends.
-            Post.objects.filter(pk__in=post_ids, status=Post.Status.SENT).update(
-                status=Post.Status.SENDING, finished_at=None
-            )
+            opted_out.append(row.subscriber_id)
+        elif handling in RETRIABLE and row.attempts < max_attempts:
+            if posts.get(row.post_id) in _GOING:
+                retries[retry_delay(handling, row.attempts)].append(row.id)
+                retried_posts.add(row.post_id)
+            else:
+                stopped.append(row.id)
+    if unreachable:
+        Subscriber.objects.filter(id__in=unreachable, status=Subscriber.Status.ACTIVE).update(
+            status=Subscriber.Status.UNREACHABLE
+        )
+    if opted_out:
+        Subscriber.objects.filter(id__in=opted_out).update(marketing_opt_out=True)
+    if stopped:
+        Delivery.objects.filter(id__in=stopped).update(status=Delivery.Status.CANCELLED)
+    for delay, ids in retries.items():
+        Delivery.objects.filter(id__in=ids).update(
+            status=Delivery.Status.QUEUED, next_attempt_at=now + timedelta(seconds=delay)
+        )
+    if retried_posts:
+        # The post may have finished meanwhile: it is sending again until the retry ends.
+        Post.objects.filter(pk__in=retried_posts, status=Post.Status.SENT).update(
+            status=Post.Status.SENDING, finished_at=None
+        )

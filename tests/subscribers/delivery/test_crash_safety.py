@@ -15,13 +15,12 @@ from pathlib import Path
 import pytest
 from django.conf import settings as django_settings
 from django.db import connection
-from django.utils import timezone
 
 from channel.models import MessageTemplate
-from subscribers.delivery import publishing, sending, sweeper
+from subscribers.delivery import sending, sweeper
 from subscribers.models import Delivery
-from tests.factories import make_post, make_subscriber, make_topic
 from tests.markers import needs_postgresql
+from tests.subscribers.delivery.helpers import callbacks, sending_post
 from topics.models import Post
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -53,17 +52,6 @@ def world(fake_graph, live_server, settings, redis_conn):
     return fake_graph
 
 
-def start_post(recipients: int) -> Post:
-    """Publish without waking the in-process (eager) senders: the workers here are ours."""
-    topic = make_topic()
-    for _ in range(recipients):
-        make_subscriber(topics=[topic])
-    post = make_post(topics=[topic])
-    Post.objects.filter(pk=post.pk).update(status=Post.Status.SENDING, published_at=timezone.now())
-    publishing.fan_out(post)
-    return post
-
-
 def recover_and_finish(fake_graph, post: Post, settings, rounds: int = 40) -> None:
     """What production does over minutes: statuses settle in-flight rows, the sweeper returns
     the rest after the settle time, senders drain the queue."""
@@ -82,12 +70,11 @@ def recover_and_finish(fake_graph, post: Post, settings, rounds: int = 40) -> No
 
 def assert_exactly_once(fake_graph, post: Post, recipients: int) -> None:
     fake_graph.flush_statuses()
-    sent = Counter(e["callback"] for e in fake_graph.outbox())
+    sent = callbacks(fake_graph)
     duplicates = {k: n for k, n in sent.items() if n > 1}
     assert duplicates == {}
     assert len(sent) == recipients
-    expected = {f"d:{pk}" for pk in Delivery.objects.filter(post=post).values_list("id", flat=True)}
-    assert set(sent) == expected
+    assert set(sent) == set(Delivery.objects.filter(post=post).values_list("id", flat=True))
 
 
 def worker_process(post: Post) -> subprocess.Popen:
@@ -127,7 +114,7 @@ def kill_after(worker: subprocess.Popen, fake_graph, accepted: int) -> None:
 
 @needs_postgresql
 def test_kill_9_mid_send_loses_nothing_and_duplicates_nothing(world, settings):
-    post = start_post(400)
+    post = sending_post(400)
     rng = random.Random(7)
     for crash in range(3):  # three crashes at random moments
         kill_after(worker_process(post), world, rng.randint(60, 100) * (crash + 1))
@@ -148,7 +135,7 @@ def test_chaos_run_ends_with_everyone_delivered_once(world, settings):
         error_130429_rate=0.05,
         error_131056_rate=0.02,
     )
-    post = start_post(300)
+    post = sending_post(300)
     sending.drain_post(post.pk, budget_seconds=30)
     recover_and_finish(world, post, settings)
     assert_exactly_once(world, post, 300)

@@ -111,7 +111,7 @@ def test_a_status_that_overtakes_the_write_back_is_matched_by_our_reference():
     assert changed == 1
     assert (delivery.status, delivery.wa_message_id) == ("delivered", "wamid.late")
     # The write-back arrives afterwards: it keeps the better status Meta already reported.
-    claim = settling.Claimed(delivery.pk, delivery.subscriber_id, 1, False)
+    claim = settling.Claimed(delivery.pk, delivery.subscriber_id, 1, False, delivery.post_id, 0)
     settling.settle([settling.Outcome(claim, result=SendResult(wamid="wamid.late"))])
     delivery.refresh_from_db()
     assert (delivery.status, delivery.wa_message_id) == ("delivered", "wamid.late")

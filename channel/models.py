@@ -56,6 +56,22 @@ class InboundMessage(models.Model):
         return f"{self.kind} {self.wamid}"
 
 
+class ErasedIdentity(models.Model):
+    """Someone who asked for erasure, kept only as a keyed hash (channel.pseudonyms) of their
+    number or user id, for as long as webhooks about them can still arrive: what arrives is
+    redacted on arrival (channel.webhook.erasure), and the row is then deleted."""
+
+    digest = models.CharField(_("keyed hash"), max_length=64, primary_key=True)
+    erased_at = models.DateTimeField(_("erased at"))
+
+    class Meta:
+        verbose_name = _("erased identity")
+        verbose_name_plural = _("erased identities")
+
+    def __str__(self) -> str:
+        return f"{self.digest[:12]}… {self.erased_at:%Y-%m-%d}"
+
+
 class OutboundStatus(models.TextChoices):
     QUEUED = "queued", _("queued")
     SENDING = "sending", _("sending")

@@ -23,6 +23,7 @@ from channel.graph.errors import ATTEMPT_FREE, Handling, retry_delay
 from channel.graph.ratelimit import Lane, SendRateLimiter, get_send_limiter
 from channel.graph.window import in_window
 from channel.models import OutboundMessage, OutboundStatus
+from channel.webhook.erasure import redact_if_erased
 
 
 def _clip(value: Any, length: int) -> str:
@@ -80,6 +81,7 @@ def send_outbound_message(*, outbound_id: int) -> tuple[str, float]:
     # Free-form only while the window the person's message opened is still open.
     if not in_window(outbound.created_at):
         _fail(outbound_id, None, "the 24-hour window closed before this could be sent")
+        redact_if_erased(outbound)
         return SendOutcome.FAILED, 0.0
     if is_paused():
         return SendOutcome.PAUSED, float(settings.BANDITORE_REPLY_PAUSED_RETRY_SECONDS)
@@ -93,7 +95,11 @@ def send_outbound_message(*, outbound_id: int) -> tuple[str, float]:
         return SendOutcome.SKIPPED, 0.0
     reference = callbacks.service_reference(outbound_id)
     result = get_client().send(payloads.add_callback(dict(outbound.payload), reference))
-    return _settle(outbound_id, outbound.attempts + 1, result)
+    outcome = _settle(outbound_id, outbound.attempts + 1, result)
+    if outcome[0] in (SendOutcome.SENT, SendOutcome.FAILED):
+        # Settled: the message confirming an erasure needed the number until now.
+        redact_if_erased(outbound)
+    return outcome
 
 
 # A token normally frees within 1/WHATSAPP_MPS s: waiting that long here is cheaper (and

@@ -138,6 +138,22 @@ def test_postgresql_itself_refuses_to_rewrite_the_consent_ledger():
         ConsentEvent.objects.filter(pk=event.pk).delete()
 
 
+@pytest.mark.skipif(
+    not settings.DATABASES["default"]["ENGINE"].endswith("postgresql"),
+    reason="the trigger exists on PostgreSQL only; SQLite relies on the model guard",
+)
+def test_erasure_may_redact_a_ledger_rows_note_and_message_id_and_nothing_else():
+    event = ConsentEvent.objects.create(
+        kind="import", source="import", at=timezone.now(), note="Mario Rossi", wa_message_id="w1"
+    )
+    rows = ConsentEvent.objects.filter(pk=event.pk)
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+        rows.update(note="someone else")
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+        rows.update(note="[erased]", kind="consent")
+    assert rows.update(note="[erased]", wa_message_id="[erased]0123abcd") == 1
+
+
 def test_the_database_refuses_a_body_longer_than_whatsapp_allows():
     make_post(body="x" * 4096)
     with pytest.raises(IntegrityError), transaction.atomic():

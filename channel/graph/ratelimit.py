@@ -20,6 +20,7 @@ from enum import StrEnum
 import redis as redis_lib
 from django.conf import settings
 
+from channel.pseudonyms import identity_digest
 from channel.redis_client import redis_client
 
 # Token buckets that can lend: a caller reserves `count` tokens, even ones that only exist in
@@ -62,7 +63,8 @@ return {count, math.max(0, math.floor(first)), math.max(0, math.floor(last))}
 """
 
 # Messaging-limit tier: unique people reached outside the window in a moving 24 h.
-# KEYS[1] zset member=recipient score=ms. ARGV: recipient, limit, window_ms. Returns ms to wait.
+# KEYS[1] zset member=recipient (keyed hash) score=ms. ARGV: recipient, limit, window_ms. Returns
+# ms to wait.
 _UNIQUE_WINDOW = """
 local now_parts = redis.call('TIME')
 local now = tonumber(now_parts[1]) * 1000 + math.floor(tonumber(now_parts[2]) / 1000)
@@ -182,7 +184,9 @@ class UniqueRecipientWindow:
         """0.0 when this person may be reached now, else seconds until a slot frees."""
         if self.limit is None:
             return 0.0
-        waited = self._script(keys=[self.key], args=[recipient, self.limit, self.window_ms])
+        # Members are keyed hashes: the set must tell people apart, not keep their numbers.
+        member = identity_digest(recipient)
+        waited = self._script(keys=[self.key], args=[member, self.limit, self.window_ms])
         return int(waited) / 1000.0
 
     def used(self) -> int:

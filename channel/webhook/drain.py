@@ -24,6 +24,13 @@ from django.utils import timezone
 from channel import signals
 from channel.models import InboundEvent, InboundMessage
 from channel.service_messages import apply_outbound_statuses, is_service_status
+from channel.webhook.erasure import (
+    disguise_statuses,
+    drop_late_messages,
+    erased_among,
+    redact_arrivals,
+    webhook_identities,
+)
 from channel.webhook.parsing import ParsedWebhook, StatusUpdate, parse_webhook, storable_text
 from channel.webhook.wake_flag import clear_wake_flag, hold_wake_flag
 
@@ -96,7 +103,9 @@ def _process_batch(*, limit: int) -> dict[int, list[str]]:
     Claimed in arrival order with FOR UPDATE SKIP LOCKED, so concurrent workers share a
     backlog. Messages and preferences are handled webhook by webhook, each in a savepoint (one
     bad webhook is rolled back alone and reported); the statuses of the whole batch are
-    applied together, set-based. Every webhook of the batch is marked processed, with the
+    applied together, set-based. Webhooks about people who asked for erasure are redacted
+    once processed (their messages sent before the erasure are not processed at all). Every
+    webhook of the batch is marked processed, with the
     problems found, whatever its content (`_mark_processed`). Only a crash of the worker rolls
     back the whole batch, which the next drain processes again: every step is idempotent.
     Returns the problems found, by webhook id; lines starting with "error:" are bugs or
@@ -109,6 +118,15 @@ def _process_batch(*, limit: int) -> dict[int, list[str]]:
         rows = list(pending.order_by("id").values_list("id", "body")[:limit])
         problems: dict[int, list[str]] = {row_id: [] for row_id, _ in rows}
         parsed = {row_id: _parse(body, problems[row_id]) for row_id, body in rows}
+        # People who asked for erasure: one query for the batch (channel.webhook.erasure).
+        identities = {row_id: webhook_identities(webhook) for row_id, webhook in parsed.items()}
+        everyone = set().union(*identities.values())
+        erased = erased_among(everyone)
+        if erased:
+            for row_id, webhook in parsed.items():
+                if dropped := drop_late_messages(webhook, erased):
+                    problems[row_id].append(f"{dropped} message(s) sent before an erasure ignored")
+                disguise_statuses(webhook, erased)
         # Statuses first: they lock deliveries, then subscribers (unreachable, opted out), in
         # the order the sender's write-back takes them, so the two never deadlock.
         statuses = [(row_id, u) for row_id, p in parsed.items() for u in p.statuses]
@@ -124,6 +142,10 @@ def _process_batch(*, limit: int) -> dict[int, list[str]]:
             except Exception as exc:  # a bug must not wedge the queue behind this webhook
                 logger.exception("webhook %s: processing failed", row_id)
                 problems[row_id].append(f"error: processing failed: {exc!r}")
+        if any(webhook.messages for webhook in parsed.values()):
+            erased = erased_among(everyone)  # a message may have erased someone, or brought back
+        if erased:
+            redact_arrivals(rows, identities, parsed, erased, problems)
         _mark_processed(problems)
     return problems
 

@@ -1,21 +1,20 @@
 """One inbound message through the conversation: load the person, step, apply, reply.
 
-Runs inside the caller's transaction (subscribers.conversation.inbound), after the message was claimed by
-its wamid, so Meta's retries and duplicate webhooks have one effect.
+Runs inside the caller's transaction (subscribers.conversation.inbound), after the message was
+claimed by its wamid, so Meta's retries and duplicate webhooks have one effect.
 """
 
 from __future__ import annotations
-
-import hashlib
 
 from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
+from channel.pseudonyms import identity_digest
 from channel.redis_client import redis_client
 from channel.service_messages import queue_reply
+from channel.webhook.erasure import REDACTED, erased_wamid, forget_erasure, redact_person
 from channel.webhook.parsing import InboundMsg
-from channel.webhook.retention import redact_person
 from subscribers.conversation.machine import (
     Effect,
     Event,
@@ -26,7 +25,7 @@ from subscribers.conversation.machine import (
     sent_at_label,
     step,
 )
-from subscribers.models import ConsentEvent, Subscriber, Subscription
+from subscribers.models import ConsentEvent, Delivery, Subscriber, Subscription
 from topics.models import Topic
 
 AUTOREPLY_EVERY = 24 * 3600  # at most one "this channel is one-way" per person per day
@@ -93,9 +92,14 @@ def handle_inbound_message(*, message: InboundMsg) -> Outcome:
     return outcome
 
 
+def _autoreply_key(identity: str) -> str:
+    # Keyed: a plain hash of a phone number is reversed by trying every number.
+    return f"banditore:autoreply:{identity_digest(identity)}"
+
+
 def _may_autoreply(message: InboundMsg) -> bool:
-    who = hashlib.sha256((message.wa_id or message.user_id).encode()).hexdigest()[:32]
-    return bool(redis_client().set(f"banditore:autoreply:{who}", "1", nx=True, ex=AUTOREPLY_EVERY))
+    key = _autoreply_key(message.wa_id or message.user_id)
+    return bool(redis_client().set(key, "1", nx=True, ex=AUTOREPLY_EVERY))
 
 
 def _ledger(subscriber, kind, message: InboundMsg, *, topic=None, wamid=None) -> None:
@@ -145,6 +149,8 @@ def _apply(  # noqa: C901  (one branch per effect kind)
 
 def _join(subscriber, message: InboundMsg, effect: Effect, now) -> Subscriber:
     if subscriber is None:
+        # Someone who asked for erasure and comes back: from now on their messages are kept.
+        forget_erasure(message.wa_id, message.user_id)
         subscriber = Subscriber.objects.create(
             wa_id=message.wa_id or None,
             user_id=message.user_id or None,
@@ -200,10 +206,27 @@ def _leave(subscriber: Subscriber, message: InboundMsg, now) -> Subscriber | Non
 
 
 def _erase(subscriber: Subscriber, message: InboundMsg) -> None:
-    """Delete the number and choices; keep anonymous counts and the ledger without a number."""
+    """Delete the number and choices; keep anonymous counts and the ledger without a number.
+
+    The channel's logs lose the person's number, name and words, now and as later webhooks
+    arrive (channel.webhook.erasure); the auto-reply guard forgets them too.
+    """
+    known = (subscriber.wa_id, subscriber.user_id, message.wa_id, message.user_id)
+    identities = {identity for identity in known if identity}
     Subscription.objects.filter(subscriber=subscriber).delete()
     _ledger(subscriber, ConsentEvent.Kind.ERASURE, message)
-    redact_person(wa_id=subscriber.wa_id or "", user_id=subscriber.user_id or "")
+    # An import's note may name the person (where the list says they consented).
+    ConsentEvent.objects.filter(subscriber=subscriber).exclude(note="").update(note=REDACTED)
+    for model in (ConsentEvent, Delivery):  # Meta's message ids are derived from the number
+        ids = model.objects.filter(subscriber=subscriber).exclude(wa_message_id__isnull=True)
+        rows = ids.exclude(wa_message_id="").exclude(wa_message_id__startswith=REDACTED)
+        hidden = [
+            model(pk=pk, wa_message_id=erased_wamid(wamid))
+            for pk, wamid in rows.values_list("pk", "wa_message_id")
+        ]
+        model.objects.bulk_update(hidden, ["wa_message_id"], batch_size=500)
+    redact_person(*identities, asked_at=message.timestamp)
+    redis_client().delete(*(_autoreply_key(identity) for identity in identities))
     Subscriber.objects.filter(pk=subscriber.pk).update(
         wa_id=None,
         user_id=None,
@@ -212,3 +235,5 @@ def _erase(subscriber: Subscriber, message: InboundMsg) -> None:
         conversation_context={},
         last_inbound_at=None,
     )
+    # The caller saves the conversation state of anyone not erased: this one is.
+    subscriber.status = Subscriber.Status.ERASED

@@ -85,6 +85,14 @@ def test_the_tier_counts_unique_people_in_a_rolling_day(redis_conn):
     assert UniqueRecipientWindow(limit=None).admit("anyone") == 0
 
 
+def test_the_tier_keeps_keyed_hashes_not_numbers(redis_conn, settings):
+    settings.SECRET_KEY = "tier-test-key"
+    tier = UniqueRecipientWindow(limit=2, key="t:tier-hashed", client=redis_conn)
+    assert tier.admit("393331234567") == 0
+    [member] = redis_conn.zrange("t:tier-hashed", 0, -1)
+    assert b"393331234567" not in member and len(member) == 64
+
+
 def test_a_reserved_chunk_is_spaced_at_the_rate_and_nobody_reserves_too_far_ahead(redis_conn):
     limiter = SendRateLimiter(rate=100, reserve=0, key="t:chunks", client=redis_conn)
     started = time.monotonic()

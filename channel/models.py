@@ -59,7 +59,7 @@ class InboundMessage(models.Model):
 class ErasedIdentity(models.Model):
     """Someone who asked for erasure, kept only as a keyed hash (channel.pseudonyms) of their
     number or user id, for as long as webhooks about them can still arrive: what arrives is
-    redacted on arrival (channel.webhook.erasure), and the row is then deleted."""
+    redacted on arrival (channel.erasure), and the row is then deleted."""
 
     digest = models.CharField(_("keyed hash"), max_length=64, primary_key=True)
     erased_at = models.DateTimeField(_("erased at"))

@@ -16,6 +16,7 @@ from django.db.models import F
 from django.dispatch import Signal
 from django.utils import timezone
 
+from channel.erasure import redact_if_erased
 from channel.graph import callbacks, payloads
 from channel.graph.account import is_paused, pause_sending
 from channel.graph.client import SendResult, get_client
@@ -23,7 +24,6 @@ from channel.graph.errors import ATTEMPT_FREE, Handling, retry_delay
 from channel.graph.ratelimit import Lane, SendRateLimiter, get_send_limiter
 from channel.graph.window import in_window
 from channel.models import OutboundMessage, OutboundStatus
-from channel.webhook.erasure import redact_if_erased
 
 
 def _clip(value: Any, length: int) -> str:

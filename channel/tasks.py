@@ -61,7 +61,7 @@ def wake_inbound_processor() -> None:
 @shared_task(name="banditore.channel.prune_inbound_events", ignore_result=True)
 def prune_inbound_events_task() -> int:
     """Nightly: old status webhooks go, old erasures are forgotten, leftovers are redacted."""
-    from channel.webhook.erasure import sweep_erasures
+    from channel.erasure import sweep_erasures
     from channel.webhook.retention import prune_inbound_events
 
     return prune_inbound_events() + sweep_erasures()

@@ -22,12 +22,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from channel import signals
+from channel.erasure import erased_among
 from channel.models import InboundEvent, InboundMessage
 from channel.service_messages import apply_outbound_statuses, is_service_status
-from channel.webhook.erasure import (
+from channel.webhook.arrivals import (
     disguise_statuses,
     drop_late_messages,
-    erased_among,
     redact_arrivals,
     webhook_identities,
 )
@@ -118,7 +118,7 @@ def _process_batch(*, limit: int) -> dict[int, list[str]]:
         rows = list(pending.order_by("id").values_list("id", "body")[:limit])
         problems: dict[int, list[str]] = {row_id: [] for row_id, _ in rows}
         parsed = {row_id: _parse(body, problems[row_id]) for row_id, body in rows}
-        # People who asked for erasure: one query for the batch (channel.webhook.erasure).
+        # People who asked for erasure: one query for the batch (channel.webhook.arrivals).
         identities = {row_id: webhook_identities(webhook) for row_id, webhook in parsed.items()}
         everyone = set().union(*identities.values())
         erased = erased_among(everyone)

@@ -1,5 +1,5 @@
 """How long the webhook archive keeps personal data: nightly pruning (erasure on request is
-channel.webhook.erasure)."""
+channel.erasure)."""
 
 from __future__ import annotations
 

@@ -10,10 +10,10 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
+from channel.erasure import REDACTED, erased_wamid, forget_erasure, redact_person
 from channel.pseudonyms import identity_digest
 from channel.redis_client import redis_client
 from channel.service_messages import queue_reply
-from channel.webhook.erasure import REDACTED, erased_wamid, forget_erasure, redact_person
 from channel.webhook.parsing import InboundMsg
 from subscribers.conversation.machine import (
     Effect,
@@ -209,7 +209,7 @@ def _erase(subscriber: Subscriber, message: InboundMsg) -> None:
     """Delete the number and choices; keep anonymous counts and the ledger without a number.
 
     The channel's logs lose the person's number, name and words, now and as later webhooks
-    arrive (channel.webhook.erasure); the auto-reply guard forgets them too.
+    arrive (channel.erasure); the auto-reply guard forgets them too.
     """
     known = (subscriber.wa_id, subscriber.user_id, message.wa_id, message.user_id)
     identities = {identity for identity in known if identity}

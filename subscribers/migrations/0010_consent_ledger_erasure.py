@@ -3,7 +3,7 @@ message id (Meta derives message ids from the phone number), and nothing else.""
 
 from django.db import migrations
 
-# Kept in step with channel.webhook.erasure.REDACTED (a migration must not import app code).
+# Kept in step with channel.erasure.REDACTED (a migration must not import app code).
 ERASED = "[erased]"
 
 FORWARD = f"""

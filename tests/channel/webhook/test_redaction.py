@@ -10,10 +10,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from channel.models import ErasedIdentity, InboundEvent, InboundMessage, OutboundMessage
-from channel.pseudonyms import identity_digest
-from channel.webhook.drain import process_pending_inbound_events
-from channel.webhook.erasure import (
+from channel.erasure import (
     ERASURE_MEMORY_DAYS,
     REDACTED,
     forget_erasure,
@@ -21,6 +18,9 @@ from channel.webhook.erasure import (
     redact_person,
     sweep_erasures,
 )
+from channel.models import ErasedIdentity, InboundEvent, InboundMessage, OutboundMessage
+from channel.pseudonyms import identity_digest
+from channel.webhook.drain import process_pending_inbound_events
 from channel.webhook.wake_flag import WAKE_KEY
 from tests.channel.webhook.helpers import envelope, post_webhook, status_item, text_item
 

@@ -5,8 +5,9 @@ On request (`redact_person`, called by the conversation) the person's own parts 
 webhook archive, the inbound-message log and the service-message log are redacted. What still
 arrives about them afterwards (the statuses of the message confirming the erasure, Meta's
 retries, a message sent before the erasure but delivered after it) is redacted as it arrives:
-the drain checks each batch against `ErasedIdentity`, where the person is remembered only as a
-keyed hash (channel.pseudonyms) and only for ERASURE_MEMORY_DAYS. A service message to them
+the drain checks each batch against `ErasedIdentity` (channel.webhook.arrivals), where the
+person is remembered only as a keyed hash (channel.pseudonyms) and only for
+ERASURE_MEMORY_DAYS. A service message to them
 keeps the number until it is sent, then loses it (`redact_if_erased`); the nightly
 `sweep_erasures` catches what is left.
 
@@ -19,18 +20,15 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable
-from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.db.models import Min, Q
 from django.utils import timezone
 
-from channel.graph import callbacks
 from channel.models import ErasedIdentity, InboundEvent, InboundMessage, OutboundMessage
 from channel.models import OutboundStatus as Status
 from channel.pseudonyms import identity_digest
-from channel.webhook.parsing import ParsedWebhook
 
 REDACTED = "[erased]"
 # How long webhooks about an erased person can still arrive: WhatsApp keeps trying to deliver a
@@ -119,7 +117,7 @@ def redact_person(*identities: str | None, asked_at: datetime | None = None) -> 
         if (new_body, new_problems) != (body, problems):
             InboundEvent.objects.filter(pk=row_id).update(body=new_body, problems=new_problems)
             changed += 1
-    changed += _redact_inbound_messages(InboundMessage.objects.all(), ids)
+    changed += redact_inbound_messages(InboundMessage.objects.all(), ids)
     changed += redact_outbound(OutboundMessage.objects.filter(_to_any(ids)), ids)
     return changed
 
@@ -138,7 +136,7 @@ def erased_wamid(wamid: Any) -> str:
     return f"{REDACTED}{identity_digest(wamid)[:40]}"
 
 
-def _redact_inbound_messages(rows, ids: set[str]) -> int:
+def redact_inbound_messages(rows, ids: set[str]) -> int:
     changed = 0
     theirs = rows.filter(Q(wa_id__in=ids) | Q(user_id__in=ids))
     for row_id, wamid, wa_id, user_id in theirs.values_list("id", "wamid", "wa_id", "user_id"):
@@ -265,77 +263,6 @@ def _lone_contact_is_theirs(value: dict, ids: set[str]) -> bool:
     )
 
 
-# --- On arrival (the drain, once per batch) ----------------------------------------------
-
-
-def webhook_identities(webhook: ParsedWebhook) -> set[str]:
-    """Every person a parsed webhook is about."""
-    found: set[str] = set()
-    for message in webhook.messages:
-        found.update((message.wa_id, message.user_id))
-    for status in webhook.statuses:
-        found.update((status.recipient_id, status.recipient_user_id))
-    for preference in webhook.preferences:
-        found.update((preference.wa_id, preference.user_id))
-    found.discard("")
-    return found
-
-
-def drop_late_messages(webhook: ParsedWebhook, erased: dict[str, datetime]) -> int:
-    """Remove the messages an erased person sent before asking for erasure, or in the same
-    second (Meta's times are whole seconds), delivered late or retried by Meta (their ids were
-    redacted, so they are not recognised otherwise): nobody answers them and nothing of them
-    is stored. Returns how many."""
-    kept = []
-    for message in webhook.messages:
-        at = erased.get(message.wa_id) or erased.get(message.user_id)
-        if at is None or message.timestamp > at:
-            kept.append(message)
-    dropped = len(webhook.messages) - len(kept)
-    webhook.messages = kept
-    return dropped
-
-
-def disguise_statuses(webhook: ParsedWebhook, erased: dict[str, datetime]) -> None:
-    """Statuses about erased people carry the message id as it was redacted in our logs
-    (`erased_wamid`), so they still find their rows, and never write the original back."""
-    webhook.statuses = [
-        replace(status, wamid=erased_wamid(status.wamid))
-        if status.recipient_id in erased or status.recipient_user_id in erased
-        else status
-        for status in webhook.statuses
-    ]
-
-
-def redact_arrivals(
-    rows: Iterable[tuple[int, str]],
-    identities: dict[int, set[str]],
-    parsed: dict[int, ParsedWebhook],
-    erased: dict[str, datetime],
-    problems: dict[int, list[str]],
-) -> int:
-    """Redact a drained batch's webhooks about erased people (already processed: what the
-    processing needed was read from the parsed copy). Returns the webhooks redacted."""
-    touched: list[int] = []
-    service_ids: list[int] = []
-    for row_id, body in rows:
-        ids = identities[row_id] & erased.keys()
-        if not ids:
-            continue
-        InboundEvent.objects.filter(pk=row_id).update(body=redact_body(body, ids))
-        problems[row_id] = [redact_words(line, ids) for line in problems[row_id]]
-        touched.append(row_id)
-        for status in parsed[row_id].statuses:
-            if {status.recipient_id, status.recipient_user_id} & ids:
-                service_ids.append(callbacks.service_id(status.biz_opaque_callback_data))
-    if touched:
-        all_erased = set(erased)
-        _redact_inbound_messages(InboundMessage.objects.filter(event_id__in=touched), all_erased)
-        outbound = OutboundMessage.objects.filter(pk__in=[i for i in service_ids if i])
-        redact_outbound(outbound, all_erased)
-    return len(touched)
-
-
 # --- Nightly ------------------------------------------------------------------------------
 
 
@@ -361,4 +288,4 @@ def sweep_erasures(*, now: datetime | None = None) -> int:
         return 0
     settled = ~Q(status__in=_IN_FLIGHT) | Q(created_at__lt=now - UNSENDABLE_AFTER)
     changed = redact_outbound(outbound.filter(settled), erased, settled_only=False)
-    return changed + _redact_inbound_messages(inbound, erased)
+    return changed + redact_inbound_messages(inbound, erased)

@@ -25,7 +25,7 @@ from subscribers.delivery.settling import stop_senders
 from subscribers.delivery.signals import senders_needed
 from subscribers.models import Delivery, Subscriber, Subscription
 from topics.audit import record_audit
-from topics.models import Post
+from topics.models import AuditEntry, Post
 
 PUBLISHABLE = (Post.Status.DRAFT, Post.Status.SCHEDULED)
 # A resend skips people for whom another try cannot help (channel.graph.errors).
@@ -113,7 +113,7 @@ def fan_out(post: Post) -> int:
         return cursor.rowcount
 
 
-def post_publish(*, post: Post, user=None, token=None) -> PublishResult:
+def post_publish(*, post: Post, user=None, token=None, **audit_details) -> PublishResult:
     now = timezone.now()
     with transaction.atomic():
         check_publishable(post, now)
@@ -132,7 +132,14 @@ def post_publish(*, post: Post, user=None, token=None) -> PublishResult:
                 finished_at=now,
                 status_note=_("Nobody is subscribed to these topics yet."),
             )
-        audit(action="publish", post=post, user=user, token=token, recipients=recipients)
+        audit(
+            action="publish",
+            post=post,
+            user=user,
+            token=token,
+            recipients=recipients,
+            **audit_details,
+        )
         if recipients:
             senders_needed.send(sender=Post, post_id=post.pk)
     post.refresh_from_db()
@@ -187,8 +194,20 @@ def publish_due_posts(now: datetime | None = None) -> int:
             post = Post.objects.due(now).select_for_update(skip_locked=True).first()
             if post is None:
                 return published
+            # Whoever scheduled it answers for it: the log names them, not an anonymous beat.
+            scheduled = (
+                AuditEntry.objects.filter(action="schedule", details__post_id=post.pk)
+                .order_by("-at", "-pk")
+                .first()
+            )
             try:
-                post_publish(post=post)
+                post_publish(
+                    post=post,
+                    user=scheduled and scheduled.actor,
+                    token=scheduled and scheduled.actor_token,
+                    trigger="schedule",
+                    schedule_entry=scheduled and scheduled.pk,
+                )
                 published += 1
             except PublishError as refusal:
                 status = Post.Status.CANCELLED if post.is_expired(now) else Post.Status.DRAFT

@@ -132,6 +132,25 @@ def test_due_scheduled_posts_are_published_and_future_ones_wait(template):
     assert (due.status, later.status) == (Post.Status.SENDING, Post.Status.SCHEDULED)
 
 
+def test_a_scheduled_post_is_published_in_the_name_of_whoever_scheduled_it(
+    template, django_user_model
+):
+    topic = make_topic()
+    make_subscriber(topics=[topic])
+    post = make_post(topics=[topic])
+    publisher = django_user_model.objects.create_user("pubblicatore", is_staff=True)
+    publishing.post_schedule(
+        post=post, send_at=timezone.now() + timedelta(seconds=30), user=publisher
+    )
+    Post.objects.filter(pk=post.pk).update(send_at=timezone.now() - timedelta(seconds=1))
+    assert publishing.publish_due_posts() == 1
+    schedule = AuditEntry.objects.get(action="schedule")
+    publish = AuditEntry.objects.get(action="publish")
+    assert publish.actor == publisher
+    assert publish.details["trigger"] == "schedule"
+    assert publish.details["schedule_entry"] == schedule.pk
+
+
 def test_a_paused_account_refuses_to_publish(template):
     topic = make_topic()
     make_subscriber(topics=[topic])

@@ -3,15 +3,10 @@ from __future__ import annotations
 from django.conf import settings
 from django.conf.urls.static import static
 from django.contrib import admin
-from django.http import HttpRequest, JsonResponse
 from django.urls import include, path
 
 from channel.tasks import enqueue_inbound_processing
-
-
-def healthz(request: HttpRequest) -> JsonResponse:
-    return JsonResponse({"ok": True})
-
+from deploy.health import healthz, readyz
 
 # Editors should see whose desk this is, not "Django administration".
 admin.site.site_header = f"Banditore · {settings.COUNCIL_NAME}"
@@ -19,7 +14,9 @@ admin.site.site_title = "Banditore"
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    # HealthCheckMiddleware answers these first; the routes keep them reversible.
     path("healthz", healthz, name="healthz"),
+    path("readyz", readyz, name="readyz"),
     path("api/", include("subscribers.api.urls")),
     # The webhook room sits below channel.tasks, so the wiring hands its view the processor's
     # wake-up (deploy.wsgi hands the same to the lean intake in front of Django).

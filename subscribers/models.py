@@ -70,6 +70,9 @@ class Subscriber(models.Model):
     )
     last_autoreply_at = models.DateTimeField(null=True, blank=True, editable=False)
     marketing_opt_out = models.BooleanField(_("refuses marketing messages"), default=False)
+    # When the person chose what marketing_opt_out says (the `user_preferences` webhook's own
+    # timestamp): Meta may deliver a stop and a resume out of order, or again for up to 7 days.
+    marketing_preference_at = models.DateTimeField(null=True, blank=True, editable=False)
     conversation_state = models.CharField(max_length=32, blank=True, editable=False)
     conversation_context = models.JSONField(default=dict, blank=True, editable=False)
     created_at = models.DateTimeField(_("joined at"), auto_now_add=True)

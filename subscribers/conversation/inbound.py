@@ -95,8 +95,12 @@ def _subscriber_for(update) -> Subscriber | None:
 def apply_preferences(*, preferences: Sequence) -> list[str]:
     """Marketing stop/resume from the `user_preferences` webhook onto the subscriber.
 
-    Recorded in the consent ledger only when it changes something, so Meta's retries and
-    duplicate deliveries leave one ledger row.
+    Only a choice at least as recent as the one recorded applies: Meta may deliver a stop and a
+    resume out of order, or deliver one again for up to 7 days
+    (https://developers.facebook.com/documentation/business-messaging/whatsapp/webhooks/create-webhook-endpoint),
+    and a late "resume" must never undo a newer "stop". The comparison is in the UPDATE itself,
+    so two deliveries racing each other cannot both win. Recorded in the consent ledger only
+    when it changes something, so retries and duplicate deliveries leave one ledger row.
     """
     problems: list[str] = []
     for update in preferences:
@@ -109,10 +113,14 @@ def apply_preferences(*, preferences: Sequence) -> list[str]:
             continue
         stop = value == "stop"
         at = _sent_at(update, timezone.now())
+        not_older = Subscriber.objects.filter(
+            Q(marketing_preference_at__isnull=True) | Q(marketing_preference_at__lte=at),
+            pk=subscriber.pk,
+        )
         with transaction.atomic():
-            changed = Subscriber.objects.filter(
-                pk=subscriber.pk, marketing_opt_out=not stop
-            ).update(marketing_opt_out=stop)
+            changed = not_older.filter(marketing_opt_out=not stop).update(
+                marketing_opt_out=stop, marketing_preference_at=at
+            )
             if changed:
                 ConsentEvent.objects.create(
                     subscriber=subscriber,
@@ -122,4 +130,6 @@ def apply_preferences(*, preferences: Sequence) -> list[str]:
                     source=Subscription.Source.CHAT,
                     at=at,
                 )
+            else:  # the same choice again, newer: older ones must now compare against it
+                not_older.update(marketing_preference_at=at)
     return problems

@@ -30,13 +30,13 @@ def deliver(client, callbacks, body: dict) -> None:
         assert post_webhook(client, json.dumps(body).encode()).status_code == 200
 
 
-def preferences(wa_id: str, value: str) -> dict:
+def preferences(wa_id: str, value: str, *, at: int | None = None) -> dict:
     item = {
         "wa_id": wa_id,
         "detail": f"User requested to {value} marketing messages",
         "category": "marketing_messages",
         "value": value,
-        "timestamp": int(time.time()),
+        "timestamp": at or int(time.time()),
     }
     return {
         "object": "whatsapp_business_account",
@@ -115,3 +115,52 @@ def test_marketing_stop_and_resume_reach_the_subscriber_and_the_ledger(
 def test_preferences_of_unknown_people_are_ignored(client, django_capture_on_commit_callbacks):
     deliver(client, django_capture_on_commit_callbacks, preferences("393339999000", "stop"))
     assert not ConsentEvent.objects.exists()
+
+
+def test_a_late_resume_never_undoes_a_newer_stop(client, django_capture_on_commit_callbacks):
+    """Meta does not guarantee order: a resume sent before the stop may arrive after it."""
+    subscriber = make_subscriber()
+    stopped, resumed = int(time.time()) - 60, int(time.time()) - 3600
+    deliver(
+        client,
+        django_capture_on_commit_callbacks,
+        preferences(subscriber.wa_id, "stop", at=stopped),
+    )
+    deliver(
+        client,
+        django_capture_on_commit_callbacks,
+        preferences(subscriber.wa_id, "resume", at=resumed),
+    )
+    subscriber.refresh_from_db()
+    assert subscriber.marketing_opt_out
+    assert subscriber.marketing_preference_at == datetime.fromtimestamp(stopped, tz=UTC)
+    assert not subscriber.consent_events.filter(kind=ConsentEvent.Kind.MARKETING_RESUME).exists()
+
+
+def test_a_replayed_preference_leaves_one_ledger_row(client, django_capture_on_commit_callbacks):
+    subscriber = make_subscriber()
+    at = int(time.time()) - 600
+    stop, resume = (
+        preferences(subscriber.wa_id, "stop", at=at),
+        preferences(subscriber.wa_id, "resume", at=at + 60),
+    )
+    for body in (stop, resume, stop, resume, stop):  # retries, out of order
+        deliver(client, django_capture_on_commit_callbacks, body)
+    subscriber.refresh_from_db()
+    assert not subscriber.marketing_opt_out
+    kinds = list(subscriber.consent_events.values_list("kind", flat=True).order_by("id"))
+    assert kinds == [ConsentEvent.Kind.MARKETING_STOP, ConsentEvent.Kind.MARKETING_RESUME]
+
+
+def test_a_newer_repeat_of_the_same_choice_moves_the_clock(
+    client, django_capture_on_commit_callbacks
+):
+    subscriber = make_subscriber()
+    now = int(time.time())
+    for value, at in (("stop", now - 600), ("stop", now - 60), ("resume", now - 300)):
+        deliver(
+            client, django_capture_on_commit_callbacks, preferences(subscriber.wa_id, value, at=at)
+        )
+    subscriber.refresh_from_db()
+    assert subscriber.marketing_opt_out
+    assert subscriber.consent_events.count() == 1

@@ -1,7 +1,9 @@
 #!/bin/sh
-# One image, one role per container: web | worker <pool> | beat | migrate.
+# One image, one role per container: web | worker <pool> | beat | migrate | health <role>.
 # `worker replies|sends|housekeeping` serves the queue of that name (CELERY_TASK_ROUTES in
 # deploy/settings.py); CELERY_CONCURRENCY overrides the pool's number of processes.
+# `health web|worker <pool>|beat` is the container's health check (deploy/probes.py).
+# Outside a container (tests/deploy/test_smoke.py) the same roles run from a checkout.
 set -eu
 role="${1:-web}"
 case "$role" in
@@ -23,10 +25,17 @@ case "$role" in
       --hostname "$pool@%h"
     ;;
   beat)
-    exec celery -A deploy beat --loglevel "${LOG_LEVEL:-INFO}" --schedule /tmp/celerybeat-schedule
+    # The schedule lives in the database (django-celery-beat); the file only holds beat's own
+    # state, so a temporary place will do.
+    exec celery -A deploy beat --loglevel "${LOG_LEVEL:-INFO}" \
+      --schedule "${TMPDIR:-/tmp}/celerybeat-schedule"
     ;;
   migrate)
     exec python manage.py migrate --noinput
+    ;;
+  health)
+    shift
+    exec python -m deploy.probes "$@"
     ;;
   *)
     exec "$@"

@@ -345,6 +345,11 @@ STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
 MEDIA_URL = "media/"
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
+# Uploads must be reachable by link: Meta fetches a post's image or document from
+# SITE_URL/media/…. In production the reverse proxy serves them (deploy/Caddyfile); where
+# Django faces clients itself with DEBUG off (a demo box, the smoke test), it serves them when
+# this is on. DEBUG serves them anyway.
+BANDITORE_SERVE_MEDIA = env_bool("BANDITORE_SERVE_MEDIA", False)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},

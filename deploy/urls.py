@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+import re
+
 from django.conf import settings
 from django.conf.urls.static import static
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
+from django.views.static import serve
 
 from channel.tasks import enqueue_inbound_processing
 from deploy.health import healthz, readyz
@@ -29,3 +32,12 @@ urlpatterns = [
 ]
 if settings.DEBUG:
     urlpatterns += static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)
+elif settings.BANDITORE_SERVE_MEDIA:
+    # `static()` adds nothing with DEBUG off, so the same view by hand (no proxy in front).
+    urlpatterns += [
+        re_path(
+            rf"^{re.escape(settings.MEDIA_URL.lstrip('/'))}(?P<path>.*)$",
+            serve,
+            {"document_root": settings.MEDIA_ROOT},
+        )
+    ]

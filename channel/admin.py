@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from redis.exceptions import RedisError
 
 from channel.models import InboundEvent, InboundMessage, OutboundMessage
+from channel.webhook.forgeries import forged_post_counts
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -21,6 +23,16 @@ class InboundEventAdmin(ReadOnlyAdmin):
     list_display = ["id", "received_at", "signature_valid", "processed_at"]
     list_filter = ["signature_valid"]
     date_hierarchy = "received_at"
+
+    def changelist_view(self, request, extra_context=None):
+        # Forged POSTs are counted, not archived one by one: the counts are shown here.
+        try:
+            hours = forged_post_counts(hours=24)
+        except RedisError:
+            counts = {"forged_last_day": None}
+        else:
+            counts = {"forged_last_day": sum(hours), "forged_this_hour": hours[0]}
+        return super().changelist_view(request, (extra_context or {}) | counts)
 
 
 @admin.register(InboundMessage)

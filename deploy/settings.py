@@ -252,6 +252,12 @@ BANDITORE_WEBHOOK_DRAIN_LINGER_SECONDS = float(
 )
 # Days to keep processed webhooks without a citizen's message in the archive (0: forever).
 BANDITORE_WEBHOOK_ARCHIVE_DAYS = env_int("BANDITORE_WEBHOOK_ARCHIVE_DAYS", 90, minimum=0)
+# Webhook POSTs with a wrong signature are counted per hour; only this many of them per hour are
+# archived, and only the newest this many are kept (a flood must not fill the disk).
+BANDITORE_WEBHOOK_REJECTED_SAMPLES = env_int("BANDITORE_WEBHOOK_REJECTED_SAMPLES", 100, minimum=0)
+# A webhook body must arrive whole within this many seconds, else 408: a client that dribbles it
+# must not hold a web server thread (production also has a buffering proxy in front).
+BANDITORE_WEBHOOK_BODY_SECONDS = float(env_decimal("BANDITORE_WEBHOOK_BODY_SECONDS", "5"))
 # Conversation replies: transient-error attempts, and how often a reply waits out a paused account.
 BANDITORE_REPLY_MAX_ATTEMPTS = env_int("BANDITORE_REPLY_MAX_ATTEMPTS", 5, minimum=1)
 BANDITORE_REPLY_PAUSED_RETRY_SECONDS = env_int(

@@ -32,6 +32,7 @@ from django.dispatch import receiver
 from django.http import HttpRequest
 
 from channel.webhook.archive import record_inbound_event
+from channel.webhook.forgeries import record_forged_post
 from channel.webhook.signatures import HEADER, verify
 
 logger = logging.getLogger(__name__)
@@ -96,7 +97,8 @@ def _receive(
         return UNSIGNED
     # The HMAC covers the raw bytes, so verify before parsing anything.
     if not verify(body, signature, settings.WHATSAPP_APP_SECRET):
-        record_inbound_event(body=body, signature_valid=False, problems="bad signature")
+        # Counted, and archived only as a bounded sample: a flood must not fill the disk.
+        record_forged_post(body=body)
         return FORGED
     try:
         json.loads(body)
@@ -187,8 +189,9 @@ class WebhookIntake:
             )
         finally:
             _close_if_obsolete(db)
-        if reply.status >= 400:
-            # Django's request logger says the same for 4xx answers of the view.
+        if reply.status >= 400 and reply is not FORGED:
+            # Django's request logger says the same for 4xx answers of the view. Not for each
+            # forged POST (a flood would fill the log instead): the archive logs its samples.
             logger.warning("webhook POST answered %s", reply.status)
         start_response(
             _STATUS_LINES[reply.status],

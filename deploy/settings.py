@@ -342,7 +342,6 @@ LANGUAGE_CODE = env_str("LANGUAGE_CODE", "it")
 LANGUAGES = [("it", "Italiano"), ("en", "English")]
 if LANGUAGE_CODE not in dict(LANGUAGES):
     raise ImproperlyConfigured(f"LANGUAGE_CODE={LANGUAGE_CODE!r} must be one of: it, en")
-LOCALE_PATHS = [BASE_DIR / "deploy" / "locale"]
 TIME_ZONE = env_str("TIME_ZONE", "Europe/Rome")
 USE_I18N = True
 USE_TZ = True

@@ -63,6 +63,9 @@ class FakeConfig:
     drop_rate: float = 0.0
     fault_after_accept_rate: float = 0.5  # share of timeouts/drops where Meta kept the message
     hang_seconds: float = 30.0
+    # Sends to these numbers get no answer for hang_seconds, then a dropped connection, and are
+    # not accepted: one known slow request in a batch, whatever the random faults do.
+    hang_to: list[str] = field(default_factory=list)
     error_130429_rate: float = 0.0
     error_131056_rate: float = 0.0
     seed: int | None = None
@@ -223,6 +226,12 @@ class FakeGraphServer:
             return 401, _error(190, "Error validating access token: Session has expired.")
         if config.latency_ms:
             await asyncio.sleep(config.latency_ms / 1000)
+        if config.hang_to and isinstance(payload, dict):
+            to = str(payload.get("to") or payload.get("recipient") or "").lstrip("+")
+            if to in config.hang_to:
+                state.faults["hang"] += 1
+                await asyncio.sleep(config.hang_seconds)
+                return None
         roll = state.random.random()
         if roll < config.error_5xx_rate:
             state.faults["5xx"] += 1

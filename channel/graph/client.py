@@ -115,13 +115,19 @@ class GraphClient:
         reserve: Callable[[int], Grant] | None = None,
         chunk: int = 1,
         stop: Callable[[], bool] | None = None,
+        answered: Callable[[int, SendResult | None], None] | None = None,
     ) -> Future[list[SendResult]]:
         """Send all, concurrently; with `reserve` (the limiter), message n waits for its slot.
         `stop` is asked right before each request is handed to the transport (so it must be
         cheap); once it says True, the rest is not sent (`not_sent` results). The future's
-        results come in the order of `payloads`."""
+        results come in the order of `payloads`.
+
+        `answered(n, result)` is called on the event loop as each request ends (so it must be
+        quick and thread-safe), not-sent ones included, then `answered(-1, None)` once every
+        request was handed to the transport or given up: a caller can write back what is
+        answered while a request that got no answer yet waits for its own timeout."""
         return asyncio.run_coroutine_threadsafe(
-            self._send_paced(payloads, reserve, chunk, stop), self._loop
+            self._send_paced(payloads, reserve, chunk, stop, answered), self._loop
         )
 
     def send_paced(
@@ -139,13 +145,24 @@ class GraphClient:
     # takes a later one: a little throughput lost instead of a burst above Meta's limit.
     LATE = 0.01
 
-    async def _send_paced(self, payloads, reserve, chunk: int, stop) -> list[SendResult]:
+    async def _send_paced(  # noqa: C901  (one loop: slots, stop, hand-over)
+        self, payloads, reserve, chunk: int, stop, answered=None
+    ) -> list[SendResult]:
         loop = asyncio.get_running_loop()
         tasks = []
         stopped = stop or (lambda: False)
+
+        def start(payload: dict) -> None:
+            task = loop.create_task(self.asend(payload))
+            if answered is not None:
+                n = len(tasks)
+                task.add_done_callback(lambda t: t.cancelled() or answered(n, t.result()))
+            tasks.append(task)
+
         while len(tasks) < len(payloads) and not stopped():
             if reserve is None:
-                tasks += [loop.create_task(self.asend(p)) for p in payloads]
+                for payload in payloads:
+                    start(payload)
                 break
             asked_at = loop.time()
             grant = reserve(min(chunk, len(payloads) - len(tasks)))
@@ -165,7 +182,11 @@ class GraphClient:
                     continue
                 if stopped():  # its slot is given up like a late one
                     break
-                tasks.append(loop.create_task(self.asend(payloads[len(tasks)])))
+                start(payloads[len(tasks)])
+        if answered is not None:
+            for n in range(len(tasks), len(payloads)):
+                answered(n, _NOT_SENT)
+            answered(-1, None)
         results = list(await asyncio.gather(*tasks))
         return results + [_NOT_SENT] * (len(payloads) - len(results))
 

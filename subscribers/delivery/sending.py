@@ -5,8 +5,9 @@
 - One Redis rate limiter for the phone number (channel.graph.ratelimit), shared by every
   process: a sender reserves a few slots at a time and each message leaves at its own slot.
 - A batch's requests are all in flight at once on the process's event loop
-  (channel.graph.client), and a sender keeps two batches going: while one waits for Meta, the
-  other is written back (subscribers.delivery.settling) and the next claimed.
+  (channel.graph.client), and a sender keeps two batches being paced while earlier ones wait
+  for their answers; answers are written back (subscribers.delivery.settling) as they come, so
+  one slow request never holds the others (subscribers.delivery.inflight).
 - Each message carries our reference (channel.graph.callbacks) with the attempt's number,
   which Meta echoes in its statuses: that is how a message that got no answer is settled
   without being resent, and why an earlier attempt's status never settles a later one.
@@ -17,8 +18,8 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -40,6 +41,7 @@ from channel.graph.ratelimit import (
 from channel.graph.window import in_window
 from channel.models import MessageTemplate
 from channel.redis_client import redis_client
+from subscribers.delivery.inflight import Batch, Flight
 from subscribers.delivery.payloads import (
     Recipient,
     default_template,
@@ -135,17 +137,6 @@ def _prepare(
     return add_callback(payload, delivery_reference(claimed.id, claimed.seq)), use_template
 
 
-@dataclass
-class _Batch:
-    """A claimed batch: the outcomes decided without calling Meta, and the requests in flight."""
-
-    claimed: list[Claimed]
-    outcomes: list[Outcome]
-    prepared: list[tuple[Claimed, dict, bool]]
-    future: Future | None = None
-    wait_limit: float = 0.0
-
-
 def _sendable(post_id: int) -> Post | float | None:
     """The post when it may send now; else None (no longer sending, or expired just now) or
     the seconds to wait (sending paused)."""
@@ -181,11 +172,12 @@ class _StopCheck:
         return self.stopped
 
 
-def _start_batch(post: Post, size: int) -> _Batch:
+def _start_batch(post: Post, size: int, wake: threading.Event | None = None) -> Batch:
     """Claim up to `size` due rows and put their requests in flight, all at once (the API
     answers in ~100 ms or more, so the rate needs that many in flight), each leaving at its
-    own slot of the one limiter."""
-    batch = _Batch(claim_batch(post.pk, size), [], [])
+    own slot of the one limiter. `wake` is set when the batch has something to write back."""
+    batch = Batch(claim_batch(post.pk, size), [], [], wake=wake)
+    batch.paced_at = batch.started  # until requests are handed to the client
     if not batch.claimed:
         return batch
     recipients = _recipients(batch.claimed)
@@ -203,20 +195,22 @@ def _start_batch(post: Post, size: int) -> _Batch:
             batch.prepared.append((claim, *ready))
     if batch.prepared:
         limiter, client = get_send_limiter(), get_client()
+        batch.paced_at, batch.unanswered = None, len(batch.prepared)
+        # Past this something is wrong (each request has its own timeout): give up like a
+        # crash would, rows stay in `sending` for the statuses or the sweeper to settle.
+        batch.wait_limit = 4 * len(batch.prepared) / limiter.bulk_rate + client.timeout + 60
         batch.future = client.submit(
             [payload for _, payload, _ in batch.prepared],
             lambda count: limiter.reserve(Lane.BULK, count, max_ahead=limiter.MAX_AHEAD),
             chunk=limiter.chunk(Lane.BULK),
             stop=_StopCheck(post.pk),
+            answered=batch.answered,
         )
-        # Past this something is wrong (each request has its own timeout): give up like a
-        # crash would, rows stay in `sending` for the statuses or the sweeper to settle.
-        batch.wait_limit = 4 * len(batch.prepared) / limiter.bulk_rate + client.timeout + 60
     return batch
 
 
-def _finish_batch(batch: _Batch) -> None:
-    """Wait for the batch's answers and write every outcome back."""
+def _finish_batch(batch: Batch) -> None:
+    """Wait for all of the batch's answers and write every outcome back at once."""
     if batch.future is not None:
         try:
             results = batch.future.result(batch.wait_limit)
@@ -225,7 +219,7 @@ def _finish_batch(batch: _Batch) -> None:
             # again; a batch still sending after that would send them twice.
             batch.future.cancel()
             raise
-        batch.outcomes += [
+        batch.outcomes = [o for o in batch.outcomes if o.result is None] + [
             Outcome(claim, result=result, template=template)
             for (claim, _, template), result in zip(batch.prepared, results, strict=True)
         ]
@@ -252,42 +246,45 @@ def drain_post(post_id: int, *, budget_seconds: float | None = None) -> float | 
     """Send batches until nothing is due or the time budget is spent. Returns when to come
     back (seconds) or None when the post has nothing queued.
 
-    Two batches overlap: the next one is claimed and in flight while the previous one's
-    answers are written back, so the sender never leaves its share of the rate unused while
-    it waits for the API or the database."""
+    The next batch is claimed as soon as one has handed its requests over, and answers are
+    written back as they come (subscribers.delivery.inflight): the sender never leaves its
+    share of the rate unused while it waits for the API, a slow answer or the database."""
     budget = budget_seconds or settings.BANDITORE_SEND_BUDGET_SECONDS
     deadline = timezone.now() + timedelta(seconds=budget)
-    size = settings.BANDITORE_SEND_BATCH
-    pending: _Batch | None = None
+    flight = Flight(settings.BANDITORE_SEND_BATCH)
+    carried = False
     try:
         while True:
+            if flight.claimed and timezone.now() >= deadline:
+                # Budget spent with work left: a fresh task goes on at once, and requests
+                # still unanswered are left to the next sender in this process.
+                flight.settle_answered()
+                carried = True
+                return 0.0
+            if not flight.has_room():
+                flight.write_back(until_room=True)
+                continue
             mark_sender_alive(post_id)
             post = _sendable(post_id)
-            batch = _start_batch(post, size) if isinstance(post, Post) else None
-            # The new batch is `pending` before the previous one is written back, so if that
-            # raises, `finally` still settles the batch already in flight.
-            finishing, pending = pending, batch if batch is not None and batch.claimed else None
-            settled = finishing is not None
-            if finishing is not None:
-                _finish_batch(finishing)
-            if pending is not None:
-                if timezone.now() < deadline:
+            if isinstance(post, Post):
+                batch = _start_batch(post, flight.size, flight.wake)
+                if batch.claimed:
+                    flight.add(batch)
                     continue
-                finishing, pending = pending, None
-                _finish_batch(finishing)
-                return 0.0  # budget spent with work left: a fresh task goes on at once
+            if flight.batches:
+                # Nothing to claim now: what is written back may queue rows again (131047).
+                flight.write_back(until_room=False)
+                continue
             retry = next_due_in(post_id) if isinstance(post, Post) else post
             if retry is None:
                 finish_if_done(post_id)
                 return None
             if retry > 0:
                 return retry
-            if settled and timezone.now() < deadline:
-                continue  # the batch just settled queued rows again for now (e.g. 131047)
             return 0.5  # due rows that other senders hold: look again shortly
     finally:
-        if pending is not None:
-            _finish_batch(pending)
+        if not carried:
+            flight.finish()
 
 
 # A sender chain marks the post while it works, so the sweeper (subscribers.delivery.sweeper)

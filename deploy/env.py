@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 from decimal import Decimal, InvalidOperation
+from email.utils import parseaddr
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -152,3 +154,24 @@ def celery_broker_from_redis(url: str) -> str:
     if url.startswith("unix://"):
         return "redis+socket://" + url.removeprefix("unix://")
     return url
+
+
+def env_addresses(name: str) -> list[tuple[str, str]]:
+    """Comma-separated "Name <address>" (or bare addresses) as Django's ADMINS pairs."""
+    pairs = []
+    for item in env_list(name):
+        display, address = parseaddr(item)
+        if "@" not in address:
+            raise ImproperlyConfigured(
+                f"{name}: {item!r} is not an e-mail address like Ufficio IT <it@comune.it>"
+            )
+        pairs.append((display or address, address))
+    return pairs
+
+
+def env_networks(name: str) -> list[IPv4Network | IPv6Network]:
+    """Comma-separated addresses or networks (10.0.0.0/8, ::1)."""
+    try:
+        return [ip_network(item, strict=False) for item in env_list(name)]
+    except ValueError as error:
+        raise ImproperlyConfigured(f"{name}: {error}") from None

@@ -13,11 +13,13 @@ from deploy.env import (
     celery_broker_from_redis,
     check_redis_url,
     database_from_url,
+    env_addresses,
     env_bool,
     env_choice,
     env_decimal,
     env_int,
     env_list,
+    env_networks,
     env_phone_numbers,
     env_str,
     refuse_renamed_variables,
@@ -28,12 +30,34 @@ refuse_renamed_variables()
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("BANDITORE_VAR_DIR", str(BASE_DIR / "var"))).resolve()
 
-DEBUG = env_bool("DEBUG", False)
+# `make run` keeps its generated secret in VAR_DIR/secret_key. A checkout holding that file and
+# no SECRET_KEY in the environment is a development box: every other command run there
+# (`celery -A deploy inspect ping`, `manage.py import_subscribers`) gets the same settings as
+# the processes `make run` started, DEBUG included. A production environment sets SECRET_KEY.
+_DEV_SECRET_FILE = VAR_DIR / "secret_key"
+_DEV_BOX = env_str("SECRET_KEY") == "" and _DEV_SECRET_FILE.exists()
+DEBUG = env_bool("DEBUG", _DEV_BOX)
 SECRET_KEY = env_str("SECRET_KEY")
+if not SECRET_KEY and _DEV_SECRET_FILE.exists():
+    SECRET_KEY = _DEV_SECRET_FILE.read_text().strip()
 if not SECRET_KEY:
     if not DEBUG:
-        raise ImproperlyConfigured("SECRET_KEY is required when DEBUG is off")
+        raise ImproperlyConfigured(
+            "SECRET_KEY is required when DEBUG is off (on a development box, `make run` "
+            "generates one in BANDITORE_VAR_DIR/secret_key and every command finds it)"
+        )
     SECRET_KEY = "insecure-development-key-only-for-DEBUG"
+# SQLite and the embedded Redis are for a development or demo box. With DEBUG off both must be
+# real services, unless the box says it is a demo (BANDITORE_EMBEDDED_SERVICES=1): otherwise a
+# forgotten variable would quietly run production on a file database and a private Redis.
+BANDITORE_EMBEDDED_SERVICES = env_bool("BANDITORE_EMBEDDED_SERVICES", DEBUG)
+_MISSING_SERVICES = [name for name in ("DATABASE_URL", "REDIS_URL") if not env_str(name)]
+if _MISSING_SERVICES and not BANDITORE_EMBEDDED_SERVICES:
+    raise ImproperlyConfigured(
+        f"{' and '.join(_MISSING_SERVICES)} must be set when DEBUG is off (production runs on "
+        "PostgreSQL and Redis); a demo box on SQLite and the embedded Redis says "
+        "BANDITORE_EMBEDDED_SERVICES=1"
+    )
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
@@ -150,7 +174,7 @@ if REDIS_URL:
 else:
     from deploy.embedded_redis import ensure_running
 
-    REDIS_URL = ensure_running(VAR_DIR / "redis")
+    REDIS_URL = ensure_running(VAR_DIR / "redis", stop_at_exit=True)
     EMBEDDED_REDIS = True
 CACHES = {
     "default": {
@@ -361,11 +385,62 @@ STORAGES = {
 }
 WHITENOISE_USE_FINDERS = True  # the one-command run serves admin assets without collectstatic
 
+# Every line carries time, level and logger; LOG_FORMAT=json writes one JSON object per line
+# (time, level, logger, message) for a log collector. Numbers and tokens are masked on the way
+# out, whoever logs them (deploy/logs.py).
+LOG_FORMAT = env_choice("LOG_FORMAT", "text", {"text", "json"})
+_LOG_FIELDS = "%(asctime)s %(levelname)s %(name)s %(message)s"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"redact": {"()": "deploy.logs.RedactingFilter"}},
+    "formatters": {
+        "text": {"format": _LOG_FIELDS},
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "format": _LOG_FIELDS,
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+            "json_ensure_ascii": False,
+        },
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["redact"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     # httpx logs every request at INFO: one line per message sent, ~1,000 lines/s at full rate.
     "loggers": {"httpx": {"level": "WARNING"}},
 }
+# Celery workers and beat log through the handler above instead of their own format.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+
+# --- Operating: mail to administrators, alerts, metrics ----------------------------------
+# ADMINS="Ufficio IT <it@comune.example.it>, Rossi <m.rossi@comune.example.it>": who receives
+# Django's error mails and Banditore's alerts (README, Operating). The mail server is Django's
+# EMAIL_* settings; unset EMAIL_HOST means nothing is mailed (the alert's ERROR line remains).
+ADMINS = env_addresses("ADMINS")
+SERVER_EMAIL = env_str("SERVER_EMAIL", "banditore@localhost")
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", SERVER_EMAIL)
+EMAIL_HOST = env_str("EMAIL_HOST")
+EMAIL_PORT = env_int("EMAIL_PORT", 587, minimum=1)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", True)
+EMAIL_BACKEND = (
+    "django.core.mail.backends.smtp.EmailBackend"
+    if EMAIL_HOST
+    else "django.core.mail.backends.console.EmailBackend"
+)
+# Alerts (banditore.deploy.check_alerts, every minute): a webhook backlog older than this many
+# minutes, or no webhook at all for this many minutes while a post is sending.
+BANDITORE_ALERT_BACKLOG_MINUTES = env_int("BANDITORE_ALERT_BACKLOG_MINUTES", 10, minimum=1)
+BANDITORE_ALERT_WEBHOOK_SILENCE_MINUTES = env_int(
+    "BANDITORE_ALERT_WEBHOOK_SILENCE_MINUTES", 15, minimum=1
+)
+# /metrics (Prometheus) and /ops/status answer a bearer token, or these client addresses
+# (exact addresses or networks: 10.0.0.0/8); without either, /metrics answers nobody.
+BANDITORE_METRICS_TOKEN = env_str("BANDITORE_METRICS_TOKEN")
+BANDITORE_METRICS_ALLOW = env_networks("BANDITORE_METRICS_ALLOW")

@@ -8,6 +8,8 @@ import os
 from pathlib import Path
 
 os.environ.setdefault("SECRET_KEY", "tests-only-secret-key")
+# Without DATABASE_URL/REDIS_URL the suite runs on SQLite and the embedded Redis, like a demo box.
+os.environ.setdefault("BANDITORE_EMBEDDED_SERVICES", "1")
 os.environ.setdefault(
     "BANDITORE_VAR_DIR", str(Path(__file__).resolve().parent.parent / "var" / "tests")
 )

@@ -60,15 +60,24 @@ def test_database_url_selects_postgresql_or_sqlite(tmp_path):
         database_from_url("postgres://localhost/", sqlite_default=tmp_path)
 
 
-def _load_settings(**env: str) -> subprocess.CompletedProcess:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO", "WHATSAPP"))}
-    clean |= {"SECRET_KEY": "x", "REDIS_URL": "redis://127.0.0.1:6379/0"} | env
+def _load_settings(
+    *, show: str = "s.WHATSAPP_MPS, s.LANGUAGE_CODE", **env: str | None
+) -> subprocess.CompletedProcess:
+    """Import the settings in a fresh interpreter; a variable given as None is unset."""
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DJANGO", "WHATSAPP", "DEBUG", "BANDITORE_"))
+    }
+    clean |= {
+        "SECRET_KEY": "x",
+        "REDIS_URL": "redis://127.0.0.1:6379/0",
+        # Whether or not this run has DATABASE_URL: the tests below say when it matters.
+        "BANDITORE_EMBEDDED_SERVICES": "1",
+    } | env
+    clean = {name: value for name, value in clean.items() if value is not None}
     return subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import deploy.settings as s; print(s.WHATSAPP_MPS, s.LANGUAGE_CODE)",
-        ],
+        [sys.executable, "-c", f"import deploy.settings as s; print({show})"],
         cwd=ROOT,
         env=clean,
         capture_output=True,
@@ -100,6 +109,43 @@ def test_bad_values_stop_the_settings_with_a_clear_message(env, message):
     assert result.returncode != 0
     assert "ImproperlyConfigured" in result.stderr
     assert message in result.stderr
+
+
+def test_production_without_database_or_redis_url_stops_naming_them():
+    result = _load_settings(DATABASE_URL="", REDIS_URL="", BANDITORE_EMBEDDED_SERVICES="")
+    assert result.returncode != 0
+    assert "ImproperlyConfigured: DATABASE_URL and REDIS_URL must be set when DEBUG is off" in (
+        result.stderr
+    )
+    only_redis = _load_settings(
+        DATABASE_URL="postgres://db/banditore", REDIS_URL="", BANDITORE_EMBEDDED_SERVICES=""
+    )
+    assert "ImproperlyConfigured: REDIS_URL must be set when DEBUG is off" in only_redis.stderr
+
+
+def test_a_demo_box_opts_in_to_sqlite_by_saying_so():
+    result = _load_settings(DATABASE_URL="", BANDITORE_EMBEDDED_SERVICES="1", show="s.DATABASES")
+    assert result.returncode == 0, result.stderr
+    assert "sqlite3" in result.stdout
+
+
+def test_every_command_on_a_development_box_finds_the_secret_make_run_generated(tmp_path):
+    # No SECRET_KEY, no DEBUG, no service URLs: as `celery -A deploy inspect ping` or
+    # `manage.py import_subscribers` typed in a checkout where `make run` ran.
+    (tmp_path / "secret_key").write_text("the-generated-dev-secret\n")
+    result = _load_settings(
+        SECRET_KEY="",
+        BANDITORE_VAR_DIR=str(tmp_path),
+        BANDITORE_EMBEDDED_SERVICES=None,
+        DATABASE_URL=None,
+        show="s.DEBUG, s.SECRET_KEY",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True", "the-generated-dev-secret"]
+    # Without the file it is not a development box: the usual refusal.
+    (tmp_path / "secret_key").unlink()
+    refused = _load_settings(SECRET_KEY="", BANDITORE_VAR_DIR=str(tmp_path))
+    assert "SECRET_KEY is required" in refused.stderr
 
 
 def test_a_renamed_variable_stops_the_settings_naming_its_new_name():

@@ -1,0 +1,41 @@
+"""The embedded Redis is stopped by the process that started it, and only by that one."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from deploy.embedded_redis import _answers, ensure_running, stop
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _manage_check(var_dir: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in {"REDIS_URL", "DJANGO_SETTINGS_MODULE"}}
+    env |= {"BANDITORE_VAR_DIR": str(var_dir), "SECRET_KEY": "x", "DEBUG": "1"}
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_a_bare_manage_py_command_stops_the_redis_it_started(tmp_path):
+    _manage_check(tmp_path)
+    assert (tmp_path / "redis" / "redis.log").exists()  # it did start one
+    assert not _answers(tmp_path / "redis" / "redis.sock")
+
+
+def test_a_command_leaves_running_the_redis_someone_else_started(tmp_path):
+    ensure_running(tmp_path / "redis")  # as `make run` does before its children
+    try:
+        _manage_check(tmp_path)
+        assert _answers(tmp_path / "redis" / "redis.sock")
+    finally:
+        stop(tmp_path / "redis")

@@ -126,6 +126,14 @@ class Post(models.Model):
         blank=True,
         related_name="posts",
     )
+    external_id = models.CharField(
+        _("external id"),
+        max_length=255,
+        blank=True,
+        default="",
+        editable=False,
+        help_text=_("The integration's own id for a post created through the API."),
+    )
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
     published_at = models.DateTimeField(_("publishing started at"), null=True, blank=True)
@@ -159,6 +167,12 @@ class Post(models.Model):
                 condition=(Q(media_kind="") & Q(media_url="") & Q(media_file=""))
                 | (~Q(media_kind="") & (~Q(media_url="") | ~Q(media_file=""))),
                 name="post_media_kind_matches_media",
+            ),
+            # One post per external_id and key, whatever Idempotency-Key the retries carry.
+            models.UniqueConstraint(
+                fields=["created_by_token", "external_id"],
+                condition=~Q(external_id=""),
+                name="post_external_id_per_token",
             ),
         ]
 

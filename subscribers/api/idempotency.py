@@ -2,8 +2,9 @@
 
 A key is per token: the `Idempotency-Key` header or, failing that, the body's `external_id`.
 Same key + same body → the stored status and JSON, nothing created. Same key + different body →
-IdempotencyConflict (409). Records are kept for BANDITORE_API_IDEMPOTENCY_DAYS (≥ 7), then
-pruned.
+IdempotencyConflict (409). The body's `external_id` is also unique per token in the database, so a
+retry with the same external_id under another Idempotency-Key replays (or conflicts) too.
+Records are kept for BANDITORE_API_IDEMPOTENCY_DAYS (≥ 7), then pruned.
 """
 
 from __future__ import annotations
@@ -78,6 +79,29 @@ def idempotency_lookup(*, token: ApiToken, key: str, fingerprint: str) -> Outcom
         .first()
     )
     return None if record is None else _replay(record, fingerprint)
+
+
+def external_id_replay(*, token: ApiToken, external_id: str, fingerprint: str) -> Outcome | None:
+    """The answer already given for this key's post with this external_id, if there is one.
+
+    A retry that carries a fresh Idempotency-Key lands here: the same body gets the first answer
+    again, another body a conflict. The database allows one post per (key, external_id), so a
+    concurrent twin that lost the race also ends here, once the winner has committed.
+    """
+    post = Post.objects.filter(created_by_token=token, external_id=external_id).first()
+    if post is None:
+        return None
+    record = (
+        IdempotencyRecord.objects.filter(token=token, post=post)
+        .exclude(response_status=IN_PROGRESS)
+        .first()
+    )
+    if record is None or record.request_hash != fingerprint:
+        raise IdempotencyConflict(
+            f"Post {post.pk} was already created with this external_id and a different "
+            "request body. Use a new external_id for a new post."
+        )
+    return Outcome(status=record.response_status, body=record.response_body, replayed=True)
 
 
 def idempotent_create(

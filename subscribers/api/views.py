@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from django.core.exceptions import RequestDataTooBig
+from django.db import IntegrityError
 from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status as http
 from rest_framework.exceptions import APIException, NotFound, PermissionDenied, ValidationError
 from rest_framework.pagination import PageNumberPagination
-from rest_framework.parsers import JSONParser
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -17,12 +18,14 @@ from subscribers.api import services
 from subscribers.api.authentication import ApiTokenAuthentication
 from subscribers.api.idempotency import (
     IdempotencyConflict,
+    external_id_replay,
     idempotency_key,
     idempotency_key_problem,
     idempotency_lookup,
     idempotent_create,
     request_fingerprint,
 )
+from subscribers.api.parsers import StrictJSONParser
 from subscribers.api.permissions import HasApiToken, token_may_publish_to
 from subscribers.api.serializers import (
     ErrorOutput,
@@ -44,6 +47,11 @@ class Conflict(APIException):
     status_code = http.HTTP_409_CONFLICT
 
 
+class PayloadTooLarge(APIException):
+    status_code = http.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = "The request body is too large."
+
+
 class PublishingRefused(APIException):
     status_code = http.HTTP_422_UNPROCESSABLE_ENTITY
 
@@ -55,6 +63,7 @@ def _errors(*codes: int) -> dict[int, OpenApiResponse]:
         403: OpenApiResponse(ErrorOutput, description="The key's scope does not allow this."),
         404: OpenApiResponse(ErrorOutput, description="No such post among this key's posts."),
         409: OpenApiResponse(ErrorOutput, description="Conflict (see the message)."),
+        413: OpenApiResponse(ErrorOutput, description="The request body is too large."),
         415: OpenApiResponse(
             ErrorOutput, description="Send JSON (Content-Type: application/json)."
         ),
@@ -74,10 +83,21 @@ class ApiPagination(PageNumberPagination):
         raw = request.query_params.get(self.page_size_query_param)
         if raw is None:
             return self.page_size
-        if not raw.isdigit() or not 1 <= int(raw) <= self.max_page_size:
+        # isdigit() alone accepts "6²" and "٣", which int() then refuses (or reads): ASCII only,
+        # and short, so int() never meets a 5,000-digit string.
+        if not _is_small_whole_number(raw) or not 1 <= int(raw) <= self.max_page_size:
             raise ValidationError(
                 {"page_size": [f"A whole number from 1 to {self.max_page_size}."]}
             )
+        return int(raw)
+
+    def get_page_number(self, request, paginator) -> int:
+        # DRF would also take "last"; the schema promises an integer, so anything else is a 400.
+        raw = request.query_params.get(self.page_query_param)
+        if raw is None:
+            return 1
+        if not _is_small_whole_number(raw) or int(raw) < 1:
+            raise ValidationError({"page": ["A whole number from 1."]})
         return int(raw)
 
     def get_schema_operation_parameters(self, view) -> list[dict]:
@@ -89,12 +109,23 @@ class ApiPagination(PageNumberPagination):
         return parameters
 
 
+def _is_small_whole_number(raw: str) -> bool:
+    return raw.isascii() and raw.isdigit() and len(raw) <= 9
+
+
 class TokenApi(APIView):
     authentication_classes = [ApiTokenAuthentication]
     permission_classes = [HasApiToken]
     throttle_classes = [ApiTokenRateThrottle]
-    parser_classes = [JSONParser]
+    parser_classes = [StrictJSONParser]
     renderer_classes = [JSONRenderer]
+
+    def handle_exception(self, exc: Exception) -> Response:
+        # Django raises this from request.body, beyond DRF's exception handler: without the
+        # translation a too-large body gets an HTML 400 instead of the API's JSON error.
+        if isinstance(exc, RequestDataTooBig):
+            exc = PayloadTooLarge()
+        return super().handle_exception(exc)
 
     @property
     def token(self) -> ApiToken:
@@ -102,7 +133,7 @@ class TokenApi(APIView):
 
     def own_post(self, pk: str) -> Post:
         post = None
-        if pk.isascii() and pk.isdigit() and 0 < int(pk) <= PK_MAX:
+        if pk.isascii() and pk.isdigit() and len(pk) <= 19 and 0 < int(pk) <= PK_MAX:
             post = (
                 Post.objects.filter(pk=pk, created_by_token=self.token)
                 .prefetch_related("topics")
@@ -166,7 +197,7 @@ class PostCollectionApi(TokenApi):
         request=PostCreateInput,
         responses={
             202: OpenApiResponse(PostOutput, description="Accepted; poll `url` for progress."),
-            **_errors(400, 403, 409, 415, 422),
+            **_errors(400, 403, 409, 413, 415, 422),
         },
     )
     def post(self, request) -> Response:
@@ -185,12 +216,29 @@ class PostCollectionApi(TokenApi):
             serializer = PostCreateInput(data=data)
             serializer.is_valid(raise_exception=True)
             topics, publish, fields = self.check_scope(serializer.validated_data)
-            outcome = idempotent_create(
-                token=self.token,
-                key=key,
-                fingerprint=fingerprint,
-                create=lambda: self.create(topics=topics, publish=publish, fields=fields),
-            )
+            external_id = fields.get("external_id", "")
+            if external_id and (
+                stored := external_id_replay(
+                    token=self.token, external_id=external_id, fingerprint=fingerprint
+                )
+            ):
+                return _outcome_response(stored)
+            try:
+                outcome = idempotent_create(
+                    token=self.token,
+                    key=key,
+                    fingerprint=fingerprint,
+                    create=lambda: self.create(topics=topics, publish=publish, fields=fields),
+                )
+            except IntegrityError:
+                # A concurrent request with the same external_id (under another
+                # Idempotency-Key) committed its post first: answer as its retry would be.
+                stored = external_id and external_id_replay(
+                    token=self.token, external_id=external_id, fingerprint=fingerprint
+                )
+                if not stored:
+                    raise
+                outcome = stored
         except IdempotencyConflict as conflict:
             raise Conflict(str(conflict)) from None
         except PublishError as refused:
@@ -204,7 +252,6 @@ class PostCollectionApi(TokenApi):
             slugs = ", ".join(f"'{t.slug}'" for t in topics if t.pk in forbidden)
             raise PermissionDenied(_("This API key may not publish to: %s.") % slugs)
         publish = values.pop("publish")
-        values.pop("external_id", None)
         if publish is None:
             publish = self.token.can_publish
         if publish and not self.token.can_publish:

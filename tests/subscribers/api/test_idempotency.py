@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from subscribers.api.idempotency import idempotency_prune
 from tests.factories import make_topic
+from tests.markers import needs_postgresql
 from tests.subscribers.api.helpers import client_for, token_with_key
 from topics.models import IdempotencyRecord, Post
 
@@ -102,6 +103,53 @@ def test_concurrent_requests_with_one_key_create_one_post():
             connection.close()
 
     threads = [threading.Thread(target=send) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert Post.objects.count() == 1
+    assert answers == [(202, Post.objects.get().pk)] * 6
+
+
+def test_one_external_id_is_one_post_whatever_the_idempotency_key(pharmacies):
+    _token, key = token_with_key(topics=[pharmacies])
+    first = post(key, BODY | {"external_id": "asl-7"}, "attempt-1")
+    retry = post(key, BODY | {"external_id": "asl-7"}, "attempt-2")
+    changed = post(key, BODY | {"external_id": "asl-7", "title": "Altro"}, "attempt-3")
+
+    assert first.status_code == retry.status_code == 202
+    assert retry.json()["id"] == first.json()["id"] and retry["Idempotent-Replayed"] == "true"
+    assert changed.status_code == 409 and "external_id" in changed.json()["detail"]
+    assert Post.objects.get().external_id == "asl-7"
+
+
+def test_external_ids_belong_to_one_token(pharmacies):
+    _a, key_a = token_with_key(topics=[pharmacies])
+    _b, key_b = token_with_key(topics=[pharmacies])
+    post(key_a, BODY | {"external_id": "asl-8"}, "a")
+    assert post(key_b, BODY | {"external_id": "asl-8"}, "b").status_code == 202
+    assert Post.objects.count() == 2
+
+
+@needs_postgresql
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_requests_with_one_external_id_and_different_keys_create_one_post():
+    """The unique (token, external_id) index decides the race; the losers replay the winner."""
+    pharmacies = make_topic(slug="farmacie")
+    _token, key = token_with_key(topics=[pharmacies])
+    start = threading.Barrier(6)
+    answers: list[tuple[int, int]] = []
+
+    def send(attempt: int) -> None:
+        try:
+            start.wait()
+            response = post(key, BODY | {"external_id": "asl-9"}, f"attempt-{attempt}")
+            answers.append((response.status_code, response.json()["id"]))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=send, args=(n,)) for n in range(6)]
     for thread in threads:
         thread.start()
     for thread in threads:

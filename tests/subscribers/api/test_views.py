@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+import socket
 from datetime import timedelta
 
 import pytest
 from django.utils import timezone
 
+from subscribers.api import throttling
 from subscribers.models import Subscriber
 from tests.factories import make_post, make_subscriber, make_topic
 from tests.subscribers.api.helpers import client_for, token_with_key
@@ -289,3 +292,30 @@ def test_it_throttles_each_key_with_retry_after(settings):
     limited = client.get("/api/v1/topics/")
     assert limited.status_code == 429 and 0 < int(limited["Retry-After"]) <= 60
     assert client_for(other_key).get("/api/v1/topics/").status_code == 200
+
+
+def test_without_redis_the_limit_is_not_enforced_and_it_says_so_once(
+    settings, pharmacies, caplog, monkeypatch
+):
+    # A port nobody listens on: connections to it are refused at once.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": f"redis://127.0.0.1:{closed_port}/0",
+        }
+    }
+    settings.BANDITORE_API_THROTTLE_RATE = "1/min"
+    monkeypatch.setattr(throttling, "_last_logged_at", None)  # as in a fresh process
+    _token, key = token_with_key(topics=[pharmacies])
+    client = client_for(key)
+
+    with caplog.at_level(logging.WARNING, logger="subscribers.api.throttling"):
+        statuses = [client.get("/api/v1/topics/").status_code for _ in range(3)]
+        created = client.post("/api/v1/posts/", DRAFT | {"topics": ["farmacie"]}, format="json")
+
+    assert statuses == [200, 200, 200] and created.status_code == 202
+    warnings = [r for r in caplog.records if r.name == "subscribers.api.throttling"]
+    assert len(warnings) == 1 and "unreachable" in warnings[0].getMessage()

@@ -1,9 +1,9 @@
 """Liveness (/healthz) and readiness (/readyz) for the container runtime and load balancers.
 
-Both are answered by `HealthCheckMiddleware`, first in MIDDLEWARE: health checks come from
-inside over plain HTTP with whatever Host the prober sends (127.0.0.1, a container's address),
-so they must answer before Django validates the Host against ALLOWED_HOSTS, redirects to HTTPS
-or touches the session. Nothing they return is secret: which dependency failed, never why.
+Both (and /metrics) are answered by `HealthCheckMiddleware`, first in MIDDLEWARE: health checks
+come from inside over plain HTTP with whatever Host the prober sends (127.0.0.1, a container's
+address), so they must answer before Django validates the Host against ALLOWED_HOSTS, redirects
+to HTTPS or touches the session. Nothing they return is secret: which dependency failed, never why.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from django.conf import settings
 from django.db import DatabaseError, connection
 from django.db.migrations.executor import MigrationExecutor
 from django.http import HttpRequest, HttpResponse, JsonResponse
+
+from deploy.metrics import metrics_view
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +67,9 @@ def readyz(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"ok": True, "failed": []})
 
 
-PROBES = {"/healthz": healthz, "/readyz": readyz}
+# Prometheus scrapes from inside too (web:8000): /metrics is answered here whatever the Host,
+# guarded by its own token or address list.
+PROBES = {"/healthz": healthz, "/readyz": readyz, "/metrics": metrics_view}
 
 
 class HealthCheckMiddleware:

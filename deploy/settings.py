@@ -146,6 +146,8 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "subscribers.desk.plan.sending_state",
             ],
+            # The operator's status on the admin home (deploy/templates/admin/index.html).
+            "libraries": {"ops": "deploy.ops_tags"},
         },
     },
 ]
@@ -214,6 +216,9 @@ CELERY_TASK_ROUTES = {
     "banditore.subscribers.sweep_deliveries": {"queue": "housekeeping"},
     "banditore.subscribers.prune_idempotency_keys": {"queue": "housekeeping"},
     "banditore.subscribers.count_subscribers": {"queue": "housekeeping"},
+    # Each beat entry of the heartbeat names its queue (options below), overriding this.
+    "banditore.deploy.heartbeat": {"queue": "housekeeping"},
+    "banditore.deploy.check_alerts": {"queue": "housekeeping"},
 }
 CELERY_TIMEZONE = "Europe/Rome"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
@@ -247,6 +252,19 @@ CELERY_BEAT_SCHEDULE["subscribers-prune-idempotency-keys"] = {
 CELERY_BEAT_SCHEDULE["subscribers-count-subscribers"] = {
     "task": "banditore.subscribers.count_subscribers",
     "schedule": crontab(minute=7),
+}
+# Each worker pool's heartbeat (deploy.ops): a tiny task on its own queue every minute.
+for _queue in ("replies", "sends", "housekeeping"):
+    CELERY_BEAT_SCHEDULE[f"deploy-heartbeat-{_queue}"] = {
+        "task": "banditore.deploy.heartbeat",
+        "schedule": 60.0,
+        "args": [_queue],
+        "options": {"queue": _queue, "expires": 300},
+    }
+# Alerts to ADMINS: sending paused, webhook backlog, webhook silence (deploy.alerts).
+CELERY_BEAT_SCHEDULE["deploy-check-alerts"] = {
+    "task": "banditore.deploy.check_alerts",
+    "schedule": 60.0,
 }
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 

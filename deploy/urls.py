@@ -10,6 +10,8 @@ from django.views.static import serve
 
 from channel.tasks import enqueue_inbound_processing
 from deploy.health import healthz, readyz
+from deploy.metrics import metrics_view
+from deploy.ops import ops_status_view
 
 # Editors should see whose desk this is, not "Django administration".
 admin.site.site_header = f"Banditore · {settings.COUNCIL_NAME}"
@@ -20,6 +22,9 @@ urlpatterns = [
     # HealthCheckMiddleware answers these first; the routes keep them reversible.
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
+    # Operators: the status as JSON (staff or a token) and Prometheus' metrics (README, Operating).
+    path("ops/status", ops_status_view, name="ops-status"),
+    path("metrics", metrics_view, name="metrics"),  # answered by HealthCheckMiddleware first
     path("api/", include("subscribers.api.urls")),
     # The webhook room sits below channel.tasks, so the wiring hands its view the processor's
     # wake-up (deploy.wsgi hands the same to the lean intake in front of Django).

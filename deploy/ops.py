@@ -1,0 +1,133 @@
+"""The operator's status: is every part of Banditore doing its job right now?
+
+`ops_status()` gathers it with cheap queries (indexed, or over the few posts in flight), for the
+JSON page /ops/status, the admin home of administrators, the alert check (deploy.alerts) and
+the Prometheus metrics (deploy.metrics). Worker heartbeats are Redis keys that a tiny periodic
+task refreshes on each queue (banditore.deploy.heartbeat in deploy/celery.py): their age says
+that beat publishes, the broker delivers and that queue's pool runs tasks.
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+from datetime import datetime
+from ipaddress import ip_address
+
+from django.conf import settings
+from django.http import HttpRequest, JsonResponse
+from django.utils import timezone
+from django_celery_beat.models import PeriodicTask
+
+from channel.graph.account import pause_state
+from channel.models import InboundEvent
+from channel.redis_client import redis_client
+from topics.models import Post
+from topics.tokens import api_token_for_key
+
+QUEUES = ("replies", "sends", "housekeeping")
+HEARTBEAT_KEY = "banditore:heartbeat:{queue}"
+# A heartbeat older than this is gone: the key expires, and the status shows null.
+HEARTBEAT_TTL_SECONDS = 3600
+
+
+def heartbeat_record(queue: str) -> None:
+    redis_client().set(HEARTBEAT_KEY.format(queue=queue), time.time(), ex=HEARTBEAT_TTL_SECONDS)
+
+
+def heartbeat_ages() -> dict[str, float | None]:
+    """Seconds since each queue's pool last ran its heartbeat task (None: not in the last hour)."""
+    values = redis_client().mget([HEARTBEAT_KEY.format(queue=queue) for queue in QUEUES])
+    now = time.time()
+    return {
+        queue: None if value is None else round(max(0.0, now - float(value)), 1)
+        for queue, value in zip(QUEUES, values, strict=True)
+    }
+
+
+def _age(moment: datetime | None, now: datetime) -> float | None:
+    return None if moment is None else round((now - moment).total_seconds(), 1)
+
+
+def webhook_status(now: datetime) -> dict:
+    """Backlog of signed webhooks not yet processed (partial index), and the last one received."""
+    pending = InboundEvent.objects.filter(processed_at__isnull=True, signature_valid=True)
+    oldest = pending.order_by("id").values_list("received_at", flat=True).first()
+    last = (
+        InboundEvent.objects.filter(signature_valid=True)
+        .order_by("-received_at")
+        .values_list("received_at", flat=True)
+        .first()
+    )
+    return {
+        "backlog": pending.count(),
+        "oldest_age_seconds": _age(oldest, now),
+        "last_received_at": last,
+        "last_received_age_seconds": _age(last, now),
+    }
+
+
+def ops_status() -> dict:
+    now = timezone.now()
+    paused = pause_state()
+    return {
+        "time": now,
+        "workers": {"heartbeat_age_seconds": heartbeat_ages()},
+        "periodic_tasks": [
+            {"name": name, "task": task, "enabled": enabled, "last_run_at": last_run_at}
+            for name, task, enabled, last_run_at in PeriodicTask.objects.order_by("name")
+            .exclude(task="celery.backend_cleanup")
+            .values_list("name", "task", "enabled", "last_run_at")
+        ],
+        "webhooks": webhook_status(now),
+        "posts_sending": [
+            {"id": pk, "title": title, "published_at": published_at}
+            for pk, title, published_at in Post.objects.filter(status=Post.Status.SENDING)
+            .order_by("id")
+            .values_list("id", "title", "published_at")
+        ],
+        "sending_paused": None
+        if paused is None
+        else {"since": paused.since, "error_code": paused.error_code, "reason": paused.reason},
+        # Meta does not say when a system user's token expires in any answer we receive; null
+        # until a council records it (https://developers.facebook.com/docs/facebook-login/guides/access-tokens/debugging).
+        "access_token_expires_at": None,
+    }
+
+
+def _bearer(request: HttpRequest) -> str:
+    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+    return value.strip() if scheme.lower() == "bearer" else ""
+
+
+def allowed_by_address(request: HttpRequest) -> bool:
+    """The direct peer is in BANDITORE_METRICS_ALLOW. A request that came through the reverse
+    proxy (X-Forwarded-For set) never is: behind it every client shares the proxy's address."""
+    if not settings.BANDITORE_METRICS_ALLOW or "HTTP_X_FORWARDED_FOR" in request.META:
+        return False
+    try:
+        peer = ip_address(request.META.get("REMOTE_ADDR", ""))
+    except ValueError:
+        return False
+    return any(peer in network for network in settings.BANDITORE_METRICS_ALLOW)
+
+
+def allowed_by_metrics_token(request: HttpRequest) -> bool:
+    expected = settings.BANDITORE_METRICS_TOKEN
+    return bool(expected) and hmac.compare_digest(_bearer(request).encode(), expected.encode())
+
+
+def may_read_status(request: HttpRequest) -> bool:
+    """Staff, the metrics token or address, or an API key allowed to read statistics."""
+    if request.user.is_authenticated and request.user.is_staff:
+        return True
+    if allowed_by_metrics_token(request) or allowed_by_address(request):
+        return True
+    token = api_token_for_key(_bearer(request))
+    return token is not None and token.can_read_stats
+
+
+def ops_status_view(request: HttpRequest) -> JsonResponse:
+    if not may_read_status(request):
+        return JsonResponse({"detail": "staff log-in or a bearer token required"}, status=403)
+    return JsonResponse(ops_status())

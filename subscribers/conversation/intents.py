@@ -1,0 +1,400 @@
+"""What a citizen's message means: every understanding rule of the conversation, in one place.
+
+1. Normalise case, accents, apostrophes, punctuation, emoji (🛑 ⛔ 🚫 are "stop", 👍 ✅ "ok"),
+   letters repeated three times or more ("bastaaa"), spaces, a leading slash.
+2. Drop polite words, greetings and fillers ("per favore", "grazie", "buongiorno", "please",
+   "thanks") and function words (articles, prepositions, pronouns). Verb families count in
+   every form by their stem (cancella, cancellami, cancellatemi, cancellazione; iscrivimi,
+   iscrivetemi, iscriviti, iscrizione...); a word of ≥ 5 letters within one edit
+   (Damerau-Levenshtein) of a family's form, or equal to it with doubled letters made single,
+   is that form.
+3. A negation ("non", "not", "don't") before a leave verb in its clause cancels it ("non
+   voglio che mi cancellate"), unless the clause says the person cannot or asks how ("non
+   riesco a cancellarmi"). A negation before sending, receiving or wanting ("non mandatemi
+   più", "I don't want these messages"), or before joining with "più" ("non voglio più essere
+   iscritto"), is a leave.
+4. Leaving is never missed: a leave with nothing else is LEAVE; with a topic's name (full
+   displayed name, or a part unique to it, with or without articles and prepositions; two
+   topics → ask which), a leave of that topic; with a question, other words, or a bare "no",
+   MAYBE_LEAVE, answered with one question with buttons.
+5. Whole commands (ARGOMENTI, AIUTO, I MIEI DATI...) match once fillers are gone; extra words
+   without code changes in BANDITORE_KEYWORDS_EXTRA, e.g. `{"join": ["ci sto"]}`.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+
+from django.conf import settings
+
+
+class Intent(StrEnum):
+    JOIN = "join"
+    LEAVE = "leave"
+    MAYBE_LEAVE = "maybe_leave"
+    LEAVE_TOPIC = "leave_topic"
+    TOPICS = "topics"
+    HELP = "help"
+    ENGLISH = "english"
+    ITALIAN = "italian"
+    MY_DATA = "my_data"
+    ERASE = "erase"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class Understood:
+    intent: Intent
+    language: str = ""  # the language the words imply, "" when they say nothing about it
+    topics: tuple[str, ...] = ()  # LEAVE_TOPIC: the slugs that matched (several: ask which)
+    rest: str = ""  # the words that were not understood
+
+
+# Whole messages (as written, or once fillers are gone) → (intent, language they imply).
+COMMANDS: dict[str, tuple[Intent, str]] = {
+    phrase: (intent, language)
+    for intent, language, phrases in (
+        (Intent.JOIN, "en", "start"),
+        (Intent.TOPICS, "", "argomenti|temi|topics|menu|cambia argomenti"),
+        (Intent.HELP, "", "aiuto|info|help"),
+        (Intent.ENGLISH, "en", "english|inglese"),
+        (Intent.ITALIAN, "it", "italiano|italian"),
+        (Intent.MY_DATA, "", "i miei dati|my data|dati|data"),
+        (Intent.ERASE, "", "cancella i miei dati|delete my data|cancella dati|delete data"),
+    )
+    for phrase in phrases.split("|")
+}
+
+
+# fmt: off
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+FILLERS = _words(
+    "per favore piacere cortesia cortesemente gentilmente grazie mille tante molte infinite "
+    "buongiorno buonasera buonanotte buon giorno sera salve ciao gentili gentile egregi spett "
+    "prego scusate scusa scusi allora ehm beh subito ora adesso immediatamente oggi grz "
+    "cordiali saluti distinti please pls plz thanks thank thx ty hello hi hey dear good "
+    "morning evening afternoon sir madam regards kind best now asap immediately right away "
+    "sorry just ok okay pure anche quindi comunque davvero veramente proprio definitivamente "
+    "sempre forever")
+FUNCTION_WORDS = _words(
+    "il lo la le gli i l un una uno mio mia miei mie me mi ti te ci vi voi noi io tu "
+    "a ad al allo alla ai agli alle all da dal dallo dalla dai dagli dalle dall di d del dello "
+    "della dei degli delle dell in nel nello nella nei negli nelle su sul sullo sulla sui sugli "
+    "sulle per con e ed o questo questa questi queste quello quella quelli quelle "
+    "the a an from of to off on in for and or my me i this that these those your you "
+    "s t m it them please")
+GENERIC = _words(
+    "messaggi messaggio notizie notizia notifiche notifica comunicazioni comunicazione "
+    "aggiornamenti canale gruppo lista elenco servizio whatsapp tutto tutti tutte numero "
+    "contatto newsletter spam news message messages notifications notification updates "
+    "channel group list service everything all number texts chat qui here questi argomenti "
+    "temi topics anything nulla")
+NEGATIONS = _words("non not dont don doesn never mai niente nessun nessuna")
+MORE = _words("piu anymore longer more again ancora")  # "non ... più", "no more"
+WANT = _words("voglio vogliamo vorrei volevo desidero want wanna would like wish need")
+# Words that say the person cannot, or asks how to: "non riesco a cancellarmi".
+UNABLE = _words(
+    "riesco riusciamo posso possiamo so sappiamo capisco trovo funziona come how can cannot "
+    "could able know find where dove")
+QUESTION = _words("come posso perche cosa dove how can could why what where")
+# Auxiliaries of past tenses: "non ho ricevuto" is a complaint, not a request to stop.
+AUXILIARIES = _words("ho hai ha abbiamo avete hanno have has had did didn haven hasn")
+# Verbs helping the main one, spent once recognised.
+HELPERS = _words(
+    "essere stato stata sono sei be being been che fare far farmi get let do potete puoi "
+    "potreste potrei puo")
+# Asking why, or saying it is too much, next to sending: a complaint, plausibly a wish to stop.
+COMPLAINT = _words("perche why troppi troppe troppo too many much")
+LEAVE_STEMS = (
+    "cancell", "disiscri", "rimuov", "rimoz", "togli", "elimin", "annull", "disattiv", "smett",
+    "disabilit", "revoc", "unsub", "remov", "delet", "unfollow", "unregist", "deregist",
+    "optout", "uscir", "stopp", "rimoss", "tolt")
+LEAVE_WORDS = _words("basta stop esci esco enough quit leave cancel halt")
+# Nouns sharing a leave stem: "il cancello della scuola".
+NOT_LEAVE = _words("cancello cancelli cancelletto cancelleria cancelliere")
+ARTICLES = _words("il lo i gli un del dello dei degli al allo ai agli dal dallo dai dagli")
+LEAVE_FORMS = _words(
+    "cancellami cancellatemi cancellare cancellarmi cancellazione disiscrivimi disiscrivetemi "
+    "disiscrivere disiscrivermi disiscrizione rimuovimi rimuovetemi rimuovere toglimi "
+    "toglietemi togliere eliminami eliminatemi eliminare annullare disattiva disattivare "
+    "smettete smettetela unsubscribe remove delete")
+JOIN_STEMS = ("iscri", "abbon", "registr", "aderi", "adesion", "subscri", "signup", "enrol")
+JOIN_WORDS = _words("join start signup sign attiva attivami attivate optin")
+JOIN_FORMS = _words(
+    "iscrivimi iscrivetemi iscriviti iscrivermi iscrizione iscriversi abbonami abbonarmi "
+    "registrami subscribe")
+# Sending and receiving: negated they mean stop, wanted they mean join.
+SEND_STEMS = (
+    "mand", "invi", "scriv", "ricev", "send", "text", "messag", "contatt", "disturb", "interess",
+    "receiv", "spam")
+NEWS = _words("notizie notizia news aggiornamenti avvisi updates messaggi")
+# fmt: on
+
+_EMOJI = {"🛑": " stop ", "⛔": " stop ", "🚫": " stop ", "👍": " ok ", "✅": " ok ", "✔": " ok "}
+
+
+def normalise(text: str) -> str:
+    """Lower case, no accents, punctuation, apostrophes and emoji as spaces, letters repeated
+    three times or more as one, single spaces, and a leading slash dropped (WhatsApp's
+    conversational commands, such as /iscrivimi, arrive as ordinary text messages)."""
+    for emoji, word in _EMOJI.items():
+        text = text.replace(emoji, word)
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    plain = "".join(c for c in decomposed if not unicodedata.combining(c))
+    plain = re.sub(r"(\w)\1{2,}", r"\1", plain)
+    return " ".join(re.sub(r"[^\w]+|_", " ", plain).split())
+
+
+# Two-word verbs made one word: "opt out", "sign me up", "take me off".
+_PHRASES = (
+    (r"\bopt(?: me)? out\b", "optout"),
+    (r"\btake(?: me)?(?: off| out)\b", "optout"),
+    (r"\bsign(?: me)? up\b", "signup"),
+    (r"\bopt(?: me)? in\b", "optin"),
+)
+
+
+def _clauses(text: str) -> list[list[str]]:
+    clauses = []
+    for part in re.split(r"[.,;:!?\n]+|\s-\s", text):
+        words = normalise(part)
+        for pattern, word in _PHRASES:
+            words = re.sub(pattern, word, words)
+        if words:
+            clauses.append(words.split())
+    return clauses
+
+
+def _single(word: str) -> str:
+    return re.sub(r"(\w)\1+", r"\1", word)
+
+
+def within_one_edit(a: str, b: str) -> bool:
+    """Damerau-Levenshtein distance ≤ 1 (one insertion, deletion, substitution or swap)."""
+    if a == b:
+        return True
+    if abs(len(a) - len(b)) > 1:
+        return False
+    if len(a) == len(b):
+        diff = [i for i, (x, y) in enumerate(zip(a, b, strict=True)) if x != y]
+        if len(diff) == 1:
+            return True
+        i = diff[0]
+        return len(diff) == 2 and diff[1] == i + 1 and a[i] == b[i + 1] and a[i + 1] == b[i]
+    short, long = sorted((a, b), key=len)
+    return any(long[:i] + long[i + 1 :] == short for i in range(len(long)))
+
+
+def same_word(word: str, form: str) -> bool:
+    """The same word up to doubled letters, or a typo of one edit in words of ≥ 5 letters."""
+    if word == form or _single(word) == _single(form):
+        return True
+    return len(word) >= 5 and len(form) >= 5 and within_one_edit(word, form)
+
+
+def _family(word: str, stems, words, forms) -> bool:
+    if len(word) < 5:  # too short to guess from a stem or a typo
+        return word in words
+    if any(_single(word).startswith(_single(stem)) for stem in stems):
+        return True
+    return any(same_word(word, form) for form in (*words, *forms))
+
+
+def is_leave_word(word: str) -> bool:
+    return _family(word, LEAVE_STEMS, LEAVE_WORDS, LEAVE_FORMS)
+
+
+def is_join_word(word: str) -> bool:
+    return not is_leave_word(word) and _family(word, JOIN_STEMS, JOIN_WORDS, JOIN_FORMS)
+
+
+def _is_send_word(word: str) -> bool:
+    return len(word) >= 4 and any(word.startswith(stem) for stem in SEND_STEMS)
+
+
+class _Reading:
+    leave = maybe = join = erase = False
+
+
+def _read_clause(words: list[str], reading: _Reading) -> list[str]:  # noqa: C901
+    """Mark the leave/join signals of one clause; return the words no rule used."""
+    negated = unable = past = want = kept = complaint = False
+    more = bool(MORE & set(words))  # "non ... più" anywhere in the clause
+    rest: list[str] = []
+    for i, word in enumerate(words):
+        if word in NOT_LEAVE and words[i - 1 : i] and words[i - 1] in ARTICLES:
+            rest.append(word)  # "il cancello della scuola"
+            continue
+        if word in NEGATIONS or word == "no" or (word == "t" and words[i - 1 : i] == ["don"]):
+            negated = True
+        elif word == "t" and words[i - 1 : i] in (["can"], ["won"]):
+            negated = unable = True
+        elif word in MORE:
+            continue
+        elif word in UNABLE:
+            unable = True
+        elif word in AUXILIARIES:
+            past = True
+        elif word in COMPLAINT:
+            complaint = True
+        elif word in WANT:
+            want = True
+        elif is_leave_word(word):
+            if negated and not (unable or more):
+                kept = True  # "non cancellatemi", "don't unsubscribe me"
+            else:
+                reading.leave = True
+                reading.maybe = reading.maybe or (negated and unable)
+        elif is_join_word(word):
+            if negated and not unable:
+                reading.leave = True  # "non voglio più essere iscritto"
+                reading.maybe = reading.maybe or not more  # "non mi sono mai iscritto"
+            else:
+                reading.join = True
+        elif _is_send_word(word) or word in GENERIC or word in NEWS:
+            if negated and not past:
+                reading.leave = True  # "non mandatemi più", "I don't want these messages"
+            elif complaint:
+                reading.maybe = True  # "perché mi mandate questi messaggi", "too many"
+            elif _is_send_word(word) and (want or word.endswith("mi") or "me" in words[i:]):
+                reading.join = True  # "voglio ricevere le notizie", "mandatemi", "send me"
+        elif word in {"dati", "data"}:
+            reading.erase = True
+        elif word not in FILLERS and word not in FUNCTION_WORDS and word not in HELPERS:
+            rest.append(word)
+    if negated and not (kept or past or reading.join or reading.leave):
+        if more and not rest:
+            reading.leave = True  # "non voglio più", "no more"
+        elif want or more:
+            reading.maybe = True  # "non voglio", "I don't want"
+    if complaint and (reading.join or reading.leave) and not kept:
+        reading.maybe = True
+    return rest
+
+
+def _extra() -> dict[str, tuple[Intent, str]]:
+    extra = settings.BANDITORE_KEYWORDS_EXTRA
+    return {normalise(w): (Intent(command), "") for command, ws in extra.items() for w in ws}
+
+
+def _strip(words: Iterable[str]) -> str:
+    return " ".join(w for w in words if w not in FILLERS and w not in FUNCTION_WORDS)
+
+
+def understand(text: str, topics: Iterable = ()) -> Understood:  # noqa: C901
+    """What the message asks. `topics` have .slug, .name_it and .name_en (the names shown)."""
+    words = normalise(text)
+    for table in (_extra(), COMMANDS):
+        for key in (words, _strip(words.split())):
+            if key in table:
+                return Understood(*table[key])
+    if _strip(words.split()) in {"no", "no no", "nope"}:
+        return Understood(Intent.MAYBE_LEAVE)  # a bare "no" to a message we sent
+    reading = _Reading()
+    rest: list[str] = []
+    for clause in _clauses(text):
+        rest += _read_clause(clause, reading)
+    question = "?" in text or bool(QUESTION & set(words.split()))
+    if reading.leave:
+        if reading.erase and not rest:
+            return Understood(Intent.ERASE)
+        if rest:
+            found = find_topics(" ".join(rest), topics)
+            if found:
+                return Understood(Intent.LEAVE_TOPIC, topics=found, rest=" ".join(rest))
+        if rest or question or reading.maybe:
+            return Understood(Intent.MAYBE_LEAVE, rest=" ".join(rest))
+        return Understood(Intent.LEAVE)
+    if reading.maybe:
+        return Understood(Intent.MAYBE_LEAVE, rest=" ".join(rest))
+    if reading.join:
+        return Understood(Intent.JOIN, _language(words.split()))
+    return Understood(Intent.UNKNOWN, rest=" ".join(rest))
+
+
+def _language(words: list[str]) -> str:
+    italian = ("iscri", "vogli", "vorre", "notiz", "ricev", "abbon", "registrami", "mand", "invi")
+    english = ("subscri", "join", "sign", "start", "regist", "enrol", "want", "send", "news")
+    if any(w.startswith(italian) for w in words):
+        return "it"
+    return "en" if any(w.startswith(english) for w in words) else ""
+
+
+def _name_words(name: str) -> list[str]:
+    return [w for w in normalise(name).split() if w not in FUNCTION_WORDS]
+
+
+def find_topics(said: str, topics: Iterable) -> tuple[str, ...]:
+    """The topics `said` names: its full displayed name (Italian or English, parentheses
+    included), or words that are all part of one name, with or without articles and
+    prepositions, each word up to one typo. A full name beats a part of another name."""
+    wanted = [w for w in normalise(said).split() if w not in FUNCTION_WORDS and w not in FILLERS]
+    if not wanted:
+        return ()
+    exact, partial = [], []
+    for topic in topics:
+        names = [_name_words(topic.name_it), _name_words(topic.name_en)]
+        if any(len(n) == len(wanted) and all(map(same_word, wanted, n)) for n in names):
+            exact.append(topic.slug)
+        elif any(
+            all(any(same_word(w, x) for x in n) for w in wanted) for n in [*names, [topic.slug]]
+        ):
+            partial.append(topic.slug)
+    return tuple(exact or partial)
+
+
+# fmt: off
+YES = _words(
+    "si ok okay accetto accetta accept accepted yes y yep yeah sure certo certamente "
+    "daccordo accordo agree acconsento confermo conferma va bene vabbene procedi")
+NO = _words("no non accetto rifiuto decline nope not refuse dont don t grazie no thanks")
+DONE = _words(
+    "fatto fatta finito finita fine done finished ok okay conferma confermo confirm "
+    "ho basta cosi tutto qui that s all avanti next go vai")
+# fmt: on
+
+
+def _plain(text: str) -> list[str]:
+    return [w for w in normalise(text).split() if w not in FILLERS - {"ok", "okay"}]
+
+
+def consent_answer(text: str) -> bool | None:
+    """True for a typed yes ("Accetto", "sì", "ok", "yes"), False for a typed no ("no grazie",
+    "non accetto"), None for anything else."""
+    said = _plain(text) or normalise(text).split()
+    if not said:
+        return None
+    if any(w in NEGATIONS or w == "no" for w in said):
+        return False if all(w in YES | NO | NEGATIONS for w in said) else None
+    return True if all(w in YES | {"d", "i", "the", "e"} for w in said) else None
+
+
+def is_done(text: str) -> bool:
+    """A typed "Fatto"/"done" while choosing topics."""
+    said = _plain(text) or normalise(text).split()
+    return bool(said) and all(w in DONE for w in said) and said != ["basta"]
+
+
+def named_topics(text: str, topics: Iterable) -> tuple[str, ...]:
+    """Topic names typed while choosing ("scuola", "scuola e farmacie"): each part names one
+    topic, or nothing is chosen."""
+    topics = list(topics)
+    whole = find_topics(text, topics)
+    if len(whole) == 1:
+        return whole
+    kept_commas = ",".join(normalise(part) for part in text.split(","))
+    parts = [p for p in re.split(r",|\+|&|\be\b|\band\b", kept_commas) if p.strip()]
+    found: list[str] = []
+    for part in parts:
+        match = find_topics(part, topics)
+        if len(match) != 1:
+            return ()
+        found.append(match[0])
+    return tuple(dict.fromkeys(found))

@@ -337,7 +337,17 @@ COUNCIL_PHONE = env_str("COUNCIL_PHONE", "+39 0434 000000")
 COUNCIL_EMAIL = env_str("COUNCIL_EMAIL", "urp@comune.example.it")
 COUNCIL_WEBSITE = env_str("COUNCIL_WEBSITE", "https://www.comune.example.it")
 COUNCIL_REPORTING_URL = env_str("COUNCIL_REPORTING_URL", "")
-PRIVACY_NOTICE_URL = env_str("PRIVACY_NOTICE_URL", "https://www.comune.example.it/privacy")
+# The article of the name in Italian sentences ("del Comune di…", "di Roma Capitale"): auto
+# (from the first word), il, lo, la, l', i, gli, le, or none (subscribers.conversation.grammar).
+COUNCIL_NAME_ARTICLE = env_str("COUNCIL_NAME_ARTICLE", "auto")
+# The privacy notice (served at /privacy/, linked from the chat) names the data controller, its
+# DPO and the supervisory authority. A system check stops DEBUG=0 while any holds an example.
+COUNCIL_ADDRESS = env_str("COUNCIL_ADDRESS", "Piazza del Municipio 1, 00000 Esempio")
+COUNCIL_PEC = env_str("COUNCIL_PEC", "protocollo@pec.comune.example.it")
+PRIVACY_DPO_NAME = env_str("PRIVACY_DPO_NAME", "")
+PRIVACY_DPO_EMAIL = env_str("PRIVACY_DPO_EMAIL", "dpo@comune.example.it")
+# Empty: the notice Banditore serves itself, SITE_URL/privacy/.
+PRIVACY_NOTICE_URL = env_str("PRIVACY_NOTICE_URL", "") or f"{SITE_URL}/privacy/"
 PRIVACY_NOTICE_VERSION = env_str("PRIVACY_NOTICE_VERSION", "2026-01")
 
 # --- REST API ----------------------------------------------------------------------------

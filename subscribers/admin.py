@@ -3,14 +3,19 @@ from __future__ import annotations
 from functools import partial
 
 from django.contrib import admin
+from django.contrib.admin import helpers
+from django.db import transaction
+from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from channel.admin import ReadOnlyAdmin
 from subscribers.dashboard.views import dashboard_view
 from subscribers.desk.post_admin import PostAdmin  # noqa: F401  (registers the editors' desk)
 from subscribers.desk.token_admin import ApiTokenAdmin  # noqa: F401  (registers API tokens)
 from subscribers.desk.topic_admin import TopicAdmin  # noqa: F401  (registers topics)
+from subscribers.erasure import staff_erase
 from subscribers.imports.views import import_view
 from subscribers.models import ConsentEvent, Subscriber, Subscription
 
@@ -41,6 +46,7 @@ class SubscriberAdmin(admin.ModelAdmin):
     search_help_text = _("Type the last digits of the number.")
     inlines = [SubscriptionInline, ConsentInline]
     date_hierarchy = "created_at"
+    actions = ["erase_selected"]
     _details = ["created_at", "consented_at", "left_at", "last_inbound_at", "marketing_opt_out"]
 
     def _may_see_numbers(self, request) -> bool:
@@ -103,6 +109,31 @@ class SubscriberAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False  # erasure blanks the identity and keeps the ledger; see README
+
+    def has_erase_permission(self, request) -> bool:
+        return request.user.has_perm("subscribers.change_subscriber")
+
+    @admin.action(description=_("Erase the selected people (irreversible)"), permissions=["erase"])
+    def erase_selected(self, request, queryset):
+        """The chat's erasure (CANCELLA I MIEI DATI), after a confirmation page; audited."""
+        people = queryset.exclude(status=Subscriber.Status.ERASED)
+        if request.POST.get("confirmed") != "yes":
+            context = self.admin_site.each_context(request) | {
+                "title": _("Erase these people?"),
+                "opts": self.model._meta,
+                "people": people,
+                "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            }
+            template = "admin/subscribers/subscriber/erase_confirmation.html"
+            return TemplateResponse(request, template, context)
+        with transaction.atomic():
+            erased = [
+                staff_erase(subscriber=subscriber, user=request.user, via="admin")
+                for subscriber in people.select_for_update()
+            ]
+        message = ngettext("%(count)d person erased.", "%(count)d people erased.", len(erased))
+        self.message_user(request, message % {"count": len(erased)})
+        return None
 
 
 @admin.register(ConsentEvent)

@@ -10,8 +10,7 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from channel.erasure import REDACTED, erased_wamid, forget_erasure, redact_person
-from channel.pseudonyms import identity_digest
+from channel.erasure import erased_wamid, forget_erasure
 from channel.redis_client import redis_client
 from channel.service_messages import queue_reply
 from channel.webhook.parsing import InboundMsg
@@ -20,12 +19,16 @@ from subscribers.conversation.machine import (
     Event,
     Outcome,
     Person,
+    Text,
     TopicChoice,
     render,
     sent_at_label,
     step,
 )
-from subscribers.models import ConsentEvent, Delivery, Subscriber, Subscription
+from subscribers.conversation.my_data import my_data_text
+from subscribers.conversation.texts import in_language
+from subscribers.erasure import autoreply_key, person_forget, subscriber_erase
+from subscribers.models import ConsentEvent, Subscriber, Subscription
 from topics.models import Topic
 
 AUTOREPLY_EVERY = 24 * 3600  # at most one "this channel is one-way" per person per day
@@ -41,6 +44,8 @@ def topic_choices() -> tuple[list[TopicChoice], dict[str, Topic]]:
 
 
 def find_subscriber(message: InboundMsg) -> Subscriber | None:
+    if not (message.wa_id or message.user_id):
+        return None
     identity = Q()
     if message.wa_id:
         identity |= Q(wa_id=message.wa_id)
@@ -49,9 +54,11 @@ def find_subscriber(message: InboundMsg) -> Subscriber | None:
     return Subscriber.objects.select_for_update().filter(identity).first()
 
 
-def person_of(subscriber: Subscriber | None) -> Person:
+def person_of(subscriber: Subscriber | None, *, wa_id: str = "") -> Person:
     if subscriber is None:
-        return Person()
+        # Someone new from outside Italy (country code other than 39) is answered in English
+        # until their words say otherwise.
+        return Person(language="en" if wa_id and not wa_id.startswith("39") else "it")
     chosen = frozenset(subscriber.topics.values_list("slug", flat=True))
     return Person(
         status=subscriber.status,
@@ -60,6 +67,7 @@ def person_of(subscriber: Subscriber | None) -> Person:
         chosen=chosen,
         page=int(subscriber.conversation_context.get("page", 0) or 0),
         since=sent_at_label(subscriber.consented_at or subscriber.created_at),
+        record=_has_ledger(subscriber),
     )
 
 
@@ -73,14 +81,27 @@ def handle_inbound_message(*, message: InboundMsg) -> Outcome:
         flow_response=message.flow_response,
         wamid=message.wamid,
     )
-    outcome = step(person_of(subscriber), event, choices, flow_id=settings.WHATSAPP_TOPICS_FLOW_ID)
+    person = person_of(subscriber, wa_id=message.wa_id)
+    outcome = step(person, event, choices, flow_id=settings.WHATSAPP_TOPICS_FLOW_ID)
     replies = list(outcome.replies)
-    if any(e.kind == "autoreply" for e in outcome.effects) and not _may_autoreply(message):
+    # The one-way answer and the how-to-join answer share one daily guard, so two bots can
+    # never loop; someone who never wrote before always gets how to join.
+    guarded = any(e.kind in ("autoreply", "howto") for e in outcome.effects)
+    if guarded and not _may_autoreply(message):
         replies = []
     subscriber = _apply(subscriber, message, outcome, by_slug)
+    if any(e.kind == "my_data" for e in outcome.effects):
+        body = in_language(
+            outcome.person.language,
+            my_data_text,
+            subscriber,
+            identities=(message.wa_id, message.user_id),
+            profile_name=message.profile_name,
+        )
+        replies.append(Text(body))
     to = message.wa_id or message.user_id
-    # Queued after the effects, so an erasure's redaction of the logs spares the one message
-    # that confirms it.
+    # Queued after the effects, so an erasure's redaction of the logs (or a decliner's) spares
+    # the one message that confirms it: it loses the number once sent (channel.erasure).
     for reply in replies:
         queue_reply(to_wa_id=message.wa_id, to_user_id=message.user_id, payload=render(reply, to))
     if subscriber is not None and subscriber.status != Subscriber.Status.ERASED:
@@ -92,13 +113,8 @@ def handle_inbound_message(*, message: InboundMsg) -> Outcome:
     return outcome
 
 
-def _autoreply_key(identity: str) -> str:
-    # Keyed: a plain hash of a phone number is reversed by trying every number.
-    return f"banditore:autoreply:{identity_digest(identity)}"
-
-
 def _may_autoreply(message: InboundMsg) -> bool:
-    key = _autoreply_key(message.wa_id or message.user_id)
+    key = autoreply_key(message.wa_id or message.user_id)
     return bool(redis_client().set(key, "1", nx=True, ex=AUTOREPLY_EVERY))
 
 
@@ -121,6 +137,15 @@ def _apply(  # noqa: C901  (one branch per effect kind)
     for effect in outcome.effects:
         if effect.kind == "join":
             subscriber = _join(subscriber, message, effect, now)
+        elif effect.kind == "erase":
+            # Also for someone never subscribed: their messages are in the logs.
+            subscriber_erase(
+                subscriber,
+                message.wa_id,
+                message.user_id,
+                asked_at=message.timestamp,
+                wamid=message.wamid,
+            )
         elif subscriber is None:
             continue
         elif effect.kind == "consent":
@@ -136,8 +161,6 @@ def _apply(  # noqa: C901  (one branch per effect kind)
             _set_topics(subscriber, message, effect.topics, by_slug)
         elif effect.kind == "leave":
             subscriber = _leave(subscriber, message, now)
-        elif effect.kind == "erase":
-            _erase(subscriber, message)
         elif effect.kind == "language":
             subscriber.language = effect.language
             subscriber.save(update_fields=["language"])
@@ -171,9 +194,11 @@ def _has_ledger(subscriber: Subscriber) -> bool:
 
 def _refuse(subscriber: Subscriber, message: InboundMsg) -> Subscriber | None:
     if not _has_ledger(subscriber):
-        # Declining stores nothing but the refusal itself.
+        # Declining keeps nothing but an anonymous refusal: not the number, not the profile
+        # name, not the messages of this conversation, in any table or log.
         subscriber.delete()
-        _ledger(None, ConsentEvent.Kind.REFUSAL, message)
+        _ledger(None, ConsentEvent.Kind.REFUSAL, message, wamid=erased_wamid(message.wamid))
+        person_forget(message.wa_id, message.user_id, asked_at=message.timestamp)
         return None
     _ledger(subscriber, ConsentEvent.Kind.REFUSAL, message)
     subscriber.status = Subscriber.Status.LEFT
@@ -203,37 +228,3 @@ def _leave(subscriber: Subscriber, message: InboundMsg, now) -> Subscriber | Non
     subscriber.status, subscriber.left_at = Subscriber.Status.LEFT, now
     subscriber.save(update_fields=["status", "left_at"])
     return subscriber
-
-
-def _erase(subscriber: Subscriber, message: InboundMsg) -> None:
-    """Delete the number and choices; keep anonymous counts and the ledger without a number.
-
-    The channel's logs lose the person's number, name and words, now and as later webhooks
-    arrive (channel.erasure); the auto-reply guard forgets them too.
-    """
-    known = (subscriber.wa_id, subscriber.user_id, message.wa_id, message.user_id)
-    identities = {identity for identity in known if identity}
-    Subscription.objects.filter(subscriber=subscriber).delete()
-    _ledger(subscriber, ConsentEvent.Kind.ERASURE, message)
-    # An import's note may name the person (where the list says they consented).
-    ConsentEvent.objects.filter(subscriber=subscriber).exclude(note="").update(note=REDACTED)
-    for model in (ConsentEvent, Delivery):  # Meta's message ids are derived from the number
-        ids = model.objects.filter(subscriber=subscriber).exclude(wa_message_id__isnull=True)
-        rows = ids.exclude(wa_message_id="").exclude(wa_message_id__startswith=REDACTED)
-        hidden = [
-            model(pk=pk, wa_message_id=erased_wamid(wamid))
-            for pk, wamid in rows.values_list("pk", "wa_message_id")
-        ]
-        model.objects.bulk_update(hidden, ["wa_message_id"], batch_size=500)
-    redact_person(*identities, asked_at=message.timestamp)
-    redis_client().delete(*(_autoreply_key(identity) for identity in identities))
-    Subscriber.objects.filter(pk=subscriber.pk).update(
-        wa_id=None,
-        user_id=None,
-        status=Subscriber.Status.ERASED,
-        conversation_state="",
-        conversation_context={},
-        last_inbound_at=None,
-    )
-    # The caller saves the conversation state of anyone not erased: this one is.
-    subscriber.status = Subscriber.Status.ERASED

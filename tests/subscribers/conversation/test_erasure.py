@@ -18,7 +18,8 @@ from django.db import models
 from django.db.models.functions import Cast
 
 from channel.models import InboundEvent, InboundMessage, OutboundMessage
-from subscribers.conversation.machine import ACCEPT, ROW_ALL
+from subscribers.conversation.chooser import ROW_ALL, ROW_DONE
+from subscribers.conversation.machine import ACCEPT, ERASE_YES
 from subscribers.delivery import publishing, sending
 from subscribers.models import ConsentEvent, Subscriber
 from tests.channel.webhook.helpers import envelope, post_webhook, status_item, text_item, wamid
@@ -77,7 +78,17 @@ def join(chat, phone: str, name: str) -> None:
     chat(phone, text_item(phone, "Iscrivimi"), name=name)
     chat(phone, tap(phone, "button", ACCEPT), name=name)
     chat(phone, tap(phone, "list", ROW_ALL), name=name)
+    chat(phone, tap(phone, "list", ROW_DONE), name=name)
     assert Subscriber.objects.get(wa_id=phone).status == "active"
+
+
+def erase(chat, phone: str, name: str) -> list[dict]:
+    """Ask, then tap the confirmation: only the tap erases. Returns the confirmation's replies."""
+    [question], _ = chat(phone, text_item(phone, "cancella i miei dati"), name=name)
+    assert question["payload"]["interactive"]["type"] == "button"
+    assert Subscriber.objects.filter(wa_id=phone).exists()  # asking alone erases nothing
+    replies, _ = chat(phone, tap(phone, "button", ERASE_YES), name=name)
+    return replies
 
 
 def statuses_of(chat, entries: list[dict], *, recipient: str) -> int:
@@ -156,7 +167,7 @@ def test_after_erasure_nothing_of_the_person_is_anywhere_even_what_arrives_later
     statuses_of(chat, [post_entry], recipient=phone)
     before = time.time()
 
-    [confirmation], _ = chat(phone, text_item(phone, "cancella i miei dati"), name=NAME)
+    [confirmation] = erase(chat, phone, NAME)
 
     assert Subscriber.objects.get().status == "erased"
     # After the erasure: the confirmation's statuses, and a message the person wrote before
@@ -195,7 +206,7 @@ def test_erasing_one_number_leaves_a_longer_number_that_contains_it_untouched(ch
     bodies = dict(InboundEvent.objects.values_list("id", "body"))
     theirs = snapshot(stays)
 
-    [confirmation], _ = chat(gone, text_item(gone, "cancella i miei dati"), name="Anna Gone")
+    [confirmation] = erase(chat, gone, "Anna Gone")
     statuses_of(chat, [confirmation], recipient=gone)
 
     assert snapshot(stays) == theirs
@@ -226,12 +237,12 @@ def snapshot(phone: str) -> dict:
 def test_someone_erased_who_writes_again_is_answered_and_stays_erased(chat, fake_graph):
     phone = "393471234500"
     join(chat, phone, NAME)
-    chat(phone, text_item(phone, "cancella i miei dati"), name=NAME)
+    erase(chat, phone, NAME)
 
     later = int(time.time()) + 1  # Meta's times are whole seconds: the same one counts as before
     [answer], event_id = chat(phone, text_item(phone, f"Grazie, {ADDRESS}", at=later), name=NAME)
 
-    assert answer["payload"]["type"] == "text"  # the one-way notice: they did write to us
+    assert answer["payload"]["messaging_product"] == "whatsapp"  # answered: they did write
     message_ids = chat.sent_by[phone] + [e["id"] for e in fake_graph.outbox(to=phone)]
     assert hits(database_texts(), [phone, NAME, ADDRESS, *message_ids]) == []
     assert InboundMessage.objects.get(event_id=event_id).wa_id == ""
@@ -240,7 +251,7 @@ def test_someone_erased_who_writes_again_is_answered_and_stays_erased(chat, fake
 def test_someone_erased_who_joins_again_is_kept_from_then_on(chat, fake_graph):
     phone = "393471234501"
     join(chat, phone, NAME)
-    chat(phone, text_item(phone, "cancella i miei dati"), name=NAME)
+    erase(chat, phone, NAME)
 
     _, event_id = chat(phone, text_item(phone, "Iscrivimi", at=int(time.time()) + 1), name=NAME)
 

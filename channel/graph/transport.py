@@ -11,15 +11,26 @@ connection at a time (no pipelining); keep-alive; responses framed by Content-Le
 chunked transfer encoding, or the connection closing; TLS through ``ssl`` when the URL is
 https. Errors are httpx's own exceptions, so callers can tell "never left" (ConnectError,
 ConnectTimeout, PoolTimeout) from "may have arrived" (ReadTimeout, RemoteProtocolError).
+
+Proxies: httpx ignores HTTPS_PROXY/HTTP_PROXY/NO_PROXY when it is given a transport, so this one
+reads them itself (``urllib.request.getproxies()``, the same rules as urllib and curl: lower or
+upper case, NO_PROXY a comma-separated list of host suffixes, ``*`` for all). A request to a host
+not in NO_PROXY goes through the proxy of its scheme as a tunnel: ``CONNECT host:port`` to the
+proxy, then TLS to Meta inside it, so the proxy never sees the access token. Plain http targets
+are tunnelled the same way (CONNECT, not absolute-form requests), so one code path serves both;
+the proxy's URL is ``http://[user:password@]host:port`` (Basic Proxy-Authorization).
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import select
 import ssl
 import time
+import urllib.request
 from collections import deque
+from urllib.parse import unquote, urlsplit
 
 import httpx
 
@@ -208,10 +219,13 @@ class PooledTransport(httpx.AsyncBaseTransport):
         max_connections: int = 256,
         keepalive_expiry: float = 5.0,
         ssl_context: ssl.SSLContext | None = None,
+        proxies: dict[str, str] | None = None,
     ) -> None:
         self.max_connections = max_connections
         self.keepalive_expiry = keepalive_expiry
         self.ssl_context = ssl_context
+        # {"https": "http://proxy:3128", "no": "localhost,.comune.it"}; None: the environment's.
+        self.proxies = urllib.request.getproxies() if proxies is None else proxies
         self._idle: dict[tuple[bytes, bytes, int], deque[_Connection]] = {}
         self._slots: asyncio.Semaphore | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -227,21 +241,64 @@ class PooledTransport(httpx.AsyncBaseTransport):
                 pass
         return self.ssl_context
 
+    def proxy_for(self, origin) -> str | None:
+        """The proxy URL to tunnel through to this origin, or None to connect directly."""
+        scheme, host, port = origin
+        proxy = self.proxies.get(scheme.decode())
+        if not proxy or urllib.request.proxy_bypass_environment(host.decode(), self.proxies):
+            return None
+        return proxy
+
     async def _connect(self, origin, timeout: float | None) -> _Connection:
         scheme, host, port = origin
-        loop = self._loop
-        kwargs = {}
-        if scheme == b"https":
-            kwargs = {"ssl": self._context(), "server_hostname": host.decode()}
+        proxy = self.proxy_for(origin)
         try:
             async with asyncio.timeout(timeout):
-                _, protocol = await loop.create_connection(
-                    lambda: _Connection(loop), host.decode(), port, **kwargs
+                if proxy is not None:
+                    return await self._tunnel(proxy, origin)
+                kwargs = {}
+                if scheme == b"https":
+                    kwargs = {"ssl": self._context(), "server_hostname": host.decode()}
+                _, protocol = await self._loop.create_connection(
+                    lambda: _Connection(self._loop), host.decode(), port, **kwargs
                 )
+                return protocol
         except TimeoutError:
             raise httpx.ConnectTimeout("connect timed out") from None
         except (OSError, ssl.SSLError) as exc:
             raise httpx.ConnectError(str(exc) or type(exc).__name__) from exc
+
+    async def _tunnel(self, proxy: str, origin) -> _Connection:
+        """A connection through the proxy's CONNECT tunnel, TLS started inside it for https."""
+        scheme, host, port = origin
+        parts = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+        if parts.scheme != "http" or not parts.hostname:
+            raise httpx.ConnectError(f"unsupported proxy {parts.scheme}://{parts.hostname}")
+        loop = self._loop
+        _, protocol = await loop.create_connection(
+            lambda: _Connection(loop), parts.hostname, parts.port or 80
+        )
+        target = b"%s:%d" % (host, port)
+        head = [b"CONNECT " + target + b" HTTP/1.1", b"Host: " + target]
+        if parts.username:
+            credentials = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+            head.append(b"Proxy-Authorization: Basic " + base64.b64encode(credentials.encode()))
+        try:
+            # A 2xx to CONNECT has no body: read it like the answer to a HEAD.
+            status, *_ = await protocol.request(b"\r\n".join(head) + b"\r\n\r\n", True)
+            protocol.waiter = None
+            if not 200 <= status < 300:
+                raise httpx.ConnectError(f"proxy {parts.hostname} answered {status} to CONNECT")
+            if scheme == b"https":
+                protocol.transport = await loop.start_tls(
+                    protocol.transport, protocol, self._context(), server_hostname=host.decode()
+                )
+        except httpx.RemoteProtocolError as exc:
+            self._discard(protocol)
+            raise httpx.ConnectError(f"proxy {parts.hostname}: {exc}") from None
+        except BaseException:
+            self._discard(protocol)
+            raise
         return protocol
 
     def _take_idle(self, origin) -> _Connection | None:

@@ -3,11 +3,12 @@
 Meta answers a send in a fraction of a second, but one request in a hundred may get no answer
 until the client's read timeout (BANDITORE_HTTP_TIMEOUT, 15 s): a batch that waited for all of
 its answers would hold the sender for that long. So a batch's answers are written back together
-once they are all in, or once the batch is paced and STRAGGLER_SECONDS have passed: then what
-is answered goes back at once and each request still out is written back on its own when it
-ends (a timeout: "maybe sent", that row only; README, "Maybe sent"). The sender claims the next
-batch as soon as one has handed all its requests to the transport, so the rate is never left
-unused while a straggler waits.
+once they are all in; once the batch is paced and STRAGGLER_SECONDS have passed, what is
+answered goes back with the next write-back, and each request still out goes back when it ends
+(a timeout: "maybe sent", that row only; README, "Maybe sent"), riding with another batch's
+write-back: a straggler costs no statements of its own. The sender claims the next batch as
+soon as one has handed all its requests to the transport, so the rate is never left unused
+while a straggler waits.
 """
 
 from __future__ import annotations
@@ -47,7 +48,9 @@ class Batch:
     started: float = field(default_factory=time.monotonic)
     paced_at: float | None = None
     unanswered: int = 0
-    straggling: bool = False  # past STRAGGLER_SECONDS: each answer is written back as it comes
+    # Past STRAGGLER_SECONDS: what is answered goes back with the next write-back of any batch.
+    straggling: bool = False
+    waiting_since: float | None = None  # the oldest answer of a straggling batch not written
     wake: threading.Event | None = None
     _answers: list[tuple[int, object]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -60,8 +63,11 @@ class Batch:
             else:
                 self._answers.append((n, result))
                 self.unanswered -= 1
-            # Wake the sender only when there is something for it to do.
-            wake = n < 0 or self.straggling or (self.paced_at is not None and not self.unanswered)
+                if self.straggling and self.waiting_since is None:
+                    self.waiting_since = time.monotonic()
+            # Wake the sender only when there is something for it to do: claim the next batch,
+            # or write this one back.
+            wake = n < 0 or self.complete
         event = self.wake
         if wake and event is not None:
             event.set()
@@ -71,15 +77,32 @@ class Batch:
         return self.paced_at is None
 
     @property
+    def complete(self) -> bool:
+        return self.paced_at is not None and not self.unanswered
+
+    @property
     def done(self) -> bool:
-        return self.paced_at is not None and not self.unanswered and not self.outcomes
+        return self.complete and not self.outcomes and not self._answers
+
+    def due_at(self) -> float | None:
+        """When this batch needs a write-back of its own (else it rides on another's)."""
+        if self.paced_at is None:
+            return None
+        if self.complete:
+            return self.paced_at
+        if not self.straggling:
+            return self.paced_at + 2 * STRAGGLER_SECONDS
+        if self.waiting_since is not None:
+            return self.waiting_since + STRAGGLER_SECONDS
+        return None
 
     def take(self, now: float) -> list[Outcome]:
         """The outcomes to write back now: all of them once every answer is in or the batch
         is straggling, else none."""
         with self._lock:
             answers, self._answers = self._answers, []
-            complete = self.paced_at is not None and not self.unanswered
+            self.waiting_since = None
+            complete = self.complete
             if not complete and self.paced_at is not None:
                 self.straggling = self.straggling or now - self.paced_at >= STRAGGLER_SECONDS
             due = complete or self.straggling
@@ -91,11 +114,6 @@ class Batch:
             return []
         outcomes, self.outcomes = self.outcomes, []
         return outcomes
-
-    def straggling_in(self, now: float) -> float | None:
-        if self.paced_at is None or self.straggling or not self.unanswered:
-            return None
-        return max(0.0, self.paced_at + STRAGGLER_SECONDS - now)
 
 
 # Requests still out when a sender's time budget ended: the next sender in this process writes
@@ -140,12 +158,17 @@ class Flight:
         write that back, and leave the stragglers to the next sender in this process."""
         while self.batches:
             self.wake.clear()
-            self._write_back_due()
-            if all(batch.straggling or batch.done for batch in self.batches):
+            now = time.monotonic()
+            if all(
+                b.complete or (b.paced_at is not None and now - b.paced_at >= STRAGGLER_SECONDS)
+                for b in self.batches
+            ):
+                self._write_back_due(everything=True)
                 break
-            self.wake.wait(self._next_look())
+            self._write_back_due()
+            self.wake.wait(min(self._next_look(), 0.05))
         with _carried_lock:
-            _carried.extend(batch for batch in self.batches if not batch.done)
+            _carried.extend(self.batches)
         self.batches = []
 
     def finish(self) -> None:
@@ -156,10 +179,14 @@ class Flight:
             if self.batches:
                 self.wake.wait(self._next_look())
 
-    def _write_back_due(self, give_up: bool = False) -> bool:
+    def _write_back_due(self, give_up: bool = False, everything: bool = False) -> bool:
+        """One write-back for every batch that needs one, and what others have ready."""
         now = time.monotonic()
+        late = [b for b in self.batches if not b.complete and now - b.started > b.wait_limit]
+        due = [b.due_at() for b in self.batches]
+        if not late and not everything and not any(at is not None and at <= now for at in due):
+            return False
         outcomes = [outcome for batch in self.batches for outcome in batch.take(now)]
-        late = [b for b in self.batches if not b.done and now - b.started > b.wait_limit]
         self.batches = [batch for batch in self.batches if not batch.done and batch not in late]
         for batch in late:
             # Past this something is wrong (each request has its own timeout): give up like a
@@ -179,8 +206,8 @@ class Flight:
         now = time.monotonic()
         times = [1.0]
         for batch in self.batches:
-            due = batch.straggling_in(now)
+            due = batch.due_at()
             if due is not None:
-                times.append(due + 0.001)
-            times.append(max(0.0, batch.started + batch.wait_limit - now) + 0.001)
-        return min(times)
+                times.append(due - now + 0.001)
+            times.append(batch.started + batch.wait_limit - now + 0.001)
+        return max(0.0, min(times))

@@ -50,6 +50,16 @@ def api_token_create(
     return token, key
 
 
+@transaction.atomic
+def api_token_regenerate_key(*, token: ApiToken, user=None) -> str:
+    """Replace the token's key: the old one stops working at once. Returns the new key, which
+    (like the first) is shown once and never stored."""
+    key = api_token_assign_key(token=token)
+    token.save(update_fields=["key_hash", "key_prefix"])
+    record_audit(user=user, action="token_key_regenerated", obj=token)
+    return key
+
+
 def api_token_for_key(key: str) -> ApiToken | None:
     """The active token with this key, or None (unknown and revoked keys look the same)."""
     if not key or len(key) > 200:

@@ -1,13 +1,18 @@
-"""API tokens in the admin: create one per integration, see its key once, revoke it."""
+"""API tokens in the admin: create one per integration, see its key once, replace or revoke it."""
 
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path
 from django.utils.translation import gettext_lazy as _
+from django.views.decorators.http import require_POST
 
 from topics.audit import AuditedDeletesMixin, form_changes, form_values, record_audit
 from topics.models import ApiToken
-from topics.tokens import api_token_assign_key, api_token_revoke
+from topics.tokens import api_token_assign_key, api_token_regenerate_key, api_token_revoke
 
 
 @admin.register(ApiToken)
@@ -71,15 +76,47 @@ class ApiTokenAdmin(AuditedDeletesMixin, admin.ModelAdmin):
             obj=obj,
             details={"fields": form_values(form)},
         )
-        # The key exists only in this message: the database keeps its SHA-256 hash.
-        messages.warning(
-            request,
-            _(
-                "The API key for “%(name)s” is: %(key)s — copy it now and give it to the "
-                "integration. It will not be shown again."
-            )
-            % {"name": obj.name, "key": key},
-        )
+        # Shown by response_add on the page that answers this request, and nowhere else.
+        obj.new_key = key
+
+    def response_add(self, request, obj: ApiToken, post_url_continue=None):
+        key = getattr(obj, "new_key", None)
+        if key is None:
+            return super().response_add(request, obj, post_url_continue)
+        return self.key_page(request, obj, key)
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        return [
+            path(
+                "<int:pk>/regenerate-key/",
+                view(require_POST(self.regenerate_key_view)),
+                name="topics_apitoken_regenerate_key",
+            ),
+            *super().get_urls(),
+        ]
+
+    def regenerate_key_view(self, request, pk: int):
+        token = get_object_or_404(ApiToken, pk=pk, revoked_at__isnull=True)
+        if not self.has_change_permission(request, token):
+            raise PermissionDenied
+        key = api_token_regenerate_key(token=token, user=request.user)
+        return self.key_page(request, token, key)
+
+    def key_page(self, request, token: ApiToken, key: str) -> TemplateResponse:
+        """The one page that shows the key. Not a redirect with a message: Django's messages
+        travel in a signed (readable, not encrypted) cookie or in the session, and the key
+        must be in neither. The database keeps only its SHA-256 hash."""
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("API key for “%(name)s”") % {"name": token.name},
+            "opts": self.model._meta,
+            "original": token,
+            "token": token,
+            "key": key,
+        }
+        # admin_view() marks every admin page never_cache (no-store): no copy of it is kept.
+        return TemplateResponse(request, "admin/topics/apitoken/key_created.html", context)
 
     @admin.action(description=_("Revoke the selected API keys (they stop working at once)"))
     def revoke(self, request, queryset) -> None:

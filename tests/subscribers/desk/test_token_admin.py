@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from urllib.parse import unquote
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -26,6 +27,18 @@ def admin_client(client):
     return client
 
 
+def assert_key_kept_out_of_cookies_and_session(client, response, key: str) -> None:
+    """Django's messages cookie is signed, not encrypted: anything in it (or in the session)
+    can be read back, so the key must only ever be in the page."""
+    assert response.status_code == 200 and not response.redirect_chain
+    assert "no-store" in response["Cache-Control"]
+    for morsel in [*response.cookies.values(), *client.cookies.values()]:
+        assert key not in morsel.value and key not in unquote(morsel.value)
+    session = client.session
+    assert key not in repr({name: session[name] for name in session.keys()})
+    assert key not in client.get("/admin/topics/apitoken/").content.decode()
+
+
 def test_it_shows_a_new_key_once_and_stores_its_hash(admin_client):
     pharmacies = make_topic(slug="farmacie")
     response = admin_client.post(
@@ -36,6 +49,8 @@ def test_it_shows_a_new_key_once_and_stores_its_hash(admin_client):
 
     page = response.content.decode()
     [key] = re.findall(r"bnd_[A-Za-z0-9_-]{20,}", page)
+    assert page.count(key) == 1
+    assert_key_kept_out_of_cookies_and_session(admin_client, response, key)
     token = ApiToken.objects.get(name="Farmacie – ASL")
     assert token.key_hash == hash_token_key(key) and key not in token.key_prefix
     assert token.created_by.username == "admin" and not token.can_publish
@@ -45,6 +60,24 @@ def test_it_shows_a_new_key_once_and_stores_its_hash(admin_client):
     again = admin_client.get(f"/admin/topics/apitoken/{token.pk}/change/").content.decode()
     assert key not in again and token.key_prefix in again
     assert AuditEntry.objects.filter(action="token_created").exists()
+
+
+def test_a_new_key_replaces_the_old_one_and_is_shown_once(admin_client):
+    token, old_key = token_with_key(name="Ufficio traffico")
+    change_page = admin_client.get(f"/admin/topics/apitoken/{token.pk}/change/")
+    assert "regenerate-key" in change_page.content.decode()
+
+    response = admin_client.post(f"/admin/topics/apitoken/{token.pk}/regenerate-key/", follow=True)
+
+    page = response.content.decode()
+    [key] = re.findall(r"bnd_[A-Za-z0-9_-]{20,}", page)
+    assert key != old_key and page.count(key) == 1
+    assert_key_kept_out_of_cookies_and_session(admin_client, response, key)
+    assert client_for(old_key).get("/api/v1/topics/").status_code == 401
+    assert client_for(key).get("/api/v1/topics/").status_code == 200
+    assert AuditEntry.objects.filter(action="token_key_regenerated").count() == 1
+    # Only by POST (a link or a prefetch must not replace a key).
+    assert admin_client.get(f"/admin/topics/apitoken/{token.pk}/regenerate-key/").status_code == 405
 
 
 def test_the_revoke_action_stops_a_key_at_once(admin_client):

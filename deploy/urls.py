@@ -12,6 +12,7 @@ from channel.tasks import enqueue_inbound_processing
 from deploy.health import healthz, readyz
 from deploy.metrics import metrics_view
 from deploy.ops import ops_status_view
+from subscribers.conversation.privacy import privacy_notice
 
 # Editors should see whose desk this is, not "Django administration".
 admin.site.site_header = f"Banditore · {settings.COUNCIL_NAME}"
@@ -26,6 +27,8 @@ urlpatterns = [
     path("ops/status", ops_status_view, name="ops-status"),
     path("metrics", metrics_view, name="metrics"),  # answered by HealthCheckMiddleware first
     path("api/", include("subscribers.api.urls")),
+    # The council's privacy notice for the channel; the chat's short notice links here.
+    path("privacy/", privacy_notice, name="privacy_notice"),
     # The webhook room sits below channel.tasks, so the wiring hands its view the processor's
     # wake-up (deploy.wsgi hands the same to the lean intake in front of Django).
     path(

@@ -9,7 +9,12 @@ class SubscribersConfig(AppConfig):
     verbose_name = _("Subscribers and deliveries")
 
     def ready(self) -> None:
+        from django.core.checks import register
+
         from channel import signals
+        from subscribers.conversation.privacy import check_privacy_settings
+
+        register(check_privacy_settings)
         from subscribers import receivers, tasks
         from subscribers.delivery.signals import senders_needed
 

@@ -19,6 +19,15 @@ PRODUCTION = {
     "BANDITORE_BEHIND_PROXY": "1",
     "SECURE_HSTS_INCLUDE_SUBDOMAINS": "1",
     "SECURE_HSTS_PRELOAD": "1",
+    # The council's own facts: start-up refuses the example ones with DEBUG off.
+    "COUNCIL_NAME": "Comune di Pordenone",
+    "COUNCIL_PHONE": "+39 0434 392111",
+    "COUNCIL_EMAIL": "urp@comune.pordenone.it",
+    "COUNCIL_PEC": "comune.pordenone@certgov.fvg.it",
+    "COUNCIL_ADDRESS": "Corso Vittorio Emanuele II 64, 33170 Pordenone",
+    "COUNCIL_WEBSITE": "https://www.comune.pordenone.it",
+    "PRIVACY_DPO_EMAIL": "dpo@comune.pordenone.it",
+    "PRIVACY_NOTICE_URL": "https://www.comune.pordenone.it/privacy-whatsapp",
 }
 
 

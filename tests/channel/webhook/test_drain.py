@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 
 import pytest
 from django.db import connection, transaction
@@ -284,14 +283,25 @@ def test_a_drain_lingers_and_takes_a_trickle_without_new_wake_ups(client, redis_
     first, late = _sent_deliveries(2)
     _one_status_webhook(client, first, "delivered")
     result = []
+    applied = threading.Event()
+
+    def first_applied(updates, **kwargs):
+        applied.set()
+        return []
+
+    statuses_received.connect(first_applied, dispatch_uid="test-trickle")
     drain = threading.Thread(
-        target=lambda: result.append(process_pending_inbound_events(linger=1.0).processed)
+        target=lambda: result.append(process_pending_inbound_events(linger=3.0).processed)
     )
-    drain.start()
-    time.sleep(0.3)  # the drain has applied the first webhook and lingers
-    assert redis_conn.exists(WAKE_KEY)
-    _one_status_webhook(client, late, "delivered")  # eager Celery: a publish would drain here
-    drain.join(5)
+    try:
+        drain.start()
+        # Once the first webhook is applied, the drain lingers (3 s: ample on a busy machine).
+        assert applied.wait(10)
+        assert redis_conn.exists(WAKE_KEY)
+        _one_status_webhook(client, late, "delivered")  # eager Celery: a publish would drain
+        drain.join(15)
+    finally:
+        statuses_received.disconnect(dispatch_uid="test-trickle")
 
     assert result == [2]  # the lingering drain took it: the POST woke no drain of its own
     assert Delivery.objects.get(pk=late.pk).status == "delivered"

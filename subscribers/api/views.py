@@ -276,7 +276,8 @@ class PostCollectionApi(TokenApi):
 
 
 def _outcome_response(outcome) -> Response:
-    headers = {"Location": outcome.body.get("url", "")}
+    # str(): the url is DRF's Hyperlink, a str subclass that WSGI servers may refuse as a header.
+    headers = {"Location": str(outcome.body.get("url", ""))}
     if outcome.replayed:
         headers["Idempotent-Replayed"] = "true"
     return Response(outcome.body, status=outcome.status, headers=headers)

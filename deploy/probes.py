@@ -6,9 +6,9 @@ deploy/compose.yaml and the Dockerfile run them through `deploy/entrypoint.sh he
   Django accepts (the first of ALLOWED_HOSTS), as Caddy would send it;
 - worker: the pool's node (`<pool>@<hostname>`, as the entrypoint names it) answers a Celery
   ping through the broker, so a worker that lost Redis or hangs is unhealthy;
-- beat: a periodic task was handed to the broker recently. The database scheduler writes each
-  entry's last run to the database every few minutes (Celery beat syncs every 3 minutes), and
-  the webhook safety net runs every minute, so the default limit is 5 minutes.
+- beat: a periodic task was handed to the broker recently. Beat writes each entry's last run to
+  the database after every task (CELERY_BEAT_SYNC_EVERY), and due posts are looked for every
+  15 s, so a last run older than the limit (default 5 minutes) means beat has stopped ticking.
 """
 
 from __future__ import annotations

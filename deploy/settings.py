@@ -222,6 +222,9 @@ CELERY_TASK_ROUTES = {
 }
 CELERY_TIMEZONE = "Europe/Rome"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Beat writes each entry's last run to the database after every task it hands out (not every
+# 3 minutes): its container health check is the age of that last run (deploy/probes.py).
+CELERY_BEAT_SYNC_EVERY = 1
 CELERY_BEAT_SCHEDULE: dict = {}
 # Safety net for webhooks whose wake-up was lost (the view normally wakes the processor).
 CELERY_BEAT_SCHEDULE["channel-process-pending-webhooks"] = {

@@ -32,6 +32,7 @@ from django.dispatch import receiver
 from django.http import HttpRequest
 
 from channel.webhook.archive import record_inbound_event
+from channel.webhook.body_deadline import BodyDeadline, BodyTimeout
 from channel.webhook.forgeries import record_forged_post
 from channel.webhook.signatures import HEADER, verify
 
@@ -55,10 +56,12 @@ MALFORMED = Reply(400, b"malformed JSON", "text/plain")
 UNSIGNED = Reply(401)
 FORGED = Reply(403)
 TOO_LARGE = Reply(413)
+# The body did not arrive whole within BANDITORE_WEBHOOK_BODY_SECONDS (`body_deadline`).
+TIMED_OUT = Reply(408)
 # The archive could not be written (database down): not 200, so Meta delivers it again later
 # (it retries for up to 7 days). Never a bare 500 page.
 UNAVAILABLE = Reply(503, b"try again later", "text/plain")
-_STATUS_LINES = {s: f"{s} {HTTPStatus(s).phrase}" for s in (200, 400, 401, 403, 413, 503)}
+_STATUS_LINES = {s: f"{s} {HTTPStatus(s).phrase}" for s in (200, 400, 401, 403, 408, 413, 503)}
 
 
 def respond(
@@ -70,6 +73,8 @@ def respond(
     """Answer one webhook POST: verify, archive, then `wake_processor()`. Never raises."""
     try:
         return _receive(read, content_length, signature, wake_processor)
+    except BodyTimeout:
+        return TIMED_OUT
     except Exception:
         # Nothing was archived (the INSERT is the last step that can fail: the wake-up logs its
         # own errors), so Meta must send it again.
@@ -180,14 +185,22 @@ class WebhookIntake:
             return self.app(environ, start_response)
         db = connections[DEFAULT_DB_ALIAS]
         _close_if_obsolete(db)
+        # A client dribbling its body must not hold this thread: gunicorn hands us the socket,
+        # whose read side is shut when the body is late (the connection then closes).
+        body = BodyDeadline(
+            environ["wsgi.input"].read,
+            environ.get("gunicorn.socket"),
+            settings.BANDITORE_WEBHOOK_BODY_SECONDS,
+        )
         try:
             reply = respond(
-                environ["wsgi.input"].read,
+                body.read,
                 environ.get("CONTENT_LENGTH"),
                 environ.get(SIGNATURE_ENVIRON_KEY),
                 self.wake_processor,
             )
         finally:
+            body.close()
             _close_if_obsolete(db)
         if reply.status >= 400 and reply is not FORGED:
             # Django's request logger says the same for 4xx answers of the view. Not for each

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from channel.models import InboundMessage
-from subscribers.conversation.machine import ACCEPT, REFUSE, ROW_DONE
+from subscribers.conversation.machine import ACCEPT, ERASE_YES, REFUSE, ROW_DONE
 from subscribers.models import ConsentEvent, Subscriber
 from tests.channel.webhook.helpers import envelope, post_webhook, text_item, wamid
 from topics.models import Topic
@@ -88,7 +88,9 @@ def test_erase_me_removes_the_number_and_choices_but_keeps_the_ledger(say):
     say(text_item(PHONE, "iscrivimi"))
     say(tap("button", ACCEPT))
     say(tap("list", "all"))
-    [confirmation] = say(text_item(PHONE, "cancella i miei dati"))
+    [question] = say(text_item(PHONE, "cancella i miei dati"))
+    assert Subscriber.objects.get().status == "active"  # only the confirmation tap erases
+    [confirmation] = say(tap("button", ERASE_YES))
     assert confirmation["to"] == PHONE
     erased = Subscriber.objects.get()
     assert (erased.wa_id, erased.status) == (None, "erased")

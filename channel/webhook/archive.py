@@ -13,9 +13,6 @@ from django.utils import timezone
 
 from channel.models import InboundEvent
 
-# Bodies with a bad signature are kept for audit only; cap them so junk can't fill the disk.
-MAX_ARCHIVED_UNSIGNED_BYTES = 16 * 1024
-
 
 def _as_text(body: bytes) -> str:
     # PostgreSQL text cannot hold NUL; undecodable bytes are kept visibly rather than dropped.
@@ -36,12 +33,11 @@ _ARCHIVE_OTHER = _ARCHIVE_SQL + " VALUES (%s, %s, %s, %s, %s)"
 def record_inbound_event(*, body: bytes, signature_valid: bool, problems: str = "") -> None:
     """Archive a webhook POST exactly as received.
 
-    Rows that are rejected (bad signature, malformed JSON) are archived already processed, so
-    no drain picks them up. One INSERT on Django's own connection (its transaction, its error
-    bookkeeping), without the ORM: this runs once per status webhook.
+    Rows that are rejected (malformed JSON) are archived already processed, so no drain picks
+    them up. POSTs with a bad signature come here no more: `channel.webhook.forgeries` counts
+    them and archives only a bounded sample. One INSERT on Django's own connection (its
+    transaction, its error bookkeeping), without the ORM: this runs once per status webhook.
     """
-    if not signature_valid:
-        body = body[:MAX_ARCHIVED_UNSIGNED_BYTES]
     text = _as_text(body)
     rejected = not signature_valid or bool(problems)
     db = connections[DEFAULT_DB_ALIAS]

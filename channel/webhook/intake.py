@@ -10,7 +10,8 @@ answers that 400 and logs it, exactly as before).
 
 `respond` is the intake itself and the only one: the Django view calls it too, so both routes
 give the same answers. It verifies the signature (`channel.webhook.signatures`), archives the
-raw body (`channel.webhook.archive`) and wakes the processor; processing runs later, in Celery
+raw body (`channel.webhook.archive`; a forged one is only counted, `channel.webhook.forgeries`)
+and wakes the processor; processing runs later, in Celery
 (`channel.webhook.drain`). Waking means publishing a Celery task, and tasks sit above this room,
 so the wiring hands the wake-up in: `deploy.wsgi` and `channel.urls` pass
 `channel.tasks.enqueue_inbound_processing` as `wake_processor`.

@@ -178,3 +178,9 @@ def test_caddy_serves_static_and_media_from_the_volumes_and_buffers_what_it_prox
     assert '"dial": "web:8000"' in config
     assert '"try_duration": 30000000000' in config
     assert re.search(r'"(buffer_requests": true|request_buffers": 16777216)', config)
+
+
+def test_every_variable_of_the_example_env_file_is_explained_in_the_readme():
+    readme = (ROOT / "README.md").read_text()
+    missing = [name for name in _documented(DEPLOY / "env.example") if f"`{name}`" not in readme]
+    assert sorted(missing) == []

@@ -61,7 +61,8 @@ def my_data_text(subscriber: Subscriber | None, *, identities, profile_name: str
 def _compose(subscriber, identities, profile_name: str, shown: int) -> str:
     wanted = [identity for identity in identities if identity]
     lines = [_("Ecco tutto ciò che conserviamo su di te:")]
-    number = subscriber.wa_id if subscriber is not None else next(iter(wanted), "")
+    own = [subscriber.wa_id, subscriber.user_id] if subscriber is not None else []
+    number = next((identity for identity in [*own, *wanted] if identity), "")
     if number and number.isdigit():
         lines.append(_("• numero: +%(number)s") % {"number": number})
     elif number:

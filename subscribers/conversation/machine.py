@@ -1,8 +1,12 @@
 """The citizen conversation as a pure state machine: (state, event) → (state, replies, effects).
 
 No database and no I/O here: `subscribers.conversation.handler` loads the person, calls
-`step`, applies the effects and queues the replies. Keywords are honoured before any state,
-so CANCELLAMI always works, even while choosing topics.
+`step`, applies the effects and queues the replies. What a text means is decided by
+`subscribers.conversation.intents`; leaving is honoured in every state, so CANCELLAMI always
+works, even while choosing topics. Mid-conversation, what the person obviously means counts:
+a typed yes/no answers the consent question, a typed topic name or "fatto" works as the tap,
+anything else asks again (with the buttons, or the list). Someone not subscribed always learns
+first how to join.
 
 Taps to join with three topics: Accetto, topic, topic, topic, Fatto = 5 taps; service
 messages: welcome, list, three updated lists, confirmation = 6.
@@ -15,7 +19,24 @@ from datetime import datetime
 
 from channel.graph import payloads
 from subscribers.conversation import texts
-from subscribers.conversation.keywords import Command, match, normalise
+from subscribers.conversation.chooser import (
+    ROW_ALL,
+    ROW_DONE,
+    ROW_PAGE,
+    ROW_TOPIC,
+    ROW_UNTOPIC,
+    TopicFlow,
+    TopicList,
+    topic_chooser,
+)
+from subscribers.conversation.intents import (
+    Intent,
+    Understood,
+    consent_answer,
+    is_done,
+    named_topics,
+    understand,
+)
 
 # Conversation states (Subscriber.conversation_state).
 NEW = ""
@@ -24,10 +45,10 @@ CHOOSING = "choosing"
 IDLE = "idle"
 
 ACCEPT, REFUSE = "consent:yes", "consent:no"
-ROW_TOPIC, ROW_ALL, ROW_DONE, ROW_PAGE = "t:", "all", "done", "page:"
-LIST_ROWS = 10  # Meta: at most 10 rows in a list, across sections
-# (https://developers.facebook.com/documentation/business-messaging/whatsapp/messages/interactive-list-messages)
-IGNORED_KINDS = {"reaction", "unsupported", "system", "unknown", "request_welcome", "order"}
+ERASE_YES, ERASE_NO = "erase:yes", "erase:no"
+JOIN, LEAVE_YES, LEAVE_NO = "join", "leave:yes", "leave:no"
+IGNORED_KINDS = {"reaction", "unsupported", "system", "unknown", "order"}
+SUBSCRIBED = ("active", "pending")
 
 
 @dataclass(frozen=True)
@@ -56,6 +77,7 @@ class Person:
     chosen: frozenset[str] = frozenset()
     page: int = 0
     since: str = ""
+    record: bool = False  # the consent ledger holds past choices of theirs
 
 
 @dataclass(frozen=True)
@@ -81,22 +103,6 @@ class Buttons:
     buttons: tuple[tuple[str, str], ...]
 
 
-@dataclass(frozen=True)
-class TopicList:
-    header: str
-    body: str
-    button: str
-    rows: tuple[tuple[str, str, str], ...]
-
-
-@dataclass(frozen=True)
-class TopicFlow:
-    body: str
-    cta: str
-    options: tuple[tuple[str, str], ...]
-    chosen: tuple[str, ...]
-
-
 Reply = Text | Buttons | TopicList | TopicFlow
 
 
@@ -105,7 +111,9 @@ Reply = Text | Buttons | TopicList | TopicFlow
 
 @dataclass(frozen=True)
 class Effect:
-    kind: str  # join, consent, refuse, set_topics, leave, erase, language, autoreply
+    kind: (
+        str  # join, consent, refuse, set_topics, leave, erase, language, autoreply, my_data, howto
+    )
     topics: frozenset[str] = frozenset()
     language: str = ""
 
@@ -121,25 +129,58 @@ def step(person: Person, event: Event, topics: list[TopicChoice], *, flow_id: st
     if event.kind in IGNORED_KINDS:
         return Outcome(person)
     if event.kind == "text":
-        found = match(event.text)
-        if found is not None:
-            return texts.in_language(
-                found.language or person.language,
-                _command,
-                person,
-                found.command,
-                found.language,
-                found.argument,
-                topics,
-                flow_id,
-            )
+        said = understand(event.text, topics)
+        language = said.language or person.language
+        return texts.in_language(language, _text, person, event, said, topics, flow_id)
     return texts.in_language(person.language, _reply, person, event, topics, flow_id)
 
 
-def _command(person, command, language, argument, topics, flow_id) -> Outcome:  # noqa: C901
+def _text(person: Person, event: Event, said: Understood, topics, flow_id) -> Outcome:
+    if person.state == CONSENT and person.status == "pending":
+        answer = consent_answer(event.text)
+        if answer is not None:
+            tapped = Event("button_reply", reply_id=ACCEPT if answer else REFUSE)
+            return _reply(person, tapped, topics, flow_id)
+        if said.intent == Intent.UNKNOWN:
+            return Outcome(person, (_consent_question(texts.consent_reask()),))
+    if person.state == CHOOSING and person.status == "active":
+        if is_done(event.text):
+            return _finish(person, topics, flow_id)
+        named = named_topics(event.text, topics)
+        if named:
+            return _chosen(replace(person, chosen=person.chosen | set(named)), topics, flow_id)
+        if said.intent == Intent.UNKNOWN:  # a question while choosing: the list again
+            return Outcome(person, (_chooser(person, topics, flow_id),))
+    return _command(person, said, topics, flow_id)
+
+
+def _consent_question(body: str) -> Buttons:
+    return Buttons(body, ((ACCEPT, texts.accept_button()), (REFUSE, texts.refuse_button())))
+
+
+def _how_to_join(person: Person) -> Outcome:
+    reply = Buttons(texts.how_to_join(), ((JOIN, texts.join_button()),))
+    return Outcome(person, (reply,), (Effect("howto"),))
+
+
+def _maybe_leave(person: Person) -> Outcome:
+    buttons = ((LEAVE_YES, texts.leave_yes_button()), (LEAVE_NO, texts.leave_no_button()))
+    return Outcome(person, (Buttons(texts.maybe_leave(), buttons),))
+
+
+def _command(person, said: Understood, topics, flow_id) -> Outcome:  # noqa: C901
     subscribed = person.status == "active"
+    command, language = said.intent, said.language
     lang = language or person.language
-    if command == Command.JOIN:
+    if command == Intent.UNKNOWN:
+        if person.status not in SUBSCRIBED:
+            return _how_to_join(person)
+        return Outcome(person, (Text(texts.one_way()),), (Effect("autoreply"),))
+    if command == Intent.MAYBE_LEAVE:
+        return _maybe_leave(person) if person.status in SUBSCRIBED else _how_to_join(person)
+    if command == Intent.LEAVE_TOPIC:
+        return _leave_one(person, said.topics, topics)
+    if command == Intent.JOIN:
         if subscribed:
             person = replace(person, state=CHOOSING, page=0, language=lang)
             effects = (Effect("language", language=lang),) if lang != person.language else ()
@@ -148,65 +189,81 @@ def _command(person, command, language, argument, topics, flow_id) -> Outcome:  
                 (Text(texts.already_subscribed()), _chooser(person, topics, flow_id)),
                 effects,
             )
-        person = replace(person, state=CONSENT, language=lang)
-        buttons = ((ACCEPT, texts.accept_button()), (REFUSE, texts.refuse_button()))
+        person = replace(person, status="pending", state=CONSENT, language=lang)
         return Outcome(
-            person, (Buttons(texts.welcome(), buttons),), (Effect("join", language=lang),)
+            person, (_consent_question(texts.welcome()),), (Effect("join", language=lang),)
         )
-    if command == Command.LEAVE:
-        if argument:
-            return _leave_one(person, argument, topics)
-        if person.status not in ("active", "pending"):
+    if command == Intent.LEAVE:
+        if person.status not in SUBSCRIBED:
             return Outcome(person, (Text(texts.not_subscribed()),))
+        if person.status == "pending" and not person.record:  # leaving before consenting
+            gone = Person(language=person.language)
+            return Outcome(gone, (Text(texts.refused()),), (Effect("refuse"),))
         return Outcome(
             replace(person, state=NEW, chosen=frozenset()),
             (Text(texts.left()),),
             (Effect("leave"),),
         )
-    if command == Command.TOPICS:
+    if command == Intent.TOPICS:
         if not subscribed:
             return Outcome(person, (Text(texts.not_subscribed()),))
         person = replace(person, state=CHOOSING, page=0)
         return Outcome(person, (_chooser(person, topics, flow_id),))
-    if command == Command.HELP:
+    if command == Intent.HELP:
         return Outcome(person, (Text(texts.help_text()),))
-    if command in (Command.ENGLISH, Command.ITALIAN):
+    if command in (Intent.ENGLISH, Intent.ITALIAN):
         person = replace(person, language=language)
         effects = (Effect("language", language=language),) if person.status else ()
         return Outcome(person, (Text(texts.language_set()),), effects)
-    if command == Command.MY_DATA:
-        if not person.status:
-            return Outcome(person, (Text(texts.no_data()),))
-        names = _names(person.chosen, topics, person.language)
-        body = texts.my_data(
-            status=texts.status_name(person.status),
-            since=person.since,
-            language="English" if person.language == "en" else "italiano",
-            topic_names=names,
-        )
-        return Outcome(person, (Text(body),))
-    # Command.ERASE
-    if not person.status:
-        return Outcome(person, (Text(texts.no_data()),))
-    return Outcome(Person(language=person.language), (Text(texts.erased()),), (Effect("erase"),))
+    if command == Intent.MY_DATA:
+        # What is stored is in the database: the handler writes the list.
+        return Outcome(person, (), (Effect("my_data"),))
+    # Intent.ERASE: irreversible, so one question with buttons first; only the tap erases.
+    buttons = ((ERASE_YES, texts.erase_yes_button()), (ERASE_NO, texts.erase_no_button()))
+    return Outcome(person, (Buttons(texts.erase_question(), buttons),))
 
 
-def _reply(person: Person, event: Event, topics, flow_id) -> Outcome:
-    if event.kind == "button_reply" and person.state == CONSENT:
+def _reply(person: Person, event: Event, topics, flow_id) -> Outcome:  # noqa: C901
+    if event.kind == "button_reply" and event.reply_id == ERASE_YES:
+        gone = Person(language=person.language)
+        return Outcome(gone, (Text(texts.erased()),), (Effect("erase"),))
+    if event.kind == "button_reply" and event.reply_id == ERASE_NO:
+        return Outcome(person, (Text(texts.erase_cancelled()),))
+    tapped = event.reply_id if event.kind == "button_reply" else ""
+    subscribed = person.status == "active"
+    if tapped in (ACCEPT, REFUSE) and person.state == CONSENT and person.status == "pending":
         if event.reply_id == ACCEPT:
             person = replace(person, status="active", state=CHOOSING, page=0)
             return Outcome(person, (_chooser(person, topics, flow_id),), (Effect("consent"),))
         if event.reply_id == REFUSE:
-            return Outcome(
-                Person(language=person.language), (Text(texts.refused()),), (Effect("refuse"),)
-            )
-    if event.kind == "list_reply" and person.status == "active":
+            kept = replace(person, status="left", state=NEW, chosen=frozenset(), page=0)
+            after = kept if person.record else Person(language=person.language)
+            return Outcome(after, (Text(texts.refused(kept=person.record)),), (Effect("refuse"),))
+    # Taps on older messages: what the person meant, given where they are now.
+    if tapped in (ACCEPT, JOIN):
+        return _command(person, Understood(Intent.JOIN), topics, flow_id)
+    if tapped == REFUSE:  # an old "Non accetto" from someone subscribed: maybe they want out
+        return (
+            _maybe_leave(person) if subscribed else Outcome(person, (Text(texts.not_subscribed()),))
+        )
+    if tapped == LEAVE_YES:
+        return _command(person, Understood(Intent.LEAVE), topics, flow_id)
+    if tapped == LEAVE_NO:
+        return Outcome(person, (Text(texts.stay() if subscribed else texts.not_subscribed()),))
+    if event.kind in ("list_reply", "nfm_reply") and not subscribed:
+        return Outcome(person, (Text(texts.not_subscribed()),))
+    if event.kind == "list_reply":
         return _list_choice(person, event.reply_id, topics, flow_id)
-    if event.kind == "nfm_reply" and person.status == "active":
+    if event.kind == "nfm_reply":
         picked = event.flow_response.get("topics") or []
         known = {t.slug for t in topics}
         chosen = frozenset(s for s in picked if isinstance(s, str) and s in known)
         return _finish(replace(person, chosen=chosen), topics, flow_id)
+    if person.status not in SUBSCRIBED:
+        # A first contact (Meta's request_welcome), a photo, a stray tap: how to join, first.
+        return _how_to_join(person)
+    if event.kind == "request_welcome":
+        return Outcome(person)
     # Questions, photos, voice, stickers, locations, stray taps: the channel is one-way.
     return Outcome(person, (Text(texts.one_way()),), (Effect("autoreply"),))
 
@@ -219,14 +276,20 @@ def _list_choice(person: Person, row: str, topics, flow_id) -> Outcome:
     elif row.startswith(ROW_PAGE):
         page = row[len(ROW_PAGE) :]
         person = replace(person, page=int(page) if page.isdigit() else 0, state=CHOOSING)
-    elif row.startswith(ROW_TOPIC):
+    elif row.startswith((ROW_TOPIC, ROW_UNTOPIC)):
+        # Idempotent: "t:" chooses, "x:" (only on rows shown chosen) removes.
         slug = row[len(ROW_TOPIC) :]
         if slug not in {t.slug for t in topics}:
-            return Outcome(person, (_chooser(person, topics, flow_id),))
-        chosen = person.chosen ^ {slug}
-        person = replace(person, chosen=frozenset(chosen), state=CHOOSING)
+            return Outcome(replace(person, state=CHOOSING), (_chooser(person, topics, flow_id),))
+        add = row.startswith(ROW_TOPIC)
+        person = replace(person, chosen=person.chosen | {slug} if add else person.chosen - {slug})
     else:
         return Outcome(person)
+    return _chosen(person, topics, flow_id)
+
+
+def _chosen(person: Person, topics, flow_id) -> Outcome:
+    person = replace(person, state=CHOOSING)
     return Outcome(
         person, (_chooser(person, topics, flow_id),), (Effect("set_topics", topics=person.chosen),)
     )
@@ -245,63 +308,25 @@ def _finish(person: Person, topics, flow_id) -> Outcome:
     )
 
 
-def _leave_one(person: Person, argument: str, topics) -> Outcome:
+def _leave_one(person: Person, slugs: tuple[str, ...], topics) -> Outcome:
     if person.status != "active":
         return Outcome(person, (Text(texts.not_subscribed()),))
-    wanted = normalise(argument)
-    for topic in topics:
-        names = {normalise(topic.name_it), normalise(topic.name_en), normalise(topic.slug)}
-        if wanted in names:
-            chosen = person.chosen - {topic.slug}
-            person = replace(person, chosen=chosen)
-            remaining = _names(chosen, topics, person.language)
-            body = texts.topic_left(topic.name(person.language), remaining)
-            return Outcome(person, (Text(body),), (Effect("set_topics", topics=chosen),))
-    all_names = [t.name(person.language) for t in topics]
-    return Outcome(person, (Text(texts.unknown_topic(argument, all_names)),))
+    if len(slugs) > 1:  # "stop eventi" with "Eventi e cultura" and "Eventi sportivi"
+        return Outcome(person, (Text(texts.which_topic(_names(slugs, topics, person.language))),))
+    [topic] = [t for t in topics if t.slug == slugs[0]]
+    chosen = person.chosen - {topic.slug}
+    person = replace(person, chosen=chosen)
+    remaining = _names(chosen, topics, person.language)
+    body = texts.topic_left(topic.name(person.language), remaining)
+    return Outcome(person, (Text(body),), (Effect("set_topics", topics=chosen),))
 
 
 def _names(chosen, topics, language: str) -> list[str]:
     return [t.name(language) for t in topics if t.slug in chosen]
 
 
-def _row_title(prefix: str, name: str) -> str:
-    title = f"{prefix}{name}"
-    return title if len(title) <= 24 else title[:23] + "…"
-
-
 def _chooser(person: Person, topics: list[TopicChoice], flow_id: str) -> Reply:
-    lang = person.language
-    if flow_id:
-        options = tuple((t.slug, t.name(lang)[:30]) for t in topics[:20])
-        return TopicFlow(
-            texts.flow_body(), texts.topics_button(), options, tuple(sorted(person.chosen))
-        )
-    fixed = 2  # "Tutti gli argomenti" and "Fatto"
-    if len(topics) + fixed <= LIST_ROWS:
-        page_size, pages = len(topics), 1
-    else:
-        page_size = LIST_ROWS - fixed - 1  # one row for "Altri argomenti…"
-        pages = -(-len(topics) // page_size)
-    page = person.page % pages if pages else 0
-    shown = topics[page * page_size : (page + 1) * page_size]
-    rows = [
-        (
-            f"{ROW_TOPIC}{t.slug}",
-            _row_title(
-                "✅ " if t.slug in person.chosen else (f"{t.emoji} " if t.emoji else ""),
-                t.name(lang),
-            ),
-            t.description(lang)[:72],
-        )
-        for t in shown
-    ]
-    rows.append((ROW_ALL, texts.row_all(), texts.row_all_description()))
-    if pages > 1:
-        rows.append((f"{ROW_PAGE}{(page + 1) % pages}", texts.row_more(), f"{page + 1}/{pages}"))
-    rows.append((ROW_DONE, texts.row_done(), texts.row_done_description()))
-    body = texts.topics_body(_names(person.chosen, topics, lang))
-    return TopicList(texts.topics_header(), body, texts.topics_button(), tuple(rows))
+    return topic_chooser(person.chosen, person.page, person.language, topics, flow_id)
 
 
 def render(reply: Reply, to: str) -> dict:

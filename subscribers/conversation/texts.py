@@ -13,6 +13,8 @@ from django.conf import settings
 from django.utils.translation import gettext as _
 from django.utils.translation import override
 
+from subscribers.conversation.grammar import council_phrases
+
 
 def in_language(language: str, build, *args, **kwargs):
     with override(language or "it"):
@@ -21,6 +23,10 @@ def in_language(language: str, build, *args, **kwargs):
 
 def council() -> str:
     return settings.COUNCIL_NAME
+
+
+def privacy_url() -> str:
+    return settings.PRIVACY_NOTICE_URL
 
 
 def contacts() -> str:
@@ -38,16 +44,14 @@ def contacts() -> str:
 
 def welcome() -> str:
     return _(
-        "Benvenuto nel canale WhatsApp di %(council)s! 📣\n\n"
-        "Riceverai solo le notizie degli argomenti che scegli. Nessuno vede il tuo numero.\n\n"
-        "Informativa privacy (versione %(version)s): conserviamo il tuo numero, la lingua e "
-        "gli argomenti scelti solo per inviarti questi messaggi; puoi cancellarti quando vuoi. "
-        "Testo completo: %(url)s\n\nAccetti?"
-    ) % {
-        "council": council(),
-        "version": settings.PRIVACY_NOTICE_VERSION,
-        "url": settings.PRIVACY_NOTICE_URL,
-    }
+        "Ti diamo il benvenuto nel canale WhatsApp %(of_council)s! 📣\n\n"
+        "Riceverai solo le notizie degli argomenti che scegli. Gli altri iscritti non vedono "
+        "il tuo numero.\n\n"
+        "Informativa privacy (versione %(version)s): %(the_council)s conserva il tuo numero, "
+        "il nome del tuo profilo WhatsApp, la lingua, gli argomenti e i messaggi che scrivi, "
+        "solo per inviarti queste notizie; i messaggi passano da Meta (WhatsApp). Puoi uscire o "
+        "far cancellare tutto quando vuoi. Testo completo: %(url)s\n\nAccetti?"
+    ) % (council_phrases() | {"version": settings.PRIVACY_NOTICE_VERSION, "url": privacy_url()})
 
 
 def accept_button() -> str:
@@ -58,9 +62,16 @@ def refuse_button() -> str:
     return _("Non accetto")
 
 
-def refused() -> str:
+def refused(*, kept: bool = False) -> str:
+    if kept:
+        return _(
+            "Va bene, non ti iscriviamo. Conserviamo il tuo numero solo come registro delle "
+            "scelte che avevi fatto; per cancellarlo scrivi CANCELLA I MIEI DATI. "
+            "Se cambi idea scrivi ISCRIVIMI."
+        )
     return _(
-        "Va bene, non ti iscriviamo e non conserviamo i tuoi dati. Se cambi idea scrivi ISCRIVIMI."
+        "Va bene, non ti iscriviamo. Abbiamo cancellato il tuo numero, il tuo nome e i messaggi "
+        "di questa conversazione. Se cambi idea scrivi ISCRIVIMI."
     )
 
 
@@ -86,11 +97,19 @@ def row_all() -> str:
 
 
 def row_all_description() -> str:
-    return _("Ricevi tutte le notizie del Comune")
+    return _("Ricevi tutte le notizie %(of_council)s") % council_phrases()
 
 
 def row_more() -> str:
-    return _("Altri argomenti…")
+    return _("Altri argomenti ▸")
+
+
+def row_first() -> str:
+    return _("Torna all'inizio ▸")
+
+
+def row_page(page: int, pages: int) -> str:
+    return _("pagina %(page)s di %(pages)s") % {"page": page, "pages": pages}
 
 
 def row_done() -> str:
@@ -113,18 +132,23 @@ def confirmed(chosen_names: list[str]) -> str:
 
 
 def already_subscribed() -> str:
-    return _("Sei già iscritto. Ecco i tuoi argomenti:")
+    return _("La tua iscrizione è già attiva. Ecco i tuoi argomenti:")
 
 
 def not_subscribed() -> str:
-    return _("Non sei iscritto. Per iscriverti scrivi ISCRIVIMI.")
+    return _("Questo numero non è iscritto. Per iscriverti scrivi ISCRIVIMI.")
 
 
 def left() -> str:
-    return _(
-        "Ti sei cancellato: non riceverai più messaggi da %(council)s. "
-        "Per tornare scrivi ISCRIVIMI."
-    ) % {"council": council()}
+    phrases = council_phrases()
+    return (
+        _(
+            "Iscrizione annullata: non riceverai più messaggi %(from_council)s.\n\n"
+            "Conserviamo il tuo numero solo come registro della tua scelta. "
+            "Per cancellare anche quello scrivi CANCELLA I MIEI DATI. Per tornare scrivi ISCRIVIMI."
+        )
+        % phrases
+    )
 
 
 def topic_left(name: str, remaining: list[str]) -> str:
@@ -143,9 +167,48 @@ def unknown_topic(word: str, names: list[str]) -> str:
     }
 
 
+def how_to_join() -> str:
+    return _(
+        "Ciao! Per ricevere su WhatsApp le notizie %(of_council)s tocca «Iscrivimi» qui sotto "
+        "o scrivi ISCRIVIMI: scegli tu gli argomenti.\n\n"
+        "Questo canale invia solo notizie e non può rispondere ai messaggi. "
+        "Per domande o segnalazioni:\n%(contacts)s"
+    ) % (council_phrases() | {"contacts": contacts()})
+
+
+def join_button() -> str:
+    return _("Iscrivimi")
+
+
+def consent_reask() -> str:
+    return _("Per continuare tocca «Accetto» o «Non accetto» qui sotto (oppure scrivi sì o no).")
+
+
+def maybe_leave() -> str:
+    return _("Vuoi cancellarti e non ricevere più messaggi %(from_council)s?") % council_phrases()
+
+
+def leave_yes_button() -> str:
+    return _("Sì, cancellami")
+
+
+def leave_no_button() -> str:
+    return _("No")
+
+
+def stay() -> str:
+    return _("Va bene, continui a ricevere le notizie. Per cambiare argomenti scrivi ARGOMENTI.")
+
+
+def which_topic(names: list[str]) -> str:
+    return _("Quale argomento vuoi togliere: %(names)s? Scrivi CANCELLAMI seguito dal nome.") % {
+        "names": ", ".join(f"«{name}»" for name in names)
+    }
+
+
 def help_text() -> str:
     return _(
-        "Questo è il canale di notizie di %(council)s. Comandi:\n"
+        "Questo è il canale di notizie %(of_council)s. Comandi:\n"
         "• ISCRIVIMI per iscriverti\n"
         "• ARGOMENTI per scegliere gli argomenti\n"
         "• CANCELLAMI per non ricevere più nulla (o CANCELLAMI seguito da un argomento)\n"
@@ -153,7 +216,7 @@ def help_text() -> str:
         "• CANCELLA I MIEI DATI per cancellarli\n"
         "• ENGLISH for English\n\n"
         "Per tutto il resto:\n%(contacts)s"
-    ) % {"council": council(), "contacts": contacts()}
+    ) % (council_phrases() | {"contacts": contacts()})
 
 
 def language_set() -> str:
@@ -162,25 +225,9 @@ def language_set() -> str:
 
 def one_way() -> str:
     return _(
-        "Grazie per il messaggio! Questo canale di %(council)s invia solo notizie e non può "
+        "Grazie per il messaggio! Questo canale %(of_council)s invia solo notizie e non può "
         "rispondere. Per domande o segnalazioni:\n%(contacts)s"
-    ) % {"council": council(), "contacts": contacts()}
-
-
-def my_data(*, status: str, since: str, language: str, topic_names: list[str]) -> str:
-    return _(
-        "Ecco cosa conserviamo su di te:\n"
-        "• numero di telefono (per inviarti i messaggi)\n"
-        "• stato: %(status)s, dal %(since)s\n"
-        "• lingua: %(language)s\n"
-        "• argomenti: %(topics)s\n\n"
-        "Per cancellare tutto scrivi CANCELLA I MIEI DATI."
-    ) % {
-        "status": status,
-        "since": since,
-        "language": language,
-        "topics": ", ".join(topic_names) or "—",
-    }
+    ) % (council_phrases() | {"contacts": contacts()})
 
 
 def no_data() -> str:
@@ -189,9 +236,28 @@ def no_data() -> str:
 
 def erased() -> str:
     return _(
-        "Abbiamo cancellato il tuo numero e le tue scelte. Restano solo conteggi anonimi. "
-        "Non riceverai più messaggi."
+        "Fatto: abbiamo cancellato il tuo numero, il tuo nome, i messaggi che hai scritto e le "
+        "tue scelte. Restano solo conteggi anonimi. Non riceverai più messaggi."
     )
+
+
+def erase_question() -> str:
+    return _(
+        "Vuoi cancellare tutti i tuoi dati? Cancelliamo il tuo numero, il tuo nome, i messaggi "
+        "che hai scritto e i tuoi argomenti, e non riceverai più notizie. Non si può annullare."
+    )
+
+
+def erase_yes_button() -> str:
+    return _("Sì, cancella tutto")
+
+
+def erase_no_button() -> str:
+    return _("No")
+
+
+def erase_cancelled() -> str:
+    return _("Va bene, non cancelliamo nulla.")
 
 
 def flow_body() -> str:
@@ -200,8 +266,8 @@ def flow_body() -> str:
 
 def status_name(status: str) -> str:
     return {
-        "active": _("iscritto"),
+        "active": _("iscrizione attiva"),
         "pending": _("in attesa del consenso"),
-        "left": _("cancellato"),
-        "unreachable": _("non raggiungibile"),
+        "left": _("iscrizione annullata"),
+        "unreachable": _("numero non raggiungibile"),
     }.get(status, status)

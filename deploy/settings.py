@@ -262,7 +262,7 @@ for _queue in ("replies", "sends", "housekeeping"):
         "task": "banditore.deploy.heartbeat",
         "schedule": 60.0,
         "args": [_queue],
-        "options": {"queue": _queue, "expires": 300},
+        "options": {"queue": _queue, "expire_seconds": 300},  # DatabaseScheduler's spelling
     }
 # Alerts to ADMINS: sending paused, webhook backlog, webhook silence (deploy.alerts).
 CELERY_BEAT_SCHEDULE["deploy-check-alerts"] = {

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from ipaddress import ip_network
 
 import pytest
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.core import mail
 from django.test import Client, override_settings
@@ -16,6 +17,7 @@ from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from channel.graph.account import pause_sending, resume_sending
 from channel.models import InboundEvent
+from deploy.__main__ import WORKER_POOLS
 from deploy.alerts import alerts_check
 from deploy.celery import check_alerts_task, heartbeat_task
 from tests.factories import log_in_as, make_delivery, make_post, make_subscriber, make_topic
@@ -187,3 +189,13 @@ def test_backlog_and_silence_while_sending_raise_alerts(redis_conn):
         "[Django] Banditore: webhook-backlog",
         "[Django] Banditore: webhook-silence",
     ]
+
+
+def test_beat_sends_a_heartbeat_to_every_worker_pool_and_checks_alerts():
+    entries = settings.CELERY_BEAT_SCHEDULE.values()
+    heartbeats = [e for e in entries if e["task"] == "banditore.deploy.heartbeat"]
+    assert sorted(e["options"]["queue"] for e in heartbeats) == sorted(
+        pool.queue for pool in WORKER_POOLS.values()
+    )
+    assert all(e["args"] == [e["options"]["queue"]] for e in heartbeats)
+    assert "banditore.deploy.check_alerts" in {e["task"] for e in entries}

@@ -8,7 +8,6 @@ import copy
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +15,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 import yaml
+
+from tests.deploy.helpers import caddy_or_skip, caddyfile_text
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -149,15 +150,8 @@ def test_dockerignore_keeps_secrets_and_local_data_out_of_the_image():
 
 
 def _caddy_config(tmp_path: Path) -> dict:
-    caddy = shutil.which("caddy")
-    if caddy is None:
-        pytest.skip("caddy is not installed (Debian: apt-get install caddy)")
-    text = (DEPLOY / "Caddyfile").read_text()
-    version = subprocess.run([caddy, "version"], capture_output=True, text=True).stdout
-    if re.match(r"v?2\.[0-6]\.", version):
-        # Debian 12's Caddy 2.6 spells request buffering `buffer_requests` (the caddy:2 image
-        # of compose.yaml has `request_buffers <size>`); everything else is the same file.
-        text = re.sub(r"request_buffers \S+", "buffer_requests", text)
+    caddy = caddy_or_skip()
+    text = caddyfile_text(caddy)
     caddyfile = tmp_path / "Caddyfile"
     caddyfile.write_text(text)
     result = subprocess.run(

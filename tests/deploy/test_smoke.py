@@ -10,12 +10,14 @@ fetched at the link the post gave Meta. Last, Redis stops and readiness turns 50
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import secrets
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -30,6 +32,9 @@ from django.utils import timezone
 
 from channel.fakegraph.server import FakeConfig, FakeGraphServer
 from channel.models import InboundMessage
+from channel.webhook.envelope import webhook_envelope
+from channel.webhook.signatures import HEADER, sign
+from tests.deploy.helpers import caddyfile_text
 from tests.factories import make_post, make_subscriber, make_topic
 from tests.markers import needs_postgresql
 from topics.models import Post
@@ -44,6 +49,7 @@ ROOT = Path(__file__).resolve().parents[2]
 ENTRYPOINT = str(ROOT / "deploy" / "entrypoint.sh")
 DEADLINE = 90  # seconds for anything to happen; the whole test takes about 30
 CITIZEN = "393330000777"
+SECOND_CITIZEN = "393330000778"
 PNG = b"\x89PNG\r\n\x1a\n" + secrets.token_bytes(1500)
 
 
@@ -74,10 +80,10 @@ class Stack:
         self.logs.mkdir()
         self.processes: dict[str, subprocess.Popen] = {}
 
-    def start(self, name: str, *command: str) -> subprocess.Popen:
+    def start(self, name: str, *command: str, env: dict | None = None) -> subprocess.Popen:
         log = open(self.logs / f"{name}.log", "w")  # noqa: SIM115 (closed with the process)
         self.processes[name] = subprocess.Popen(
-            command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            command, cwd=ROOT, env=env or self.env, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True,
         )  # fmt: skip
         log.close()
@@ -144,7 +150,7 @@ def stack(transactional_db, fake_meta, tmp_path, settings) -> Iterator[Stack]:
         "DJANGO_SETTINGS_MODULE": "deploy.settings",
         "DEBUG": "0",
         "SECRET_KEY": secrets.token_urlsafe(40),
-        "ALLOWED_HOSTS": "127.0.0.1",
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",  # localhost: the name Caddy serves below
         "SITE_URL": f"http://127.0.0.1:{port}",
         "DATABASE_URL": database_url,
         "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
@@ -258,9 +264,88 @@ def test_production_roles_serve_the_admin_the_webhook_media_and_a_post(stack, fa
     assert image.status_code == 200
     assert image.content == PNG
 
+    # The same through Caddy and deploy/Caddyfile, with Caddy's own certificate authority,
+    # where Debian's caddy package is installed.
+    if shutil.which("caddy"):
+        _through_caddy(stack, meta, link.removeprefix(stack.base_url))
+
     # Redis gone: readiness says so (and liveness does not care).
     stack.stop("redis")
     not_ready = http.get("/readyz")
     assert not_ready.status_code == 503
     assert "redis" in not_ready.text.lower()
     assert http.get("/healthz").status_code == 200
+
+
+def _through_caddy(stack: Stack, meta: httpx.Client, media_path: str) -> None:
+    """HTTPS in front: static files and uploads from their folders, the rest proxied, HTTP
+    redirected, and a signed webhook through the proxy accepted and answered."""
+    caddy = shutil.which("caddy")
+    http_port, https_port = _free_port(), _free_port()
+    home = stack.tmp / "caddy"
+    options = (
+        "\tadmin off\n\tskip_install_trust\n\tdefault_bind 127.0.0.1\n"
+        f"\thttp_port {http_port}\n\thttps_port {https_port}\n"
+    )
+    var = Path(stack.env["BANDITORE_VAR_DIR"])
+    caddyfile = stack.tmp / "Caddyfile"
+    caddyfile.write_text(
+        caddyfile_text(
+            caddy,
+            global_options=options,
+            paths={"/srv/static": str(var / "static"), "/srv/media": stack.env["MEDIA_ROOT"]},
+        )
+    )
+    env = stack.env | {
+        "BANDITORE_DOMAIN": "localhost",  # Caddy's internal authority signs "localhost"
+        "ACME_EMAIL": "it@comune.prova.it",
+        "BANDITORE_UPSTREAM": stack.base_url.removeprefix("http://"),
+        "HOME": str(home),
+        "XDG_DATA_HOME": str(home / "data"),
+        "XDG_CONFIG_HOME": str(home / "config"),
+    }
+    stack.start(
+        "caddy", caddy, "run", "--config", str(caddyfile), "--adapter", "caddyfile", env=env
+    )
+    root = home / "data" / "caddy" / "pki" / "authorities" / "local" / "root.crt"
+    stack.wait_for("Caddy's certificate authority", root.exists)
+    https = httpx.Client(
+        base_url=f"https://localhost:{https_port}", verify=ssl.create_default_context(cafile=root)
+    )
+
+    def ready() -> bool:
+        try:
+            return https.get("/readyz").status_code == 200
+        except httpx.TransportError:
+            return False
+
+    stack.wait_for("/readyz through Caddy", ready)
+    stylesheet = https.get("/static/admin/css/base.css")
+    assert stylesheet.status_code == 200
+    assert stylesheet.headers["cache-control"] == "public, max-age=3600"  # Caddy's, not Django's
+    image = https.get(media_path)
+    assert image.status_code == 200
+    assert image.content == PNG
+    plain = httpx.get(f"http://localhost:{http_port}/admin/", timeout=10)
+    assert plain.status_code in (301, 308)
+    assert plain.headers["location"].startswith("https://localhost")
+
+    message = {"from": SECOND_CITIZEN, "id": "wamid.CADDY" + secrets.token_hex(8)}
+    message |= {"timestamp": str(int(time.time())), "type": "text", "text": {"body": "Iscrivimi"}}
+    value = {"contacts": [{"profile": {"name": "Prova"}, "wa_id": SECOND_CITIZEN}]}
+    envelope = webhook_envelope(
+        value | {"messages": [message]},
+        phone_number_id=stack.env["WHATSAPP_PHONE_NUMBER_ID"],
+        display_phone_number="390000000000",
+    )
+    raw = json.dumps(envelope).encode()
+    answer = https.post(
+        "/whatsapp/webhook/",
+        content=raw,
+        headers={"Content-Type": "application/json", HEADER: sign(raw, "smoke-app-secret")},
+    )
+    assert answer.status_code == 200, answer.text
+    stack.wait_for(
+        "the reply to a webhook that came through Caddy",
+        lambda: meta.get("/outbox", params={"to": SECOND_CITIZEN}).json()["messages"],
+    )

@@ -10,6 +10,7 @@ everything.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import secrets
 import signal
@@ -114,16 +115,25 @@ def _processes(env: dict[str, str], port: int, workers: int) -> dict[str, list[s
     return processes
 
 
+def _signal_group(proc: subprocess.Popen, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signum)
+
+
 def _stop_all(procs: dict[str, subprocess.Popen]) -> None:
+    """SIGTERM each child's process group, SIGKILL what is left after 15 s. Each child leads
+    its own group (start_new_session), so this reaches its children too: a gunicorn worker
+    whose master has gone would otherwise keep holding the port."""
     for proc in procs.values():
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
+        _signal_group(proc, signal.SIGTERM)
     deadline = time.monotonic() + 15
     for proc in procs.values():
         try:
             proc.wait(timeout=max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
-            proc.kill()
+            pass
+        _signal_group(proc, signal.SIGKILL)  # stragglers of the group, if any
+        proc.wait()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -145,7 +155,8 @@ def main(argv: list[str] | None = None) -> int:
     login = _django(env, "ensure_admin").strip()
     procs: dict[str, subprocess.Popen] = {}
     for name, command in _processes(env, args.port, args.web_workers).items():
-        procs[name] = subprocess.Popen(command, env=env, cwd=BASE_DIR)
+        # Its own session: Ctrl-C reaches only this supervisor, which stops each group in turn.
+        procs[name] = subprocess.Popen(command, env=env, cwd=BASE_DIR, start_new_session=True)
 
     url = f"http://127.0.0.1:{args.port}/admin/"
     print(f"\nBanditore is starting: {', '.join(procs)}.", flush=True)

@@ -2,23 +2,20 @@
 
 1. Normalise case, accents, apostrophes, punctuation, emoji (🛑 ⛔ 🚫 are "stop", 👍 ✅ "ok"),
    letters repeated three times or more ("bastaaa"), spaces, a leading slash.
-2. Drop polite words, greetings and fillers ("per favore", "grazie", "buongiorno", "please",
-   "thanks") and function words (articles, prepositions, pronouns). Verb families count in
-   every form by their stem (cancella, cancellami, cancellatemi, cancellazione; iscrivimi,
-   iscrivetemi, iscriviti, iscrizione...); a word of ≥ 5 letters within one edit
-   (Damerau-Levenshtein) of a family's form, or equal to it with doubled letters made single,
-   is that form.
-3. A negation ("non", "not", "don't") before a leave verb in its clause cancels it ("non
-   voglio che mi cancellate"), unless the clause says the person cannot or asks how ("non
-   riesco a cancellarmi"). A negation before sending, receiving or wanting ("non mandatemi
-   più", "I don't want these messages"), or before joining with "più" ("non voglio più essere
-   iscritto"), is a leave.
+2. Drop polite words, greetings, fillers, articles, prepositions and pronouns. Verb families
+   count in every form by their stem (cancella, cancellami, cancellatemi, cancellazione;
+   iscrivimi, iscriviti, iscrizione...); a word of ≥ 5 letters within one edit
+   (Damerau-Levenshtein) of a family's form, or equal to it with doubled letters single, is it.
+3. A negation before a leave verb in its clause cancels it ("non voglio che mi cancellate"),
+   unless the person cannot or asks how ("non riesco a cancellarmi"). A negation before
+   sending, receiving or wanting ("non mandatemi più", "I don't want these messages"), or
+   before joining with "più" ("non voglio più essere iscritto"), is a leave.
 4. Leaving is never missed: a leave with nothing else is LEAVE; with a topic's name (full
-   displayed name, or a part unique to it, with or without articles and prepositions; two
-   topics → ask which), a leave of that topic; with a question, other words, or a bare "no",
-   MAYBE_LEAVE, answered with one question with buttons.
+   displayed name or a part unique to it, with or without articles and prepositions; two
+   topics → ask which) a leave of that topic; with a how/why question, other words, or a bare
+   "no", MAYBE_LEAVE, answered with one question with buttons.
 5. Whole commands (ARGOMENTI, AIUTO, I MIEI DATI...) match once fillers are gone; extra words
-   without code changes in BANDITORE_KEYWORDS_EXTRA, e.g. `{"join": ["ci sto"]}`.
+   in BANDITORE_KEYWORDS_EXTRA, e.g. `{"join": ["ci sto"]}`.
 """
 
 from __future__ import annotations
@@ -59,6 +56,7 @@ COMMANDS: dict[str, tuple[Intent, str]] = {
     phrase: (intent, language)
     for intent, language, phrases in (
         (Intent.JOIN, "en", "start"),
+        (Intent.MAYBE_LEAVE, "", "no|no no|nope"),  # a bare "no" to a message we sent
         (Intent.TOPICS, "", "argomenti|temi|topics|menu|cambia argomenti"),
         (Intent.HELP, "", "aiuto|info|help"),
         (Intent.ENGLISH, "en", "english|inglese"),
@@ -82,14 +80,14 @@ FILLERS = _words(
     "cordiali saluti distinti please pls plz thanks thank thx ty hello hi hey dear good "
     "morning evening afternoon sir madam regards kind best now asap immediately right away "
     "sorry just ok okay pure anche quindi comunque davvero veramente proprio definitivamente "
-    "sempre forever")
+    "sempre forever pace alone")
 FUNCTION_WORDS = _words(
     "il lo la le gli i l un una uno mio mia miei mie me mi ti te ci vi voi noi io tu "
     "a ad al allo alla ai agli alle all da dal dallo dalla dai dagli dalle dall di d del dello "
     "della dei degli delle dell in nel nello nella nei negli nelle su sul sullo sulla sui sugli "
     "sulle per con e ed o questo questa questi queste quello quella quelli quelle "
     "the a an from of to off on in for and or my me i this that these those your you "
-    "s t m it them please")
+    "s t m it them please ma pero but ne")
 GENERIC = _words(
     "messaggi messaggio notizie notizia notifiche notifica comunicazioni comunicazione "
     "aggiornamenti canale gruppo lista elenco servizio whatsapp tutto tutti tutte numero "
@@ -98,15 +96,14 @@ GENERIC = _words(
     "temi topics anything nulla")
 NEGATIONS = _words("non not dont don doesn never mai niente nessun nessuna")
 MORE = _words("piu anymore longer more again ancora")  # "non ... più", "no more"
-WANT = _words("voglio vogliamo vorrei volevo desidero want wanna would like wish need")
+WANT = _words("voglio vogliamo vorrei volevo desidero want wanna would like wish need serve")
 # Words that say the person cannot, or asks how to: "non riesco a cancellarmi".
 UNABLE = _words(
     "riesco riusciamo posso possiamo so sappiamo capisco trovo funziona come how can cannot "
     "could able know find where dove")
-QUESTION = _words("come posso perche cosa dove how can could why what where")
+QUESTION = _words("come posso possiamo perche cosa dove how why what where")
 # Auxiliaries of past tenses: "non ho ricevuto" is a complaint, not a request to stop.
 AUXILIARIES = _words("ho hai ha abbiamo avete hanno have has had did didn haven hasn")
-# Verbs helping the main one, spent once recognised.
 HELPERS = _words(
     "essere stato stata sono sei be being been che fare far farmi get let do potete puoi "
     "potreste potrei puo")
@@ -115,25 +112,26 @@ COMPLAINT = _words("perche why troppi troppe troppo too many much")
 LEAVE_STEMS = (
     "cancell", "disiscri", "rimuov", "rimoz", "togli", "elimin", "annull", "disattiv", "smett",
     "disabilit", "revoc", "unsub", "remov", "delet", "unfollow", "unregist", "deregist",
-    "optout", "uscir", "stopp", "rimoss", "tolt")
-LEAVE_WORDS = _words("basta stop esci esco enough quit leave cancel halt")
-# Nouns sharing a leave stem: "il cancello della scuola".
-NOT_LEAVE = _words("cancello cancelli cancelletto cancelleria cancelliere")
+    "optout", "uscir", "stopp", "rimoss", "tolt", "disdi", "disdett")
+LEAVE_WORDS = _words("basta stop esci esco enough quit leave cancel halt lasciatemi lasciami")
+NOT_LEAVE = _words("cancello cancelli cancelletto cancelleria")  # "il cancello della scuola"
 ARTICLES = _words("il lo i gli un del dello dei degli al allo ai agli dal dallo dai dagli")
 LEAVE_FORMS = _words(
     "cancellami cancellatemi cancellare cancellarmi cancellazione disiscrivimi disiscrivetemi "
     "disiscrivere disiscrivermi disiscrizione rimuovimi rimuovetemi rimuovere toglimi "
     "toglietemi togliere eliminami eliminatemi eliminare annullare disattiva disattivare "
     "smettete smettetela unsubscribe remove delete")
-JOIN_STEMS = ("iscri", "abbon", "registr", "aderi", "adesion", "subscri", "signup", "enrol")
-JOIN_WORDS = _words("join start signup sign attiva attivami attivate optin")
+JOIN_STEMS = (
+    "iscri", "abbon", "registr", "aderi", "adesion", "subscri", "signup", "enrol", "aggiung",
+    "aggiunt")
+JOIN_WORDS = _words("join start signup sign attiva attivami attivate optin add")
 JOIN_FORMS = _words(
     "iscrivimi iscrivetemi iscriviti iscrivermi iscrizione iscriversi abbonami abbonarmi "
     "registrami subscribe")
 # Sending and receiving: negated they mean stop, wanted they mean join.
 SEND_STEMS = (
     "mand", "invi", "scriv", "ricev", "send", "text", "messag", "contatt", "disturb", "interess",
-    "receiv", "spam")
+    "receiv", "spam", "interest")
 NEWS = _words("notizie notizia news aggiornamenti avvisi updates messaggi")
 # fmt: on
 
@@ -226,6 +224,7 @@ class _Reading:
 def _read_clause(words: list[str], reading: _Reading) -> list[str]:  # noqa: C901
     """Mark the leave/join signals of one clause; return the words no rule used."""
     negated = unable = past = want = kept = complaint = False
+    clause = _Reading()
     more = bool(MORE & set(words))  # "non ... più" anywhere in the clause
     rest: list[str] = []
     for i, word in enumerate(words):
@@ -250,32 +249,36 @@ def _read_clause(words: list[str], reading: _Reading) -> list[str]:  # noqa: C90
             if negated and not (unable or more):
                 kept = True  # "non cancellatemi", "don't unsubscribe me"
             else:
-                reading.leave = True
-                reading.maybe = reading.maybe or (negated and unable)
+                clause.leave = True
+                clause.maybe = clause.maybe or (negated and unable)
         elif is_join_word(word):
             if negated and not unable:
-                reading.leave = True  # "non voglio più essere iscritto"
-                reading.maybe = reading.maybe or not more  # "non mi sono mai iscritto"
+                clause.leave = True  # "non voglio più essere iscritto"
+                clause.maybe = clause.maybe or not more  # "non mi sono mai iscritto"
             else:
-                reading.join = True
+                clause.join = True
         elif _is_send_word(word) or word in GENERIC or word in NEWS:
             if negated and not past:
-                reading.leave = True  # "non mandatemi più", "I don't want these messages"
+                clause.leave = True  # "non mandatemi più", "I don't want these messages"
             elif complaint:
-                reading.maybe = True  # "perché mi mandate questi messaggi", "too many"
-            elif _is_send_word(word) and (want or word.endswith("mi") or "me" in words[i:]):
-                reading.join = True  # "voglio ricevere le notizie", "mandatemi", "send me"
+                clause.maybe = True  # "perché mi mandate questi messaggi", "too many"
+            elif want or (_is_send_word(word) and (word.endswith("mi") or "me" in words[i:])):
+                clause.join = True  # "voglio ricevere le notizie", "mandatemi", "send me"
         elif word in {"dati", "data"}:
-            reading.erase = True
+            clause.erase = True
         elif word not in FILLERS and word not in FUNCTION_WORDS and word not in HELPERS:
             rest.append(word)
-    if negated and not (kept or past or reading.join or reading.leave):
+    if negated and not (kept or past or clause.join or clause.leave):
         if more and not rest:
-            reading.leave = True  # "non voglio più", "no more"
+            clause.leave = True  # "non voglio più", "no more"
         elif want or more:
-            reading.maybe = True  # "non voglio", "I don't want"
-    if complaint and (reading.join or reading.leave) and not kept:
-        reading.maybe = True
+            clause.maybe = True  # "non voglio", "I don't want"
+    if complaint and (clause.join or clause.leave):
+        clause.maybe = True
+    if not kept:  # "non smettete di mandarmi le notizie": nothing here asks to stop
+        reading.leave, reading.join = reading.leave or clause.leave, reading.join or clause.join
+        reading.maybe = reading.maybe or clause.maybe
+    reading.erase = reading.erase or clause.erase
     return rest
 
 
@@ -295,13 +298,12 @@ def understand(text: str, topics: Iterable = ()) -> Understood:  # noqa: C901
         for key in (words, _strip(words.split())):
             if key in table:
                 return Understood(*table[key])
-    if _strip(words.split()) in {"no", "no no", "nope"}:
-        return Understood(Intent.MAYBE_LEAVE)  # a bare "no" to a message we sent
     reading = _Reading()
     rest: list[str] = []
     for clause in _clauses(text):
         rest += _read_clause(clause, reading)
-    question = "?" in text or bool(QUESTION & set(words.split()))
+    asked = "?" in text or words.startswith(("come ", "how ")) or " can i " in f" {words} "
+    question = asked and bool(QUESTION & set(words.split()) or "can i" in words)
     if reading.leave:
         if reading.erase and not rest:
             return Understood(Intent.ERASE)
@@ -322,13 +324,8 @@ def understand(text: str, topics: Iterable = ()) -> Understood:  # noqa: C901
 def _language(words: list[str]) -> str:
     italian = ("iscri", "vogli", "vorre", "notiz", "ricev", "abbon", "registrami", "mand", "invi")
     english = ("subscri", "join", "sign", "start", "regist", "enrol", "want", "send", "news")
-    if any(w.startswith(italian) for w in words):
-        return "it"
-    return "en" if any(w.startswith(english) for w in words) else ""
-
-
-def _name_words(name: str) -> list[str]:
-    return [w for w in normalise(name).split() if w not in FUNCTION_WORDS]
+    english = "en" if any(w.startswith(english) for w in words) else ""
+    return "it" if any(w.startswith(italian) for w in words) else english
 
 
 def find_topics(said: str, topics: Iterable) -> tuple[str, ...]:
@@ -340,7 +337,10 @@ def find_topics(said: str, topics: Iterable) -> tuple[str, ...]:
         return ()
     exact, partial = [], []
     for topic in topics:
-        names = [_name_words(topic.name_it), _name_words(topic.name_en)]
+        names = [
+            [w for w in normalise(name).split() if w not in FUNCTION_WORDS]
+            for name in (topic.name_it, topic.name_en)
+        ]
         if any(len(n) == len(wanted) and all(map(same_word, wanted, n)) for n in names):
             exact.append(topic.slug)
         elif any(

@@ -60,6 +60,10 @@ PHRASINGS = [
     ("Cancellatemi, grazie. Saluti", L), ("/cancellami", L), ("cancèllami", L),
     ("niente più messaggi", L), ("Buonasera. Cancellatemi. Grazie", L),
     ("Non voglio più, cancellatemi", L), ("basta basta basta", L),
+    ("Potete cancellarmi?", L), ("Non desidero più ricevere messaggi", L),
+    ("Non sono più interessato", L), ("Vi prego di cancellarmi", L), ("disdici", L),
+    ("vorrei disdire l'iscrizione", L), ("non mi serve più", L), ("lasciatemi in pace", L),
+    ("Grazie ma non mi interessa più", L), ("Cancellami!!! Non ne posso più", L),
     # --- typos ---
     ("cancelami", L), ("cancellmi", L), ("cacellami", L), ("cancellatmi", L),
     ("disicrivimi", L), ("disiscirvimi", L), ("toglietmi", L), ("bsata", L),
@@ -72,7 +76,9 @@ PHRASINGS = [
     ("no more messages", L), ("no more", L), ("I don't want these messages", L),
     ("I don't want to receive messages anymore", L), ("don't send me anything", L),
     ("please stop", L), ("STOP!!", L), ("enough", L), ("leave", L), ("quit", L),
-    ("cancel", L), ("cancel my subscription", L), ("I want to unsubscribe", L),
+    ("cancel", L), ("cancel my subscription", L), ("can you remove me?", L),
+    ("I'm not interested", L), ("not interested", L), ("Please stop texting me", L),
+    ("leave me alone", L), ("STOP ALL", L), ("I want to unsubscribe", L),
     ("I do not want to be subscribed anymore", L), ("stop it thanks", L),
     # --- uncertain: asked back with buttons, never ignored ---
     ("come faccio a cancellarmi?", M), ("posso cancellarmi?", M), ("come mi disiscrivo", M),
@@ -84,7 +90,8 @@ PHRASINGS = [
     # --- not leaving ---
     ("non voglio che mi cancellate", U), ("Non cancellatemi", U), ("non cancellatemi!", U),
     ("don't unsubscribe me", U), ("please do not remove me", U),
-    ("non voglio essere cancellato", U), ("non ho ricevuto le notizie", U),
+    ("non voglio essere cancellato", U), ("non smettete di mandarmi le notizie", U),
+    ("Non voglio disiscrivermi", U), ("non ho ricevuto le notizie", U),
     ("non ho ricevuto il messaggio di ieri", U), ("Buongiorno", U), ("ciao", U),
     ("A che ora apre l'anagrafe?", U), ("grazie", U), ("Hello", U), ("👍", U),
     # --- joining ---
@@ -97,7 +104,8 @@ PHRASINGS = [
     ("iscrivimii", J), ("non riesco a iscrivermi", J), ("subscribe", J), ("Subscribe me", J),
     ("sign me up", J), ("sign up", J), ("join", J), ("I want to join", J), ("start", J),
     ("please subscribe me", J), ("I'd like to receive the news", J), ("abbonami", J),
-    ("registrami", J),
+    ("registrami", J), ("voglio le notizie", J), ("vorrei essere aggiunto", J), ("add me", J),
+    ("Info iscrizione", J),
     # --- commands ---
     ("argomenti", "topics"), ("Argomenti per favore", "topics"), ("menu", "topics"),
     ("aiuto", "help"), ("help", "help"), ("i miei dati", "my_data"),

@@ -51,6 +51,11 @@ def _fit(text: str, limit: int) -> str:
     return text
 
 
+def _clip(text: str, limit: int) -> str:
+    """`text`, or as much as fits followed by "…" (for topic descriptions, never names)."""
+    return text if units(text) <= limit else _fit(text, limit - 1).rstrip() + "…"
+
+
 def row_text(prefix: str, name: str, description: str) -> tuple[str, str]:
     """Title and description of a topic row: the name whole in the title when it fits, else
     cut at a word with "…" and the rest of the name first in the description."""
@@ -66,9 +71,9 @@ def row_text(prefix: str, name: str, description: str) -> tuple[str, str]:
             head = _fit(prefix + name, TITLE - 1)[len(prefix) :]
         title, rest = f"{prefix}{head.rstrip()}…", "…" + name[len(head) :].lstrip()
     if rest and description:
-        extra = _fit(f" · {description}", DESCRIPTION - units(rest))
-        return title, rest + (extra if units(extra) > 3 else "")
-    return title, rest or _fit(description, DESCRIPTION)
+        extra = _clip(f" · {description}", DESCRIPTION - units(rest))
+        return title, rest + (extra if units(extra) > 4 else "")
+    return title, rest or _clip(description, DESCRIPTION)
 
 
 def topic_chooser(chosen, page: int, language: str, topics: list, flow_id: str):

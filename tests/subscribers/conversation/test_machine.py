@@ -19,6 +19,14 @@ TOPICS = [
     c.TopicChoice("farmacie", "Farmacie di turno", "Pharmacies on duty"),
 ]
 TWENTY = [c.TopicChoice(f"t{i}", f"Argomento {i}", f"Topic {i}") for i in range(20)]
+# Long names, wide emoji: titles must still fit in 24 UTF-16 units, descriptions in 72.
+LONG = [
+    c.TopicChoice(f"l{i}", f"Servizi demografici, stato civile ed elettorale {i}",
+                  f"Registry office, civil status and electoral services {i}",
+                  "Certificati, carte d'identità, cambi di residenza e liste elettorali",
+                  "Certificates, identity cards, change of address and electoral rolls", "👨‍👩‍👧")
+    for i in range(12)
+]  # fmt: skip
 
 
 def text(body: str) -> c.Event:
@@ -158,7 +166,7 @@ def test_flow_reply_sets_the_topics_when_a_flow_is_configured():
 
 
 def _every_reply():
-    """Every reply of every state × event, in both languages, for 5 and 20 topics."""
+    """Every reply of every state × event, in both languages, for 5, 20 and 12 long topics."""
     states = [
         c.Person(),
         c.Person(status="pending", state=c.CONSENT),
@@ -169,12 +177,15 @@ def _every_reply():
     events = [text(word) for word in ("iscrivimi", "cancellami", "argomenti", "aiuto",
                                       "english", "italiano", "i miei dati",
                                       "cancella i miei dati", "cancellami scuola",
-                                      "cancellami boh", "ciao")]  # fmt: skip
-    events += [tap("button_reply", c.ACCEPT), tap("button_reply", c.REFUSE)]
-    events += [tap("list_reply", r) for r in ("t:scuola", "t:t3", c.ROW_ALL, c.ROW_DONE, "page:1")]
+                                      "cancellami boh", "ciao", "no", "stop eventi", "Accetto",
+                                      "fatto", "scuola", "come faccio a cancellarmi?")]  # fmt: skip
+    events += [tap("button_reply", b) for b in (c.ACCEPT, c.REFUSE, c.JOIN, c.LEAVE_YES)]
+    events += [tap("button_reply", c.LEAVE_NO), c.Event(kind="request_welcome")]
+    rows = ("t:scuola", "x:scuola", "t:t3", "t:l1", c.ROW_ALL, c.ROW_DONE, "page:1")
+    events += [tap("list_reply", r) for r in rows]
     events += [c.Event(kind="image"), c.Event(kind="nfm_reply", flow_response={"topics": []})]
     for person, event, topics, lang, flow in itertools.product(
-        states, events, (TOPICS, TWENTY), ("it", "en"), ("", "123")
+        states, events, (TOPICS, TWENTY, LONG), ("it", "en"), ("", "123")
     ):
         person = c.Person(**{**person.__dict__, "language": lang})
         yield from c.step(person, event, topics, flow_id=flow).replies

@@ -46,3 +46,32 @@ class RedactingFilter(logging.Filter):
         elif record.exc_text:
             record.exc_text = redact(record.exc_text)
         return True
+
+
+def logging_config(log_format: str, level: str) -> dict:
+    """Django's LOGGING: one console handler, text or JSON lines, redacted."""
+    fields = "%(asctime)s %(levelname)s %(name)s %(message)s"
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "filters": {"redact": {"()": "deploy.logs.RedactingFilter"}},
+        "formatters": {
+            "text": {"format": fields},
+            "json": {
+                "()": "pythonjsonlogger.json.JsonFormatter",
+                "format": fields,
+                "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+                "json_ensure_ascii": False,
+            },
+        },
+        "handlers": {
+            "console": {
+                "class": "logging.StreamHandler",
+                "formatter": log_format,
+                "filters": ["redact"],
+            }
+        },
+        "root": {"handlers": ["console"], "level": level},
+        # httpx logs every request at INFO: one line per message sent, ~1,000 lines/s at full rate.
+        "loggers": {"httpx": {"level": "WARNING"}},
+    }

@@ -6,7 +6,7 @@ import json
 from datetime import timedelta
 from pathlib import Path
 
-from celery.schedules import crontab  # noqa: F401  (used by periodic entries below)
+from csp.constants import NONCE, NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 from deploy.env import (
@@ -24,6 +24,8 @@ from deploy.env import (
     env_str,
     refuse_renamed_variables,
 )
+from deploy.logs import logging_config
+from deploy.schedule import BEAT_SCHEDULE, DEFAULT_QUEUE, TASK_ROUTES
 
 refuse_renamed_variables()
 
@@ -90,6 +92,21 @@ AXES_COOLOFF_TIME = timedelta(minutes=env_int("BANDITORE_LOGIN_COOLOFF_MINUTES",
 AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
 AXES_RESET_ON_SUCCESS = True
 AXES_SENSITIVE_PARAMETERS = ["password"]
+# Content-Security-Policy (django-csp): scripts only from here, and our few inline ones by a
+# per-response nonce (`request.csp_nonce`); inline style attributes stay allowed (the admin's
+# own templates use them); images also from https (a post's media link) and data: URLs.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF, NONCE],
+        "style-src": [SELF, "'unsafe-inline'"],
+        "img-src": [SELF, "data:", "https:"],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "frame-ancestors": [SELF],
+        "form-action": [SELF],
+    }
+}
 if BANDITORE_BEHIND_PROXY:
     AXES_IPWARE_PROXY_COUNT = 1
     AXES_IPWARE_META_PRECEDENCE_ORDER = ("HTTP_X_FORWARDED_FOR", "REMOTE_ADDR")
@@ -111,6 +128,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_celery_beat",
     "axes",
+    "csp",
     "channel",
     "topics",
     "subscribers",
@@ -128,6 +146,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
     # Last, as django-axes asks: it turns a locked-out log-in into a 429 page.
     "axes.middleware.AxesMiddleware",
 ]
@@ -198,77 +217,15 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # Redelivery of unacked tasks after this many seconds; never schedule long ETAs (send-at lives
 # in the database and beat publishes due posts), or Redis would hand them out twice.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
-# Three queues, each served by its own worker pool (`make run` and deploy/compose.yaml start
-# them), so a citizen's reply never waits behind a broadcast: a sender task works for up to
-# BANDITORE_SEND_BUDGET_SECONDS, and all of its pool's slots may be senders during a big send.
-#   replies:      conversation replies and the webhook drain that produces them (short tasks)
-#   sends:        post senders (banditore.subscribers.send_post_batch)
-#   housekeeping: beat's periodic work (due posts and their fan-out, sweeps, prunes, counts)
-# Routes are looked up by task name when a task is published, wherever that happens (web, a
-# worker, beat); eager mode (tests) runs tasks inline and ignores them.
-CELERY_TASK_DEFAULT_QUEUE = "housekeeping"
-CELERY_TASK_ROUTES = {
-    "banditore.channel.send_outbound_message": {"queue": "replies"},
-    "banditore.channel.process_pending_inbound_events": {"queue": "replies"},
-    "banditore.subscribers.send_post_batch": {"queue": "sends"},
-    "banditore.channel.prune_inbound_events": {"queue": "housekeeping"},
-    "banditore.subscribers.publish_due_posts": {"queue": "housekeeping"},
-    "banditore.subscribers.sweep_deliveries": {"queue": "housekeeping"},
-    "banditore.subscribers.prune_idempotency_keys": {"queue": "housekeeping"},
-    "banditore.subscribers.count_subscribers": {"queue": "housekeeping"},
-    # Each beat entry of the heartbeat names its queue (options below), overriding this.
-    "banditore.deploy.heartbeat": {"queue": "housekeeping"},
-    "banditore.deploy.check_alerts": {"queue": "housekeeping"},
-}
+# Three queues, a worker pool each, and beat's periodic tasks: deploy/schedule.py.
+CELERY_TASK_DEFAULT_QUEUE = DEFAULT_QUEUE
+CELERY_TASK_ROUTES = TASK_ROUTES
 CELERY_TIMEZONE = "Europe/Rome"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # Beat writes each entry's last run to the database after every task it hands out (not every
 # 3 minutes): its container health check is the age of that last run (deploy/probes.py).
 CELERY_BEAT_SYNC_EVERY = 1
-CELERY_BEAT_SCHEDULE: dict = {}
-# Safety net for webhooks whose wake-up was lost (the view normally wakes the processor).
-CELERY_BEAT_SCHEDULE["channel-process-pending-webhooks"] = {
-    "task": "banditore.channel.process_pending_inbound_events",
-    "schedule": 60.0,
-}
-# send-at lives in the database: beat publishes due posts (never a long Celery ETA).
-# Processed status webhooks older than BANDITORE_WEBHOOK_ARCHIVE_DAYS are deleted nightly.
-CELERY_BEAT_SCHEDULE["channel-prune-inbound-events"] = {
-    "task": "banditore.channel.prune_inbound_events",
-    "schedule": crontab(hour=3, minute=37),
-}
-CELERY_BEAT_SCHEDULE["subscribers-publish-due-posts"] = {
-    "task": "banditore.subscribers.publish_due_posts",
-    "schedule": 15.0,
-}
-# Returns stale in-flight deliveries to the queue and wakes senders whose wake-up was lost.
-CELERY_BEAT_SCHEDULE["subscribers-sweep-deliveries"] = {
-    "task": "banditore.subscribers.sweep_deliveries",
-    "schedule": 60.0,
-}
-# The API remembers idempotency keys BANDITORE_API_IDEMPOTENCY_DAYS days; forget older ones nightly.
-CELERY_BEAT_SCHEDULE["subscribers-prune-idempotency-keys"] = {
-    "task": "banditore.subscribers.prune_idempotency_keys",
-    "schedule": crontab(hour=3, minute=17),
-}
-# The dashboard's trend: active subscribers per topic, today's row rewritten every hour.
-CELERY_BEAT_SCHEDULE["subscribers-count-subscribers"] = {
-    "task": "banditore.subscribers.count_subscribers",
-    "schedule": crontab(minute=7),
-}
-# Each worker pool's heartbeat (deploy.ops): a tiny task on its own queue every minute.
-for _queue in ("replies", "sends", "housekeeping"):
-    CELERY_BEAT_SCHEDULE[f"deploy-heartbeat-{_queue}"] = {
-        "task": "banditore.deploy.heartbeat",
-        "schedule": 60.0,
-        "args": [_queue],
-        "options": {"queue": _queue, "expire_seconds": 300},  # DatabaseScheduler's spelling
-    }
-# Alerts to ADMINS: sending paused, webhook backlog, webhook silence (deploy.alerts).
-CELERY_BEAT_SCHEDULE["deploy-check-alerts"] = {
-    "task": "banditore.deploy.check_alerts",
-    "schedule": 60.0,
-}
+CELERY_BEAT_SCHEDULE = BEAT_SCHEDULE
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 
 # --- WhatsApp Cloud API ------------------------------------------------------------------
@@ -416,35 +373,10 @@ STORAGES = {
 }
 WHITENOISE_USE_FINDERS = True  # the one-command run serves admin assets without collectstatic
 
-# Every line carries time, level and logger; LOG_FORMAT=json writes one JSON object per line
-# (time, level, logger, message) for a log collector. Numbers and tokens are masked on the way
-# out, whoever logs them (deploy/logs.py).
+# Every line carries time, level and logger; LOG_FORMAT=json writes one JSON object per line.
+# Numbers and tokens are masked on the way out, whoever logs them (deploy/logs.py).
 LOG_FORMAT = env_choice("LOG_FORMAT", "text", {"text", "json"})
-_LOG_FIELDS = "%(asctime)s %(levelname)s %(name)s %(message)s"
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "filters": {"redact": {"()": "deploy.logs.RedactingFilter"}},
-    "formatters": {
-        "text": {"format": _LOG_FIELDS},
-        "json": {
-            "()": "pythonjsonlogger.json.JsonFormatter",
-            "format": _LOG_FIELDS,
-            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
-            "json_ensure_ascii": False,
-        },
-    },
-    "handlers": {
-        "console": {
-            "class": "logging.StreamHandler",
-            "formatter": LOG_FORMAT,
-            "filters": ["redact"],
-        }
-    },
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    # httpx logs every request at INFO: one line per message sent, ~1,000 lines/s at full rate.
-    "loggers": {"httpx": {"level": "WARNING"}},
-}
+LOGGING = logging_config(LOG_FORMAT, env_str("LOG_LEVEL", "INFO"))
 # Celery workers and beat log through the handler above instead of their own format.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 

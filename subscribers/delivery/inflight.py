@@ -14,6 +14,7 @@ while a straggler waits.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from concurrent.futures import Future
@@ -118,7 +119,8 @@ class Batch:
 
 # Requests still out when a sender's time budget ended: the next sender in this process writes
 # them back (else the status webhook or the sweeper settles them, as any "maybe sent").
-_carried: list[Batch] = []
+# (After a fork the requests stayed with the parent's event loop: a child adopts nothing.)
+_carried: list[tuple[int, Batch]] = []
 _carried_lock = threading.Lock()
 
 
@@ -129,7 +131,7 @@ class Flight:
         self.size = size
         self.wake = threading.Event()
         with _carried_lock:
-            self.batches = list(_carried)
+            self.batches = [batch for pid, batch in _carried if pid == os.getpid()]
             _carried.clear()
         for batch in self.batches:
             batch.wake = self.wake
@@ -168,7 +170,7 @@ class Flight:
             self._write_back_due()
             self.wake.wait(min(self._next_look(), 0.05))
         with _carried_lock:
-            _carried.extend(self.batches)
+            _carried.extend((os.getpid(), batch) for batch in self.batches)
         self.batches = []
 
     def finish(self) -> None:

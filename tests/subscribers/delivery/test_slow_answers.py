@@ -12,7 +12,12 @@ from django.db import connection
 from subscribers.delivery import sending
 from subscribers.models import Delivery
 from tests.channel.graph.helpers import close_clients
-from tests.subscribers.delivery.helpers import approved_template, callbacks, sending_post
+from tests.subscribers.delivery.helpers import (
+    ONE_BATCH,
+    approved_template,
+    callbacks,
+    sending_post,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -62,3 +67,21 @@ def test_the_rest_of_a_batch_is_sent_while_one_request_waits_for_its_timeout(fak
     assert slow.status == "sending"
     assert slow.last_error_text.startswith("no answer, waiting for status")
     assert slow.pk not in callbacks(fake_graph) and len(callbacks(fake_graph)) == 9
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_sender_out_of_time_leaves_its_straggler_to_the_next_one(fake_graph):
+    """The budget ends with one request unanswered: the sender returns without waiting for its
+    timeout, and the next sender in the process writes that row back when it ends."""
+    approved_template(fake_graph)
+    post = sending_post(10)
+    slow = Delivery.objects.filter(post=post).order_by("id").select_related("subscriber")[7]
+    fake_graph.configure(hang_to=[slow.subscriber.wa_id], hang_seconds=30)
+    assert sending.drain_post(post.pk, budget_seconds=ONE_BATCH) == 0.0
+    slow.refresh_from_db()
+    assert (slow.status, slow.last_error_text) == ("sending", "")  # its answer is still due
+    assert Delivery.objects.filter(post=post, status="sent").count() == 9
+    assert sending.drain_post(post.pk) is None  # nothing queued: it waits for the straggler
+    slow.refresh_from_db()
+    assert slow.status == "sending"
+    assert slow.last_error_text.startswith("no answer, waiting for status")

@@ -65,6 +65,17 @@ def test_declining_keeps_neither_the_number_nor_the_name_nor_the_words_anywhere(
     assert InboundMessage.objects.count() == 3
 
 
+def test_leaving_before_consenting_keeps_nothing_either(chat, fake_graph):
+    phone = "393471230007"
+    chat(phone, text_item(phone, "Iscrivimi"), name=NAME)
+
+    [answer], _ = chat(phone, text_item(phone, "cancellami"), name=NAME)
+
+    assert "cancellato il tuo numero" in body_of(answer)
+    message_ids = chat.sent_by[phone] + [e["id"] for e in fake_graph.outbox(to=phone)]
+    assert hits(database_texts(), [phone, NAME, *message_ids]) == []
+
+
 def test_someone_who_declines_and_then_joins_is_kept_from_then_on(chat):
     phone = "393471230002"
     chat(phone, text_item(phone, "Iscrivimi"), name=NAME)

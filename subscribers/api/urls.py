@@ -1,7 +1,11 @@
 from __future__ import annotations
 
 from django.urls import path
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from drf_spectacular.views import (
+    SpectacularAPIView,
+    SpectacularRedocView,
+    SpectacularSwaggerSplitView,
+)
 
 from subscribers.api import views
 
@@ -14,6 +18,6 @@ urlpatterns = [
     path("v1/posts/<str:pk>/", views.PostDetailApi.as_view(), name="post-detail"),
     path("v1/posts/<str:pk>/cancel/", views.PostCancelApi.as_view(), name="post-cancel"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
+    path("docs/", SpectacularSwaggerSplitView.as_view(url_name="api:schema"), name="docs"),
     path("redoc/", SpectacularRedocView.as_view(url_name="api:schema"), name="redoc"),
 ]

@@ -73,7 +73,7 @@ class PostAdmin(admin.ModelAdmin):
     actions = [admin_action(action) for action in ACTIONS.values()]
 
     class Media:
-        js = ["subscribers/post_compose.js"]
+        js = ["subscribers/post_compose.js", "subscribers/post_progress.js"]
 
     def get_readonly_fields(self, request, obj=None):
         # Once sending has started the content is what people received: it is not edited.

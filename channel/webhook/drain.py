@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import OperationalError, transaction
 from django.utils import timezone
 
 from channel import signals
@@ -139,6 +139,8 @@ def _process_batch(*, limit: int) -> dict[int, list[str]]:
                 # A savepoint per webhook that writes: one bad webhook is rolled back alone.
                 with transaction.atomic():
                     _dispatch(row_id, webhook, problems[row_id])
+            except OperationalError:
+                raise  # transient (deadlock, lost connection): the whole batch is redone
             except Exception as exc:  # a bug must not wedge the queue behind this webhook
                 logger.exception("webhook %s: processing failed", row_id)
                 problems[row_id].append(f"error: processing failed: {exc!r}")
@@ -201,12 +203,16 @@ def _dispatch_statuses(
                 raise _Redo  # rolls the savepoint back
         except _Redo:
             pass
+        except OperationalError:
+            raise
         except Exception:
             logger.warning("a batch of statuses failed; applying them webhook by webhook")
     for event_id, updates in by_event.items():
         try:
             with transaction.atomic():
                 problems[event_id] += _apply_statuses(updates)
+        except OperationalError:
+            raise
         except Exception as exc:
             logger.exception("webhook %s: statuses failed", event_id)
             problems[event_id].append(f"error: processing failed: {exc!r}")
@@ -247,9 +253,12 @@ def _mark_processed(problems: dict[int, list[str]]) -> None:
 
 
 def _send(signal, **kwargs) -> list[str]:
-    """send_robust: one failing receiver becomes a problem line, not a crashed worker."""
+    """send_robust: one failing receiver becomes a problem line, not a crashed worker; a
+    transient database failure is raised, so the batch is redone rather than marked done."""
     problems: list[str] = []
     for receiver, response in signal.send_robust(sender=InboundEvent, **kwargs):
+        if isinstance(response, OperationalError):
+            raise response
         if isinstance(response, Exception):
             logger.error("receiver %r failed", receiver, exc_info=response)
             name = getattr(receiver, "__name__", receiver)

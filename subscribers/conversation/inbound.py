@@ -10,7 +10,7 @@ import logging
 from collections.abc import Sequence
 from datetime import datetime
 
-from django.db import transaction
+from django.db import OperationalError, transaction
 from django.db.models import Case, F, Q, Value, When
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
@@ -62,7 +62,9 @@ def handle_messages(*, messages: Sequence) -> list[str]:
 
     The claim and the conversation's writes commit together: a crash un-claims the message so
     the next run handles it, while a concurrent duplicate waits on the row lock and then finds
-    it claimed. One bad message is rolled back alone, reported, and not retried.
+    it claimed. One bad message is rolled back alone, reported, and not retried. A transient
+    database failure (a deadlock with a concurrent drain, a lost connection) is not the
+    message's fault: it is raised, so the whole batch rolls back and is drained again.
     """
     problems: list[str] = []
     now = timezone.now()
@@ -72,6 +74,8 @@ def handle_messages(*, messages: Sequence) -> list[str]:
                 if not claim_inbound_message(wamid=message.wamid):
                     continue
                 handle_inbound_message(message=message)
+        except OperationalError:
+            raise
         except Exception as exc:
             logger.exception("inbound message %s could not be handled", message.wamid)
             problems.append(f"error: message {message.wamid}: {exc!r}")

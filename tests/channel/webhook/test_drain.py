@@ -7,14 +7,14 @@ import json
 import threading
 
 import pytest
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
 
 from channel.graph.callbacks import delivery_reference
 from channel.models import InboundEvent, InboundMessage, OutboundMessage
-from channel.signals import statuses_received
+from channel.signals import inbound_messages_received, statuses_received
 from channel.webhook.drain import process_pending_inbound_events
 from channel.webhook.wake_flag import WAKE_KEY
-from subscribers.models import Delivery
+from subscribers.models import Delivery, Subscriber
 from tests.channel.webhook.helpers import envelope, post_webhook, status_item, text_item
 from tests.factories import make_delivery, make_post, make_subscriber, make_topic
 from tests.markers import needs_postgresql
@@ -306,3 +306,35 @@ def test_a_drain_lingers_and_takes_a_trickle_without_new_wake_ups(client, redis_
     assert result == [2]  # the lingering drain took it: the POST woke no drain of its own
     assert Delivery.objects.get(pk=late.pk).status == "delivered"
     assert not redis_conn.exists(WAKE_KEY)  # idle for the whole linger: cleared
+
+
+@pytest.mark.django_db
+def test_a_transient_database_failure_redoes_the_batch_instead_of_dropping_the_message(
+    client, redis_conn, fake_graph
+):
+    """A deadlock with a concurrent drain is nobody's fault: the batch rolls back whole and
+    the next drain handles the citizen's message, rather than marking it done unanswered."""
+    redis_conn.set(WAKE_KEY, 1)  # the POST only archives; the test drains
+    message = text_item("393331112223", "Iscrivimi")
+    assert (
+        post_webhook(client, json.dumps(envelope(messages=[message])).encode()).status_code == 200
+    )
+    failures = []
+
+    def deadlocks_once(messages, **kwargs):
+        if not failures:
+            failures.append(1)
+            raise OperationalError("deadlock detected")
+        return []
+
+    inbound_messages_received.connect(deadlocks_once, dispatch_uid="test-deadlock")
+    try:
+        with pytest.raises(OperationalError):
+            process_pending_inbound_events()
+        assert InboundEvent.objects.filter(processed_at__isnull=True).count() == 1
+        assert not InboundMessage.objects.exists()  # rolled back whole
+        process_pending_inbound_events()
+    finally:
+        inbound_messages_received.disconnect(dispatch_uid="test-deadlock")
+    assert InboundMessage.objects.get(wamid=message["id"]).processed_at is not None
+    assert Subscriber.objects.filter(wa_id="393331112223").exists()  # the join went ahead

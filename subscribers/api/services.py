@@ -50,7 +50,7 @@ def post_create_for_token(
 
 
 def post_cancel_for_token(*, token: ApiToken, post: Post) -> Post:
-    publishing.post_cancel(post=post, token=token)
+    publishing.post_cancel(post=post, token=token, only_drafts=not token.can_publish)
     post.refresh_from_db()
     return post
 

@@ -216,18 +216,24 @@ def publish_due_posts(now: datetime | None = None) -> int:
                 )
 
 
-def post_cancel(*, post: Post, user=None, token=None) -> int:
+def post_cancel(*, post: Post, user=None, token=None, only_drafts: bool = False) -> int:
     """Stop a post: nothing queued is sent any more, and senders in the middle of a batch hand
     no further request to Meta (settling.stop_senders); what they hold is cancelled when they
     write it back. The post's row is locked first, as the senders and the status webhooks lock
-    it before they would queue a row again. Returns how many queued deliveries stopped."""
+    it before they would queue a row again. Returns how many queued deliveries stopped.
+
+    `only_drafts` (whoever may not publish): the check is part of the compare-and-set, so a
+    publisher scheduling the draft at the same moment wins."""
+    stoppable = [Post.Status.DRAFT] if only_drafts else [*PUBLISHABLE, Post.Status.SENDING]
     with transaction.atomic():
-        changed = Post.objects.filter(
-            pk=post.pk, status__in=[*PUBLISHABLE, Post.Status.SENDING]
-        ).update(status=Post.Status.CANCELLED, finished_at=timezone.now())
+        changed = Post.objects.filter(pk=post.pk, status__in=stoppable).update(
+            status=Post.Status.CANCELLED, finished_at=timezone.now()
+        )
         if not changed:
             raise PublishError(
-                _("Only drafts, scheduled posts and posts being sent can be cancelled.")
+                _("Only a draft can be withdrawn without the right to publish.")
+                if only_drafts
+                else _("Only drafts, scheduled posts and posts being sent can be cancelled.")
             )
         stopped = Delivery.objects.filter(post=post, status=Delivery.Status.QUEUED).update(
             status=Delivery.Status.CANCELLED

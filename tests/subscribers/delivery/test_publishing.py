@@ -239,3 +239,14 @@ def test_resend_failed_requeues_only_what_another_try_can_fix(template):
     post.refresh_from_db()
     assert post.status == Post.Status.SENDING
     assert AuditEntry.objects.filter(action="resend_failed").count() == 1
+
+
+def test_withdrawing_only_a_draft_refuses_a_post_scheduled_meanwhile(template):
+    topic = make_topic()
+    make_subscriber(topics=[topic])
+    post = make_post(topics=[topic])
+    stale = Post.objects.get(pk=post.pk)  # read while still a draft
+    publishing.post_schedule(post=post, send_at=timezone.now() + timedelta(hours=1))
+    with pytest.raises(publishing.PublishError):
+        publishing.post_cancel(post=stale, only_drafts=True)
+    assert Post.objects.get(pk=post.pk).status == Post.Status.SCHEDULED

@@ -7,10 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import shutil
 import ssl
-import subprocess
-import threading
 from urllib.parse import urlsplit
 
 import httpx
@@ -18,7 +15,13 @@ import pytest
 
 from channel.graph.client import GraphClient
 from channel.graph.transport import PooledTransport
-from tests.channel.graph.test_transport import ScriptedServer, ok, post_all
+from tests.channel.graph.helpers import (
+    LoopbackServer,
+    ScriptedServer,
+    localhost_certificate,
+    ok,
+    post_all,
+)
 
 PAYLOAD = {
     "messaging_product": "whatsapp",
@@ -28,42 +31,18 @@ PAYLOAD = {
 }
 
 
-class ConnectProxy:
+class ConnectProxy(LoopbackServer):
     """Answers CONNECT host:port with 200 and pipes the bytes; anything else with 405. With
     `refuse`, every CONNECT gets 403 (a proxy whose rules forbid the destination)."""
 
     def __init__(self, *, refuse: bool = False) -> None:
+        super().__init__()
         self.refuse = refuse
         self.requests: list[bytes] = []
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> ConnectProxy:
-        self._thread.start()
-        self._ready.wait(5)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        asyncio.run_coroutine_threadsafe(self._stop(), self.loop)
-        self._thread.join(5)
-
-    async def _stop(self) -> None:
-        others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-        for task in others:
-            task.cancel()
-        await asyncio.gather(*others, return_exceptions=True)
-        self.loop.stop()
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
-
-    def _run(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        server = self.loop.run_until_complete(asyncio.start_server(self._serve, "127.0.0.1", 0))
-        self.port = server.sockets[0].getsockname()[1]
-        self._ready.set()
-        self.loop.run_forever()
 
     async def _serve(self, reader, writer) -> None:
         head = await reader.readuntil(b"\r\n\r\n")
@@ -122,17 +101,7 @@ def test_a_send_to_the_graph_api_goes_through_the_proxy_of_the_environment(
 @pytest.fixture
 def tls_server(tmp_path):
     """A server context for localhost and a client context that trusts it."""
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl is needed to make a test certificate")
-    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost",
-         "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    server.load_cert_chain(cert, key)
+    server, cert = localhost_certificate(tmp_path)
     return server, ssl.create_default_context(cafile=str(cert))
 
 

@@ -1,15 +1,66 @@
-"""deploy/Caddyfile as the Caddy installed here can run it (tests/deploy)."""
+"""Shared set-up for the deployment tests: a free loopback port, gunicorn as deploy/gunicorn.conf.py
+runs it, deploy/Caddyfile as the Caddy installed here can run it."""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import socket
 import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 import pytest
+from django.conf import settings
 
-CADDYFILE = Path(__file__).resolve().parents[2] / "deploy" / "Caddyfile"
+ROOT = Path(__file__).resolve().parents[2]
+CADDYFILE = ROOT / "deploy" / "Caddyfile"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextmanager
+def running_gunicorn(env: dict[str, str], access_log: str) -> Iterator[tuple[int, str]]:
+    """gunicorn with deploy/gunicorn.conf.py on a free loopback port, one worker, the test settings
+    and `env` on top; yields (port, base URL) once /healthz answers, and stops it after."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "GUNICORN_BIND": f"127.0.0.1:{port}",
+        "WEB_CONCURRENCY": "1",
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "REDIS_URL": settings.REDIS_URL,
+        **env,
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "deploy.wsgi", "--config", "deploy/gunicorn.conf.py",
+         "--access-logfile", access_log],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(f"{base}/healthz", timeout=1.0)
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise
+                time.sleep(0.2)
+        yield port, base
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
 
 
 def caddy_or_skip() -> str:

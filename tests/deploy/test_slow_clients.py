@@ -8,20 +8,16 @@ wait on them for a minute.
 
 from __future__ import annotations
 
-import os
 import select
 import socket
-import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 import httpx
 import pytest
-from django.conf import settings
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.deploy.helpers import running_gunicorn
+
 THREADS = 2
 DRIBBLERS = 3 * THREADS
 BODY_BYTES = 60  # a minute at a byte a second: far longer than this test may take
@@ -29,43 +25,14 @@ DEADLINE_SECONDS = 2
 BUDGET_SECONDS = 18
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture
 def gunicorn_url():
-    port = _free_port()
-    env = os.environ | {
-        "GUNICORN_BIND": f"127.0.0.1:{port}",
-        "WEB_CONCURRENCY": "1",
+    env = {
         "GUNICORN_THREADS": str(THREADS),
         "BANDITORE_WEBHOOK_BODY_SECONDS": str(DEADLINE_SECONDS),
-        "DJANGO_SETTINGS_MODULE": "tests.settings",
-        "REDIS_URL": settings.REDIS_URL,
     }
-    server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "deploy.wsgi", "--config", "deploy/gunicorn.conf.py",
-         "--access-logfile", "/dev/null"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"{base}/healthz", timeout=1.0)
-                break
-            except httpx.TransportError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise
-                time.sleep(0.2)
+    with running_gunicorn(env, "/dev/null") as (port, base):
         yield port, base
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
 
 
 def _open_dribbler(port: int) -> socket.socket:

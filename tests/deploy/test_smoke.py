@@ -16,7 +16,6 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -34,7 +33,7 @@ from channel.fakegraph.server import FakeConfig, FakeGraphServer
 from channel.models import InboundMessage
 from channel.webhook.envelope import webhook_envelope
 from channel.webhook.signatures import HEADER, sign
-from tests.deploy.helpers import caddyfile_text
+from tests.deploy.helpers import caddyfile_text, free_port
 from tests.factories import make_post, make_subscriber, make_topic
 from tests.markers import needs_postgresql
 from topics.models import Post
@@ -51,12 +50,6 @@ DEADLINE = 90  # seconds for anything to happen; the whole test takes about 30
 CITIZEN = "393330000777"
 SECOND_CITIZEN = "393330000778"
 PNG = b"\x89PNG\r\n\x1a\n" + secrets.token_bytes(1500)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _wait_for(what: str, check: Callable[[], object], logs: Path, timeout: float = DEADLINE):
@@ -128,7 +121,7 @@ def fake_meta() -> Iterator[FakeGraphServer]:
 @pytest.fixture
 def stack(transactional_db, fake_meta, tmp_path, settings) -> Iterator[Stack]:
     """The processes, stopped (SIGTERM, then SIGKILL) before the test database is emptied."""
-    port, redis_port = _free_port(), _free_port()
+    port, redis_port = free_port(), free_port()
     media = tmp_path / "media"
     settings.MEDIA_ROOT = media  # what this test uploads is where web serves it from
     db = settings.DATABASES["default"]
@@ -281,7 +274,7 @@ def _through_caddy(stack: Stack, meta: httpx.Client, media_path: str) -> None:
     """HTTPS in front: static files and uploads from their folders, the rest proxied, HTTP
     redirected, and a signed webhook through the proxy accepted and answered."""
     caddy = shutil.which("caddy")
-    http_port, https_port = _free_port(), _free_port()
+    http_port, https_port = free_port(), free_port()
     home = stack.tmp / "caddy"
     options = (
         "\tadmin off\n\tskip_install_trust\n\tdefault_bind 127.0.0.1\n"

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import json
-import threading
 from datetime import timedelta
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from subscribers.api.idempotency import idempotency_prune
 from tests.factories import make_topic
 from tests.markers import needs_postgresql
 from tests.subscribers.api.helpers import client_for, token_with_key
+from tests.subscribers.helpers import run_concurrently
 from topics.models import IdempotencyRecord, Post
 
 BODY = {"topics": ["farmacie"], "title": "Turno", "body": "Farmacia Centrale", "publish": False}
@@ -91,22 +90,13 @@ def test_concurrent_requests_with_one_key_create_one_post():
     """Insert-first: racing requests with the same key create one post and agree on its id."""
     pharmacies = make_topic(slug="farmacie")
     _token, key = token_with_key(topics=[pharmacies])
-    start = threading.Barrier(6)
     answers: list[tuple[int, int]] = []
 
-    def send() -> None:
-        try:
-            start.wait()
-            response = post(key, BODY, "race")
-            answers.append((response.status_code, response.json()["id"]))
-        finally:
-            connection.close()
+    def send(_: int) -> None:
+        response = post(key, BODY, "race")
+        answers.append((response.status_code, response.json()["id"]))
 
-    threads = [threading.Thread(target=send) for _ in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_concurrently(send, 6)
 
     assert Post.objects.count() == 1
     assert answers == [(202, Post.objects.get().pk)] * 6
@@ -138,22 +128,13 @@ def test_concurrent_requests_with_one_external_id_and_different_keys_create_one_
     """The unique (token, external_id) index decides the race; the losers replay the winner."""
     pharmacies = make_topic(slug="farmacie")
     _token, key = token_with_key(topics=[pharmacies])
-    start = threading.Barrier(6)
     answers: list[tuple[int, int]] = []
 
     def send(attempt: int) -> None:
-        try:
-            start.wait()
-            response = post(key, BODY | {"external_id": "asl-9"}, f"attempt-{attempt}")
-            answers.append((response.status_code, response.json()["id"]))
-        finally:
-            connection.close()
+        response = post(key, BODY | {"external_id": "asl-9"}, f"attempt-{attempt}")
+        answers.append((response.status_code, response.json()["id"]))
 
-    threads = [threading.Thread(target=send, args=(n,)) for n in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_concurrently(send, 6)
 
     assert Post.objects.count() == 1
     assert answers == [(202, Post.objects.get().pk)] * 6

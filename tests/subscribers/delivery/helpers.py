@@ -17,6 +17,13 @@ from topics.models import Post
 ONE_BATCH = 1e-6
 
 
+def fast_sending(settings, *, batch: int) -> None:
+    """No rate or tier holds a sender back; each claims `batch` deliveries."""
+    settings.WHATSAPP_MPS = 1000
+    settings.WHATSAPP_MESSAGING_TIER = "unlimited"
+    settings.BANDITORE_SEND_BATCH = batch
+
+
 def approved_template(fake_graph) -> MessageTemplate:
     """The same approved template registered at "Meta" and in our registry."""
     fake_graph.register_template("avviso_comune", "it", "utility", body_params=2)

@@ -15,7 +15,11 @@ from channel.webhook.parsing import MetaError, StatusUpdate
 from subscribers.delivery import publishing, sending
 from subscribers.delivery.statuses import apply_statuses
 from subscribers.models import Delivery
-from tests.subscribers.delivery.helpers import approved_template, callbacks, sending_post
+from tests.subscribers.delivery.helpers import (
+    callbacks,
+    fast_sending,
+    sending_post,
+)
 from topics.models import Post
 
 pytestmark = pytest.mark.django_db
@@ -25,14 +29,7 @@ STATUSES = ("failed", "sent", "delivered", "failed", "sent")
 
 @pytest.fixture(autouse=True)
 def fast(settings, redis_conn):
-    settings.WHATSAPP_MPS = 1000
-    settings.WHATSAPP_MESSAGING_TIER = "unlimited"
-    settings.BANDITORE_SEND_BATCH = 40
-
-
-@pytest.fixture
-def template(fake_graph):
-    return approved_template(fake_graph)
+    fast_sending(settings, batch=40)
 
 
 def reported(entry: dict, status: str, *, with_reference: bool = True) -> StatusUpdate:

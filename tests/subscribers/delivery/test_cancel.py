@@ -6,12 +6,10 @@ never on the clock.
 
 from __future__ import annotations
 
-import threading
 import time
 from datetime import timedelta
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from channel.webhook.parsing import MetaError, StatusUpdate
@@ -21,23 +19,17 @@ from subscribers.delivery.statuses import apply_statuses
 from subscribers.models import Delivery
 from tests.subscribers.delivery.helpers import (
     ONE_BATCH,
-    approved_template,
     callbacks,
+    fast_sending,
     sending_post,
 )
+from tests.subscribers.helpers import concurrently
 from topics.models import Post
 
 
 @pytest.fixture(autouse=True)
 def fast(settings, redis_conn):
-    settings.WHATSAPP_MPS = 1000
-    settings.WHATSAPP_MESSAGING_TIER = "unlimited"
-    settings.BANDITORE_SEND_BATCH = 20
-
-
-@pytest.fixture
-def template(fake_graph):
-    return approved_template(fake_graph)
+    fast_sending(settings, batch=20)
 
 
 def accepted(fake_graph) -> int:
@@ -70,24 +62,10 @@ def test_a_cancel_mid_send_stops_every_request_not_yet_handed_over(fake_graph, t
     settings.BANDITORE_SEND_BATCH = 40
     fake_graph.configure(latency_ms=50)
     post = sending_post(200)
-    errors = []
-
-    def sender() -> None:
-        try:
-            sending.drain_post(post.pk, budget_seconds=60)
-        except Exception as exc:  # pragma: no cover - surfaced by the assert below
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    senders = [threading.Thread(target=sender) for _ in range(2)]
-    for thread in senders:
-        thread.start()
-    wait_for_accepted(fake_graph, 10)
-    publishing.post_cancel(post=post)
-    at_cancel = accepted(fake_graph)
-    for thread in senders:
-        thread.join(60)
+    with concurrently(lambda _: sending.drain_post(post.pk, budget_seconds=60), 2) as errors:
+        wait_for_accepted(fake_graph, 10)
+        publishing.post_cancel(post=post)
+        at_cancel = accepted(fake_graph)
     assert errors == []
     assert accepted(fake_graph) - at_cancel <= settings.BANDITORE_SEND_BATCH
     assert_nothing_left(post, fake_graph, 200)

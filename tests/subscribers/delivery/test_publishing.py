@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 
 import pytest
-from django.db import connection
 from django.utils import timezone, translation
 
 from channel.graph.account import pause_sending, resume_sending
@@ -16,6 +14,7 @@ from subscribers.delivery.progress import estimated_finish, post_counters, send_
 from subscribers.models import Delivery, Subscriber
 from tests.factories import make_post, make_subscriber, make_template, make_topic
 from tests.markers import needs_postgresql
+from tests.subscribers.helpers import run_concurrently
 from topics.models import AuditEntry, Post
 
 pytestmark = pytest.mark.django_db
@@ -61,21 +60,12 @@ def test_concurrent_publishing_fans_out_once(template):
     for _ in range(30):
         make_subscriber(topics=[topic])
     post = make_post(topics=[topic])
-    barrier = threading.Barrier(2)
     results = []
 
-    def publish():
-        barrier.wait()
-        try:
-            results.append(publishing.post_publish(post=Post.objects.get(pk=post.pk)))
-        finally:
-            connection.close()
+    def publish(_: int) -> None:
+        results.append(publishing.post_publish(post=Post.objects.get(pk=post.pk)))
 
-    threads = [threading.Thread(target=publish) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_concurrently(publish, 2)
     assert sorted(r.already_published for r in results) == [False, True]
     assert Delivery.objects.filter(post=post).count() == 30
 

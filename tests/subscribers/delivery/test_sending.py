@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from channel.models import MessageTemplate, SendingState
@@ -18,7 +16,13 @@ from subscribers.delivery.statuses import apply_statuses
 from subscribers.models import Delivery, Subscriber
 from tests.channel.graph.helpers import close_clients
 from tests.factories import make_post, make_subscriber, make_topic
-from tests.subscribers.delivery.helpers import ONE_BATCH, approved_template, callbacks, published
+from tests.subscribers.delivery.helpers import (
+    ONE_BATCH,
+    callbacks,
+    fast_sending,
+    published,
+)
+from tests.subscribers.helpers import run_concurrently
 from topics.models import Post
 
 pytestmark = pytest.mark.django_db
@@ -26,14 +30,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture(autouse=True)
 def fast(settings, redis_conn):
-    settings.WHATSAPP_MPS = 1000
-    settings.WHATSAPP_MESSAGING_TIER = "unlimited"
-    settings.BANDITORE_SEND_BATCH = 20
-
-
-@pytest.fixture
-def template(fake_graph):
-    return approved_template(fake_graph)
+    fast_sending(settings, batch=20)
 
 
 def test_each_recipient_gets_the_post_once_and_the_post_finishes(fake_graph, template):
@@ -91,21 +88,7 @@ def test_a_stale_window_answered_with_131047_is_resent_as_template(fake_graph, t
 @pytest.mark.django_db(transaction=True)
 def test_two_workers_never_send_the_same_delivery(fake_graph, template):
     post = published(120)
-    errors = []
-
-    def worker():
-        try:
-            sending.drain_post(post.pk)
-        except Exception as exc:  # pragma: no cover - surfaced by the assert below
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=worker) for _ in range(3)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    errors = run_concurrently(lambda _: sending.drain_post(post.pk), 3)
     assert errors == []
     counts = callbacks(fake_graph)
     assert len(counts) == 120 and set(counts.values()) == {1}

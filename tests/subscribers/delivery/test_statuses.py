@@ -22,6 +22,7 @@ from tests.markers import needs_postgresql
 from tests.subscribers.delivery.helpers import (
     approved_template,
     callbacks,
+    fast_sending,
     published,
     wait_for_statuses,
     webhooks_to,
@@ -31,9 +32,7 @@ from topics.models import Post
 
 @pytest.fixture(autouse=True)
 def fast(settings, redis_conn):
-    settings.WHATSAPP_MPS = 1000
-    settings.WHATSAPP_MESSAGING_TIER = "unlimited"
-    settings.BANDITORE_SEND_BATCH = 10
+    fast_sending(settings, batch=10)
 
 
 def in_flight(**fields) -> Delivery:

@@ -55,6 +55,19 @@ class Plan:
     warnings: tuple[str, ...]
 
 
+def _template_missing(outside: int) -> str:
+    """Say what to do: an approved template that is not marked for posts is the usual slip."""
+    unmarked = MessageTemplate.objects.filter(
+        status=MessageTemplate.Status.APPROVED, is_default=False
+    ).first()
+    if unmarked is not None:
+        return _(
+            "%(n)s people are outside the 24-hour window and no template is marked “Use for "
+            "posts”: tick it on the approved template “%(name)s” (Message templates)."
+        ) % {"n": outside, "name": unmarked.name}
+    return _("No approved template: %(n)s people outside the 24-hour window.") % {"n": outside}
+
+
 def post_plan(post: Post) -> Plan:
     """What sending this post now means: who, how (free-form or template), cost and time.
     Two COUNTs over the audience; nothing is loaded per person."""
@@ -72,9 +85,7 @@ def post_plan(post: Post) -> Plan:
     }.get(template.category if template else "", Decimal(0))
     warnings = []
     if outside and template is None:
-        warnings.append(
-            _("No approved template: %(n)s people outside the 24-hour window.") % {"n": outside}
-        )
+        warnings.append(_template_missing(outside))
     if is_paused():
         warnings.append(_("Sending is paused because of a WhatsApp account problem."))
     if post.is_expired():

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 from django.contrib.auth.models import Group
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.html import escape
 
 from channel.graph.account import pause_sending
@@ -123,6 +123,15 @@ def test_the_plan_warns_when_no_template_is_approved():
     make_subscriber(topics=[topic], last_inbound_at=None)
     plan = post_plan(make_post(topics=[topic]))
     assert any("template" in w for w in plan.warnings)
+
+
+def test_the_plan_names_an_approved_template_not_marked_for_posts():
+    topic = make_topic()
+    make_subscriber(topics=[topic], last_inbound_at=None)
+    make_template(name="notizie_comune", is_default=False)
+    with translation.override("it"):
+        [warning] = post_plan(make_post(topics=[topic])).warnings
+    assert "notizie_comune" in warning and "Usa per le notizie" in warning
 
 
 def test_the_preview_fills_the_template_with_the_post(client, post):

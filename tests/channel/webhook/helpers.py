@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import SimpleNamespace
@@ -17,7 +18,7 @@ from types import SimpleNamespace
 from django.conf import settings
 from django.core import signals
 from django.core.servers.basehttp import ThreadedWSGIServer
-from django.db import close_old_connections
+from django.db import close_old_connections, connection, transaction
 from django.test import RequestFactory
 from django.test.testcases import QuietWSGIRequestHandler
 
@@ -145,3 +146,26 @@ def wsgi_server():
         server.shutdown()
         server.server_close()
         thread.join(10)
+
+
+@contextmanager
+def held_by_another_session(take: Callable[[], object]) -> Iterator[None]:
+    """`take` runs in a transaction of another database session (a thread of its own), which
+    keeps the locks it took until the block ends."""
+    locked, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with transaction.atomic():
+            take()
+            locked.set()
+            release.wait(10)
+        connection.close()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert locked.wait(10)
+        yield
+    finally:
+        release.set()
+        holder.join()

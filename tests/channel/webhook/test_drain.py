@@ -7,7 +7,7 @@ import json
 import threading
 
 import pytest
-from django.db import OperationalError, connection, transaction
+from django.db import OperationalError, connection
 
 from channel.graph.callbacks import delivery_reference
 from channel.models import InboundEvent, InboundMessage, OutboundMessage
@@ -15,7 +15,13 @@ from channel.signals import inbound_messages_received, statuses_received
 from channel.webhook.drain import process_pending_inbound_events
 from channel.webhook.wake_flag import WAKE_KEY
 from subscribers.models import Delivery, Subscriber
-from tests.channel.webhook.helpers import envelope, post_webhook, status_item, text_item
+from tests.channel.webhook.helpers import (
+    envelope,
+    held_by_another_session,
+    post_webhook,
+    status_item,
+    text_item,
+)
 from tests.factories import make_delivery, make_post, make_subscriber, make_topic
 from tests.markers import needs_postgresql
 from topics.models import Post
@@ -50,27 +56,16 @@ def test_a_webhook_another_worker_holds_is_left_to_it(client, redis_conn, fake_g
     post_webhook(client, _body("393335550010", "primo"))
     post_webhook(client, _body("393335550011", "secondo"))
     held, other = InboundEvent.objects.order_by("id")
-    locked, release = threading.Event(), threading.Event()
 
     def other_worker() -> None:
-        with transaction.atomic():
-            InboundEvent.objects.select_for_update().filter(pk=held.pk).get()
-            locked.set()
-            release.wait(10)
-        connection.close()
+        InboundEvent.objects.select_for_update().filter(pk=held.pk).get()
 
-    thread = threading.Thread(target=other_worker)
-    thread.start()
-    try:
-        assert locked.wait(10)
+    with held_by_another_session(other_worker):
         assert process_pending_inbound_events(max_seconds=5).processed == 1
         other.refresh_from_db()
         held.refresh_from_db()
         assert other.processed_at is not None
         assert held.processed_at is None
-    finally:
-        release.set()
-        thread.join()
     assert process_pending_inbound_events().processed == 1
     assert InboundMessage.objects.count() == 2
 

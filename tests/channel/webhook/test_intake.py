@@ -8,11 +8,10 @@ archived must not get a 200.
 from __future__ import annotations
 
 import json
-import threading
 
 import pytest
 from django.core import signals
-from django.db import connection, transaction
+from django.db import connection
 from django.test import Client, RequestFactory
 from django.urls import reverse
 
@@ -20,7 +19,13 @@ from channel.models import InboundEvent
 from channel.webhook.intake import WEBHOOK_PATH
 from channel.webhook.signatures import HEADER, sign
 from channel.webhook.wake_flag import WAKE_KEY
-from tests.channel.webhook.helpers import call_wsgi, envelope, post_webhook, status_item
+from tests.channel.webhook.helpers import (
+    call_wsgi,
+    envelope,
+    held_by_another_session,
+    post_webhook,
+    status_item,
+)
 from tests.markers import needs_postgresql
 
 pytestmark = pytest.mark.django_db
@@ -166,20 +171,12 @@ def test_without_redis_the_webhook_is_still_archived_and_answered_200(
 def test_when_the_archive_cannot_be_written_meta_gets_503_and_retries(client):
     """Never a 200 for a webhook we did not store (Meta retries for 7 days), never a
     bare 500: the INSERT times out behind a lock another session holds on the table."""
-    locked, release = threading.Event(), threading.Event()
 
     def lock_the_archive() -> None:
-        with transaction.atomic():
-            with connection.cursor() as cursor:
-                cursor.execute("LOCK TABLE channel_inboundevent IN ACCESS EXCLUSIVE MODE")
-            locked.set()
-            release.wait(10)
-        connection.close()
+        with connection.cursor() as cursor:
+            cursor.execute("LOCK TABLE channel_inboundevent IN ACCESS EXCLUSIVE MODE")
 
-    holder = threading.Thread(target=lock_the_archive)
-    holder.start()
-    try:
-        assert locked.wait(10)
+    with held_by_another_session(lock_the_archive):
         with connection.cursor() as cursor:
             cursor.execute("SET statement_timeout = 300")
         try:
@@ -187,9 +184,6 @@ def test_when_the_archive_cannot_be_written_meta_gets_503_and_retries(client):
         finally:
             with connection.cursor() as cursor:
                 cursor.execute("SET statement_timeout = 0")
-    finally:
-        release.set()
-        holder.join()
     assert response.status_code == 503
     assert not InboundEvent.objects.exists()
     # The same POST once the database is back: archived.

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import ast
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
 from deploy.env import RENAMED, database_from_url, env_bool, env_choice, env_int
+from tests.deploy.helpers import run_python
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -64,24 +63,16 @@ def _load_settings(
     *, show: str = "s.WHATSAPP_MPS, s.LANGUAGE_CODE", **env: str | None
 ) -> subprocess.CompletedProcess:
     """Import the settings in a fresh interpreter; a variable given as None is unset."""
-    clean = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("DJANGO", "WHATSAPP", "DEBUG", "BANDITORE_"))
-    }
-    clean |= {
+    defaults = {
         "SECRET_KEY": "x",
         "REDIS_URL": "redis://127.0.0.1:6379/0",
         # Whether or not this run has DATABASE_URL: the tests below say when it matters.
         "BANDITORE_EMBEDDED_SERVICES": "1",
-    } | env
-    clean = {name: value for name, value in clean.items() if value is not None}
-    return subprocess.run(
-        [sys.executable, "-c", f"import deploy.settings as s; print({show})"],
-        cwd=ROOT,
-        env=clean,
-        capture_output=True,
-        text=True,
+    }
+    return run_python(
+        ["-c", f"import deploy.settings as s; print({show})"],
+        env=defaults | env,
+        without=("DJANGO", "WHATSAPP", "DEBUG", "BANDITORE_"),
         timeout=60,
     )
 

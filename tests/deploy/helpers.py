@@ -1,5 +1,6 @@
-"""Shared set-up for the deployment tests: a free loopback port, gunicorn as deploy/gunicorn.conf.py
-runs it, deploy/Caddyfile as the Caddy installed here can run it."""
+"""Shared set-up for the deployment tests: a real council's facts, Python run with a chosen
+environment, a free loopback port, gunicorn as deploy/gunicorn.conf.py runs it, deploy/Caddyfile
+as the Caddy installed here can run it."""
 
 from __future__ import annotations
 
@@ -20,6 +21,39 @@ from django.conf import settings
 
 ROOT = Path(__file__).resolve().parents[2]
 CADDYFILE = ROOT / "deploy" / "Caddyfile"
+
+
+# A real council's facts, as the environment gives them: start-up refuses the example ones with
+# DEBUG off.
+COUNCIL = {
+    "COUNCIL_NAME": "Comune di Pordenone",
+    "COUNCIL_PHONE": "+39 0434 392111",
+    "COUNCIL_EMAIL": "urp@comune.pordenone.it",
+    "COUNCIL_PEC": "comune.pordenone@certgov.fvg.it",
+    "COUNCIL_ADDRESS": "Corso Vittorio Emanuele II 64, 33170 Pordenone",
+    "COUNCIL_WEBSITE": "https://www.comune.pordenone.it",
+}
+
+
+def run_python(
+    args: list[str],
+    *,
+    env: dict[str, str | None],
+    without: tuple[str, ...] = (),
+    timeout: float = 120,
+) -> subprocess.CompletedProcess:
+    """`python *args` in a fresh interpreter at the repository root, with this process's
+    environment less every variable whose name starts with one of `without`, then `env` on top
+    (a variable given as None is unset)."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(without)} | env
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=ROOT,
+        env={name: value for name, value in environment.items() if value is not None},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def free_port() -> int:

@@ -2,27 +2,16 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 from deploy.embedded_redis import _answers, ensure_running, stop
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.deploy.helpers import run_python
 
 
 def _manage_check(var_dir: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if k not in {"REDIS_URL", "DJANGO_SETTINGS_MODULE"}}
+    env = {"REDIS_URL": None, "DJANGO_SETTINGS_MODULE": None}
     env |= {"BANDITORE_VAR_DIR": str(var_dir), "SECRET_KEY": "x", "DEBUG": "1"}
-    result = subprocess.run(
-        [sys.executable, "manage.py", "check"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = run_python(["manage.py", "check"], env=env)
     assert result.returncode == 0, result.stderr
 
 

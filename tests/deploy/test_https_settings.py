@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import secrets
 import subprocess
-import sys
-from pathlib import Path
 
 from django.conf import settings
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.deploy.helpers import COUNCIL, run_python
+
 PRODUCTION = {
     "DEBUG": "0",
     "SITE_URL": "https://banditore.comune.example.it",
@@ -20,31 +18,15 @@ PRODUCTION = {
     "SECURE_HSTS_INCLUDE_SUBDOMAINS": "1",
     "SECURE_HSTS_PRELOAD": "1",
     # The council's own facts: start-up refuses the example ones with DEBUG off.
-    "COUNCIL_NAME": "Comune di Pordenone",
-    "COUNCIL_PHONE": "+39 0434 392111",
-    "COUNCIL_EMAIL": "urp@comune.pordenone.it",
-    "COUNCIL_PEC": "comune.pordenone@certgov.fvg.it",
-    "COUNCIL_ADDRESS": "Corso Vittorio Emanuele II 64, 33170 Pordenone",
-    "COUNCIL_WEBSITE": "https://www.comune.pordenone.it",
+    **COUNCIL,
     "PRIVACY_DPO_EMAIL": "dpo@comune.pordenone.it",
     "PRIVACY_NOTICE_URL": "https://www.comune.pordenone.it/privacy-whatsapp",
 }
 
 
 def _run(args: list[str], **env: str) -> subprocess.CompletedProcess:
-    environment = {
-        k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "SECURE_", "SITE_"))
-    }
-    environment |= {"SECRET_KEY": secrets.token_urlsafe(50), "REDIS_URL": settings.REDIS_URL}
-    environment |= env
-    return subprocess.run(
-        [sys.executable, *args],
-        cwd=ROOT,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    env = {"SECRET_KEY": secrets.token_urlsafe(50), "REDIS_URL": settings.REDIS_URL} | env
+    return run_python(args, env=env, without=("DJANGO_", "SECURE_", "SITE_"))
 
 
 def test_check_deploy_is_clean_with_the_production_settings():

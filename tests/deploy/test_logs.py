@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 from django.conf import settings
 
 from deploy.logs import redact
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.deploy.helpers import run_python
 
 LOG_SOME_LINES = """
 import logging, os
@@ -30,17 +25,9 @@ except ValueError:
 
 
 def _log(log_format: str) -> list[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")}
-    env |= {"LOG_FORMAT": log_format, "SECRET_KEY": "x", "REDIS_URL": settings.REDIS_URL}
+    env = {"LOG_FORMAT": log_format, "SECRET_KEY": "x", "REDIS_URL": settings.REDIS_URL}
     env |= {"BANDITORE_EMBEDDED_SERVICES": "1", "LOG_LEVEL": "WARNING"}
-    result = subprocess.run(
-        [sys.executable, "-c", LOG_SOME_LINES],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_python(["-c", LOG_SOME_LINES], env=env, without=("DJANGO_",), timeout=60)
     assert result.returncode == 0, result.stderr
     return result.stderr.splitlines()
 

@@ -15,18 +15,14 @@ from subscribers.conversation.machine import ACCEPT
 from subscribers.conversation.privacy import check_privacy_settings
 from subscribers.models import ConsentEvent
 from tests.channel.webhook.helpers import text_item
+from tests.deploy.helpers import COUNCIL
 from tests.subscribers.conversation import test_erasure
 from tests.subscribers.conversation.test_erasure import tap
 
 chat, fast = test_erasure.chat, test_erasure.fast  # the same conversation fixtures
 
 REAL = {
-    "COUNCIL_NAME": "Comune di Pordenone",
-    "COUNCIL_PHONE": "+39 0434 392111",
-    "COUNCIL_EMAIL": "urp@comune.pordenone.it",
-    "COUNCIL_PEC": "comune.pordenone@certgov.fvg.it",
-    "COUNCIL_ADDRESS": "Corso Vittorio Emanuele II 64, 33170 Pordenone",
-    "COUNCIL_WEBSITE": "https://www.comune.pordenone.it",
+    **COUNCIL,
     "PRIVACY_DPO_NAME": "Avv. Paola Rossi",
     "PRIVACY_DPO_EMAIL": "dpo@comune.pordenone.it",
     "PRIVACY_NOTICE_URL": "https://banditore.comune.pordenone.it/privacy/",

@@ -132,9 +132,16 @@ def settle(outcomes: list[Outcome]) -> None:
         # row is never queued again under a cancel being committed, and a cancel waits for
         # this write-back, then cancels what it queued. Then the rows in id order, as the
         # status webhooks lock them: no deadlocks with Meta's statuses for the same rows.
-        plan = _plan(outcomes, _lock_going({o.delivery.post_id for o in outcomes}), now)
+        going = _lock_going({o.delivery.post_id for o in outcomes})
         batch = [outcome.delivery.id for outcome in outcomes]
-        list(Delivery.objects.select_for_update().filter(id__in=batch).order_by("id").values("id"))
+        locked = Delivery.objects.select_for_update().filter(id__in=batch).order_by("id")
+        # Only the attempt each outcome belongs to: a batch carried over to a later sender
+        # (subscribers.delivery.inflight) may answer for a row the sweeper queued again and
+        # another sender claimed since (a new attempt_seq). Its rows are locked until this
+        # commits, so matching (id, attempt_seq) here holds for every statement below.
+        current = set(locked.values_list("id", "attempt_seq"))
+        outcomes = [o for o in outcomes if (o.delivery.id, o.delivery.seq) in current]
+        plan = _plan(outcomes, going, now)
         for template, rows in plan.sent.items():
             _mark_sent(rows, now, template)
         for (at, give_back, code, text, template), ids in plan.requeue.items():

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import pytest
 
+from channel.erasure import erased_wamid
 from channel.graph.client import SendResult
 from channel.graph.errors import Handling
 from subscribers.delivery import sending
 from subscribers.delivery.settling import Outcome, settle
+from subscribers.erasure import subscriber_erase
 from subscribers.models import Delivery
 from tests.subscribers.delivery.helpers import (
     fast_sending,
@@ -55,3 +57,22 @@ def test_a_stale_outcome_leaves_the_live_attempt_alone(result):
     settle([Outcome(live, result=SendResult(wamid="wamid.live"))])
     row.refresh_from_db()
     assert (row.status, row.wa_message_id) == ("sent", "wamid.live")
+
+
+@pytest.mark.django_db
+def test_an_outcome_for_a_person_erased_in_flight_stores_only_the_redacted_wamid():
+    """Meta's wamid encodes the phone number: erased while the send was in flight, the person's
+    row gets the redacted form, as the erasure gave their other rows; others keep theirs."""
+    post = sending_post(2)
+    gone, kept = sending.claim_batch(post.pk, 10)
+    subscriber_erase(Delivery.objects.get(pk=gone.id).subscriber)
+    settle(
+        [
+            Outcome(gone, result=SendResult(wamid="wamid.HBgMMzkzMzMwMDAwMDAx")),
+            Outcome(kept, result=SendResult(wamid="wamid.kept")),
+        ]
+    )
+    rows = {row.pk: row for row in Delivery.objects.filter(post=post)}
+    assert rows[gone.id].status == rows[kept.id].status == "sent"
+    assert rows[gone.id].wa_message_id == erased_wamid("wamid.HBgMMzkzMzMwMDAwMDAx")
+    assert rows[kept.id].wa_message_id == "wamid.kept"

@@ -15,7 +15,6 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -23,8 +22,8 @@ from django.utils import timezone
 from channel.erasure import erased_wamid
 from channel.graph.account import pause_sending
 from channel.graph.client import SendResult
-from channel.graph.errors import ATTEMPT_FREE, RETRIABLE, Handling, retry_delay
 from channel.redis_client import redis_client
+from subscribers.delivery.decisions import failure_decision
 from subscribers.models import Delivery, Subscriber
 from topics.models import Post
 
@@ -68,10 +67,10 @@ class _Plan:
 
 
 def _plan(outcomes: list[Outcome], going: set[int], now: datetime) -> _Plan:  # noqa: C901
-    """One branch per Meta handling (channel.graph.errors). `going`: the posts still sending;
-    a row of any other post that would go back to the queue is cancelled instead."""
+    """A failure goes by subscribers.delivery.decisions, as one reported by webhook. `going`:
+    the posts still sending; a row of any other post that would go back to the queue is
+    cancelled instead."""
     plan = _Plan()
-    max_attempts = settings.BANDITORE_MAX_ATTEMPTS
 
     def again(claim: Claimed, delay: float, give_back: int, code, text, template=None) -> None:
         if claim.post_id not in going:
@@ -103,22 +102,22 @@ def _plan(outcomes: list[Outcome], going: set[int], now: datetime) -> _Plan:  # 
             # Never resend blindly: wait for the status webhook or the sweeper's settle time.
             plan.maybe[(code, f"no answer, waiting for status: {text}")].append(claim.id)
             continue
-        handling = result.handling
-        if handling == Handling.ACCOUNT_PAUSE:
+        decision = failure_decision(
+            result.handling,
+            attempts=claim.attempts,
+            template=outcome.template,
+            going=claim.post_id in going,
+        )
+        if decision.pause:
             plan.pause = plan.pause or (code, text)
-            again(claim, 0, 1, code, text)
-        elif handling == Handling.NEEDS_TEMPLATE and not outcome.template:
-            again(claim, 0, 1, code, text, template=True)
-        elif handling in ATTEMPT_FREE:
-            again(claim, retry_delay(handling, claim.attempts), 1, code, text)
-        elif handling in RETRIABLE and claim.attempts < max_attempts:
-            again(claim, retry_delay(handling, claim.attempts), 0, code, text)
+        if decision.status == "queued":
+            again(claim, decision.delay, decision.give_back, code, text, decision.template)
         else:
-            plan.finals[("failed", code, text)].append(claim.id)
-            if handling == Handling.RECIPIENT_UNREACHABLE:
-                plan.unreachable.append(claim.subscriber_id)
-            elif handling == Handling.MARKETING_OPT_OUT:
-                plan.opted_out.append(claim.subscriber_id)
+            plan.finals[(decision.status, code, text)].append(claim.id)
+        if decision.unreachable:
+            plan.unreachable.append(claim.subscriber_id)
+        if decision.opted_out:
+            plan.opted_out.append(claim.subscriber_id)
     return plan
 
 

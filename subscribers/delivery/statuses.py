@@ -21,13 +21,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import F
 from django.utils import timezone
 
+from channel.graph.account import pause_sending
 from channel.graph.callbacks import RANK, MessageStatus, delivery_attempt, rank_sql
-from channel.graph.errors import RETRIABLE, Handling, handling_for, retry_delay
+from channel.graph.errors import handling_for
 from channel.webhook.parsing import StatusUpdate
+from subscribers.delivery.decisions import failure_decision
+from subscribers.delivery.signals import senders_needed
 from subscribers.models import Delivery, Subscriber
 from topics.models import Post
 
@@ -64,6 +67,7 @@ class _Failed:
     post_id: int
     subscriber_id: int
     code: int | None
+    template: bool
 
 
 def apply_statuses(updates: Sequence[StatusUpdate]) -> int:
@@ -142,7 +146,7 @@ _SET_BASED_SQL = """
     FROM {unnest} AS v(idx, delivery_id, attempt, wamid, rank, status, sent_at, delivered_at,
                        read_at, failed, failed_at, code, error)
     WHERE {match} AND (t.status <> 'queued' OR v.rank >= 2)
-    RETURNING v.idx, t.id, t.status, t.attempts, t.post_id, t.subscriber_id
+    RETURNING v.idx, t.id, t.status, t.attempts, t.post_id, t.subscriber_id, t.used_template
 """
 # By our reference: this row, this attempt, and no other message's wamid.
 _BY_ID = (
@@ -191,9 +195,9 @@ def _apply_set_based(updates: Sequence[StatusUpdate]) -> int:
             cursor.execute(sql, [list(column) for column in zip(*rows, strict=True)])
             matched += cursor.fetchall()
         failed = [
-            _Failed(row_id, attempts, post_id, subscriber_id, _error(groups[idx].failed)[0])
-            for idx, row_id, status, attempts, post_id, subscriber_id in matched
-            if groups[idx].failed and status == Delivery.Status.FAILED
+            _Failed(*row[1:2], *row[3:6], _error(groups[row[0]].failed)[0], row[6])
+            for row in matched
+            if groups[row[0]].failed and row[2] == Delivery.Status.FAILED
         ]
         if failed:
             _after_failures(failed, going)
@@ -225,7 +229,7 @@ def _apply_one_by_one(updates: Sequence[StatusUpdate]) -> int:
     table = Delivery._meta.db_table
     matched = 0
     failed: list[_Failed] = []
-    returning = "RETURNING id, status, attempts, post_id, subscriber_id"
+    returning = "RETURNING id, status, attempts, post_id, subscriber_id, used_template"
     with transaction.atomic(), connection.cursor() as cursor:
         for update in sorted(updates, key=_lock_order):
             if len(update.wamid) > 255:
@@ -265,7 +269,9 @@ def _apply_one_by_one(updates: Sequence[StatusUpdate]) -> int:
                 cursor.execute(sql, [update.timestamp, code, text, update.wamid, *params])
                 rows = cursor.fetchall()
                 matched += len(rows)
-                failed += [_Failed(r[0], r[2], r[3], r[4], code) for r in rows if r[1] == "failed"]
+                failed += [
+                    _Failed(r[0], r[2], r[3], r[4], code, r[5]) for r in rows if r[1] == "failed"
+                ]
         if failed:
             posts = Post.objects.filter(pk__in={row.post_id for row in failed})
             _after_failures(failed, dict(posts.values_list("pk", "status")))
@@ -290,28 +296,34 @@ def _match(update: StatusUpdate) -> tuple[str, list]:
 
 
 def _after_failures(failed: list[_Failed], posts: dict[int, str]) -> None:
-    """A failure reported by webhook is handled like one in the send response, and waits as
-    long before its retry (channel.graph.errors.retry_delay). One statement per kind of
-    handling and per retry delay, whatever the number of rows."""
-    now = timezone.now()
-    max_attempts = settings.BANDITORE_MAX_ATTEMPTS
+    """A failure reported by webhook goes by the same rule as one in the send response
+    (subscribers.delivery.decisions): Meta often accepts a send, then reports its failure
+    here. One statement per kind of decision, whatever the number of rows."""
     unreachable: list[int] = []
     opted_out: list[int] = []
     stopped: list[int] = []
-    retries: dict[float, list[int]] = defaultdict(list)
+    # (delay, give_back, template) → ids
+    retries: dict[tuple[float, int, bool | None], list[int]] = defaultdict(list)
     retried_posts: set[int] = set()
+    pause: tuple[int | None, str] | None = None
     for row in failed:
-        handling = handling_for(row.code)
-        if handling == Handling.RECIPIENT_UNREACHABLE:
+        decision = failure_decision(
+            handling_for(row.code),
+            attempts=row.attempts,
+            template=row.template,
+            going=posts.get(row.post_id) in _GOING,
+        )
+        if decision.pause and pause is None:
+            pause = (row.code, f"status webhook: error {row.code}")
+        if decision.status == Delivery.Status.QUEUED:
+            retries[(decision.delay, decision.give_back, decision.template)].append(row.id)
+            retried_posts.add(row.post_id)
+        elif decision.status == Delivery.Status.CANCELLED:
+            stopped.append(row.id)
+        if decision.unreachable:
             unreachable.append(row.subscriber_id)
-        elif handling == Handling.MARKETING_OPT_OUT:
+        if decision.opted_out:
             opted_out.append(row.subscriber_id)
-        elif handling in RETRIABLE and row.attempts < max_attempts:
-            if posts.get(row.post_id) in _GOING:
-                retries[retry_delay(handling, row.attempts)].append(row.id)
-                retried_posts.add(row.post_id)
-            else:
-                stopped.append(row.id)
     if unreachable:
         Subscriber.objects.filter(id__in=unreachable, status=Subscriber.Status.ACTIVE).update(
             status=Subscriber.Status.UNREACHABLE
@@ -320,12 +332,26 @@ def _after_failures(failed: list[_Failed], posts: dict[int, str]) -> None:
         Subscriber.objects.filter(id__in=opted_out).update(marketing_opt_out=True)
     if stopped:
         Delivery.objects.filter(id__in=stopped).update(status=Delivery.Status.CANCELLED)
-    for delay, ids in retries.items():
+    if pause is not None:
+        # Once ours commits, in its own transaction, and before the senders woken below run.
+        transaction.on_commit(lambda: pause_sending(code=pause[0], reason=pause[1]))
+    _retry(retries, [pk for pk in retried_posts if posts.get(pk) == Post.Status.SENT])
+
+
+def _retry(retries: dict[tuple[float, int, bool | None], list[int]], finished: list[int]) -> None:
+    """Queue the rows again; `finished`: their posts that were sent (their lock, taken first,
+    says so for certain), sending again until the retry ends, with their senders woken."""
+    now = timezone.now()
+    for (delay, give_back, template), ids in retries.items():
+        extra = {} if template is None else {"used_template": template}
         Delivery.objects.filter(id__in=ids).update(
-            status=Delivery.Status.QUEUED, next_attempt_at=now + timedelta(seconds=delay)
+            status=Delivery.Status.QUEUED,
+            next_attempt_at=now + timedelta(seconds=delay),
+            attempts=F("attempts") - give_back,
+            **extra,
         )
-    if retried_posts:
-        # The post may have finished meanwhile: it is sending again until the retry ends.
-        Post.objects.filter(pk__in=retried_posts, status=Post.Status.SENT).update(
-            status=Post.Status.SENDING, finished_at=None
-        )
+    Post.objects.filter(pk__in=finished, status=Post.Status.SENT).update(
+        status=Post.Status.SENDING, finished_at=None
+    )
+    for post_id in finished:
+        senders_needed.send(sender=Post, post_id=post_id)

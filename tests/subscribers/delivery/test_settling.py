@@ -6,16 +6,25 @@ post finished only when nothing of it can be queued again behind its back.
 from __future__ import annotations
 
 import pytest
+from django.utils import timezone
 
 from channel.erasure import erased_wamid
+from channel.graph.account import is_paused
+from channel.graph.callbacks import delivery_reference
 from channel.graph.client import SendResult
 from channel.graph.errors import Handling
-from subscribers.delivery import sending
+from channel.webhook.parsing import MetaError, StatusUpdate
+from subscribers.delivery import publishing, sending
 from subscribers.delivery.settling import Outcome, settle
+from subscribers.delivery.statuses import apply_statuses
 from subscribers.erasure import subscriber_erase
 from subscribers.models import Delivery
+from tests.factories import make_post, make_subscriber, make_topic
 from tests.subscribers.delivery.helpers import (
+    approved_template,
+    callbacks,
     fast_sending,
+    published,
     sending_post,
 )
 from topics.models import Post
@@ -24,6 +33,17 @@ from topics.models import Post
 @pytest.fixture(autouse=True)
 def fast(settings, redis_conn):
     fast_sending(settings, batch=10)
+
+
+def failed_status(delivery: Delivery, code: int) -> StatusUpdate:
+    """Meta's `failed` for the delivery's current attempt, after it accepted the send."""
+    return StatusUpdate(
+        wamid=delivery.wa_message_id,
+        status="failed",
+        timestamp=timezone.now(),
+        biz_opaque_callback_data=delivery_reference(delivery.pk, delivery.attempt_seq),
+        errors=(MetaError(code, "x"),),
+    )
 
 
 def claimed_again(post: Post):
@@ -76,3 +96,49 @@ def test_an_outcome_for_a_person_erased_in_flight_stores_only_the_redacted_wamid
     assert rows[gone.id].status == rows[kept.id].status == "sent"
     assert rows[gone.id].wa_message_id == erased_wamid("wamid.HBgMMzkzMzMwMDAwMDAx")
     assert rows[kept.id].wa_message_id == "wamid.kept"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_131047_by_webhook_after_a_200_resends_as_a_template_at_no_attempt(fake_graph):
+    """Free-form accepted, then Meta's webhook says the 24-hour window had closed: the row is
+    sent again as the template at once, as when the send's answer says so, and the finished
+    post is sending again until it is."""
+    approved_template(fake_graph)
+    topic = make_topic()
+    person = make_subscriber(topics=[topic], last_inbound_at=timezone.now())
+    fake_graph.mark_inbound(person.wa_id)
+    post = make_post(topics=[topic])
+    publishing.post_publish(post=post)  # the eager sender sends it as the commit ends
+    delivery = Delivery.objects.get(post=post)
+    assert (delivery.status, delivery.used_template, delivery.attempts) == ("sent", False, 1)
+    post.refresh_from_db()
+    assert post.status == Post.Status.SENT
+
+    apply_statuses([failed_status(delivery, 131047)])  # wakes the (eager) senders on commit
+
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.used_template, delivery.attempts) == ("sent", True, 1)
+    sent = fake_graph.outbox(to=person.wa_id)
+    assert [entry["payload"]["type"] for entry in sent] == ["text", "template"]
+    assert callbacks(fake_graph)[delivery.pk] == 2
+    post.refresh_from_db()
+    assert post.status == Post.Status.SENT
+
+
+@pytest.mark.django_db(transaction=True)
+def test_131048_by_webhook_pauses_sending_and_queues_the_row_at_no_attempt(fake_graph):
+    """Spam-rate limit reported after a 200: every send pauses, and the row waits in the queue
+    without losing an attempt, as when the send's answer says so."""
+    approved_template(fake_graph)
+    post = published(1)
+    delivery = Delivery.objects.get(post=post)
+    assert (delivery.status, delivery.attempts) == ("sent", 1)
+
+    apply_statuses([failed_status(delivery, 131048)])
+
+    assert is_paused()
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts, delivery.last_error_code) == ("queued", 0, 131048)
+    assert callbacks(fake_graph)[delivery.pk] == 1  # the woken sender found sending paused
+    post.refresh_from_db()
+    assert post.status == Post.Status.SENDING

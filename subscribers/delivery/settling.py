@@ -226,17 +226,23 @@ def _mark_sent(rows: list[tuple[int, str, int]], now: datetime, template: bool) 
 
 
 def finish_if_done(post_id: int) -> bool:
-    """sending → sent once nothing is queued or in flight (compare-and-set)."""
-    busy = Delivery.objects.filter(
-        post_id=post_id, status__in=[Delivery.Status.QUEUED, Delivery.Status.SENDING]
-    ).exists()
-    if busy:
-        return False
-    return bool(
-        Post.objects.filter(pk=post_id, status=Post.Status.SENDING).update(
-            status=Post.Status.SENT, finished_at=timezone.now()
+    """sending → sent once nothing is queued or in flight. The post is locked first, as
+    whoever queues its rows again does (settle, statuses, publishing.resend_failed), and the
+    check runs after the lock: a row queued again by a transaction that committed meanwhile is
+    seen, one that comes later finds the post sent and sets it sending again."""
+    with transaction.atomic():
+        sending = Post.objects.select_for_update(no_key=True).filter(
+            pk=post_id, status=Post.Status.SENDING
         )
-    )
+        if not list(sending.values_list("pk", flat=True)):
+            return False
+        busy = Delivery.objects.filter(
+            post_id=post_id, status__in=[Delivery.Status.QUEUED, Delivery.Status.SENDING]
+        ).exists()
+        if busy:
+            return False
+        Post.objects.filter(pk=post_id).update(status=Post.Status.SENT, finished_at=timezone.now())
+    return True
 
 
 def expire_post(post: Post) -> int:

@@ -5,7 +5,11 @@ post finished only when nothing of it can be queued again behind its back.
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
+from django.db import connection, connections
 from django.utils import timezone
 
 from channel.erasure import erased_wamid
@@ -15,11 +19,12 @@ from channel.graph.client import SendResult
 from channel.graph.errors import Handling
 from channel.webhook.parsing import MetaError, StatusUpdate
 from subscribers.delivery import publishing, sending
-from subscribers.delivery.settling import Outcome, settle
+from subscribers.delivery.settling import Outcome, finish_if_done, settle
 from subscribers.delivery.statuses import apply_statuses
 from subscribers.erasure import subscriber_erase
 from subscribers.models import Delivery
 from tests.factories import make_post, make_subscriber, make_topic
+from tests.markers import needs_postgresql
 from tests.subscribers.delivery.helpers import (
     approved_template,
     callbacks,
@@ -140,5 +145,65 @@ def test_131048_by_webhook_pauses_sending_and_queues_the_row_at_no_attempt(fake_
     delivery.refresh_from_db()
     assert (delivery.status, delivery.attempts, delivery.last_error_code) == ("queued", 0, 131048)
     assert callbacks(fake_graph)[delivery.pk] == 1  # the woken sender found sending paused
+    post.refresh_from_db()
+    assert post.status == Post.Status.SENDING
+
+
+def wait_for_lock_waiters(count: int) -> None:
+    """Until `count` sessions of this database wait for a row lock."""
+    deadline = time.monotonic() + 30
+    with connections["default"].cursor() as cursor:
+        while True:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND wait_event_type = 'Lock'"
+            )
+            if cursor.fetchone()[0] >= count:
+                return
+            assert time.monotonic() < deadline, "nobody waited for the lock"
+            time.sleep(0.005)
+
+
+@pytest.mark.django_db(transaction=True)
+@needs_postgresql
+def test_a_row_queued_again_while_the_post_finishes_is_not_stranded(fake_graph):
+    """A webhook's 131000 queues a sent row again (after its retry delay) while the last
+    sender finishes the post: either the post stays sending, or it is set sending again."""
+    approved_template(fake_graph)
+    post = published(1)
+    delivery = Delivery.objects.get(post=post)
+    Post.objects.filter(pk=post.pk).update(status=Post.Status.SENDING, finished_at=None)
+    results: dict[str, object] = {}
+
+    def run(name, work) -> None:
+        try:
+            results[name] = work()
+        finally:
+            connection.close()
+
+    # Order the three: the webhook holds the post and waits for the row, which this test
+    # holds; the sender then tries to finish the post; then the row is let go.
+    holder = connections.create_connection("default")
+    holder.set_autocommit(False)
+    with holder.cursor() as cursor:
+        cursor.execute(
+            f"SELECT id FROM {Delivery._meta.db_table} WHERE id = %s FOR UPDATE", [delivery.pk]
+        )
+    webhook = threading.Thread(
+        target=run, args=("webhook", lambda: apply_statuses([failed_status(delivery, 131000)]))
+    )
+    webhook.start()
+    wait_for_lock_waiters(1)
+    finisher = threading.Thread(target=run, args=("finish", lambda: finish_if_done(post.pk)))
+    finisher.start()
+    wait_for_lock_waiters(2)
+    holder.rollback()
+    holder.close()
+    webhook.join(30)
+    finisher.join(30)
+
+    assert results == {"webhook": 1, "finish": False}
+    delivery.refresh_from_db()
+    assert delivery.status == "queued"
     post.refresh_from_db()
     assert post.status == Post.Status.SENDING

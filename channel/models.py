@@ -92,6 +92,16 @@ class OutboundMessage(models.Model):
     to_wa_id = models.CharField(_("to phone"), max_length=20, blank=True)
     to_user_id = models.CharField(_("to user id"), max_length=128, blank=True)
     payload = models.JSONField(_("payload"))
+    # The message of the same reply that goes first: this one is sent by the run that settles
+    # it, never on its own, so the parts of one reply (a hint, then a list) arrive in order.
+    after = models.ForeignKey(
+        "self",
+        verbose_name=_("sent after"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="followers",
+    )
     status = models.CharField(
         _("status"), max_length=16, choices=OutboundStatus, default=OutboundStatus.QUEUED
     )

@@ -44,11 +44,39 @@ def queue_reply(
     lane: str = OutboundMessage.Lane.REPLY,
 ) -> OutboundMessage:
     """Record a service message and send it after commit, in the limiter's priority lane."""
-    outbound = OutboundMessage.objects.create(
-        lane=lane, to_wa_id=to_wa_id or "", to_user_id=to_user_id or "", payload=payload
+    [outbound] = queue_replies(
+        to_wa_id=to_wa_id, to_user_id=to_user_id, payloads=[payload], lane=lane
     )
-    send_outbound_later(outbound_id=outbound.pk)
     return outbound
+
+
+def queue_replies(
+    *,
+    to_wa_id: str = "",
+    to_user_id: str = "",
+    payloads: list[dict],
+    lane: str = OutboundMessage.Lane.REPLY,
+) -> list[OutboundMessage]:
+    """Record the messages of one reply and send them after commit, in this order.
+
+    One run sends them one after another (send_outbound_message, then next_in_sequence): each
+    leaves only once Meta has answered for the one before it. Queued one by one, two workers
+    could pick them up at once and a list could arrive before the hint that introduces it.
+    """
+    queued: list[OutboundMessage] = []
+    for payload in payloads:
+        queued.append(
+            OutboundMessage.objects.create(
+                lane=lane,
+                to_wa_id=to_wa_id or "",
+                to_user_id=to_user_id or "",
+                payload=payload,
+                after=queued[-1] if queued else None,
+            )
+        )
+    if queued:
+        send_outbound_later(outbound_id=queued[0].pk)
+    return queued
 
 
 def send_outbound_later(*, outbound_id: int, countdown: float | None = None) -> None:
@@ -100,6 +128,23 @@ def send_outbound_message(*, outbound_id: int) -> tuple[str, float]:
         # Settled: the message confirming an erasure needed the number until now.
         redact_if_erased(outbound)
     return outcome
+
+
+def next_in_sequence(*, outbound_id: int, outcome: str) -> int | None:
+    """The queued message that follows `outbound_id` in its reply, once that one is settled.
+
+    Sent, failed or left uncertain (Meta may have it), the message is done with: the next one
+    may go. Skipped, it is another run's (which goes on with the sequence itself) unless it was
+    settled already, say by a status webhook.
+    """
+    if outcome == SendOutcome.SKIPPED:
+        pending = [OutboundStatus.QUEUED, OutboundStatus.SENDING]
+        if OutboundMessage.objects.filter(pk=outbound_id, status__in=pending).exists():
+            return None
+    elif outcome not in (SendOutcome.SENT, SendOutcome.FAILED, SendOutcome.UNCERTAIN):
+        return None
+    following = OutboundMessage.objects.filter(after_id=outbound_id, status=OutboundStatus.QUEUED)
+    return following.values_list("pk", flat=True).first()
 
 
 # A token normally frees within 1/WHATSAPP_MPS s: waiting that long here is cheaper (and

@@ -68,8 +68,8 @@ def prune_inbound_events_task() -> int:
 
 
 def enqueue_outbound_message(*, outbound_id: int, countdown: float | None = None, **signal) -> None:
-    """Send a queued service message once the caller commits: the receiver of
-    channel.service_messages.outbound_queued (connected in ChannelConfig.ready())."""
+    """Send a queued service message (and those queued to follow it) once the caller commits:
+    the receiver of channel.service_messages.outbound_queued (connected in ChannelConfig.ready)."""
     transaction.on_commit(
         lambda: send_outbound_message_task.apply_async((outbound_id,), countdown=countdown)
     )
@@ -77,16 +77,23 @@ def enqueue_outbound_message(*, outbound_id: int, countdown: float | None = None
 
 @shared_task(name="banditore.channel.send_outbound_message", bind=True, ignore_result=True)
 def send_outbound_message_task(self, outbound_id: int) -> str:
-    from channel.service_messages import SendOutcome, send_outbound_message
+    """Sends one service message, then each one queued after it, in order; a message that has
+    to wait is sent again later by a new run, which then goes on with the rest."""
+    from channel.service_messages import SendOutcome, next_in_sequence, send_outbound_message
 
-    for _ in range(_EAGER_MAX_ROUNDS):
+    waits = 0
+    while True:
         outcome, retry_in = send_outbound_message(outbound_id=outbound_id)
-        if outcome not in (SendOutcome.THROTTLED, SendOutcome.RETRY, SendOutcome.PAUSED):
+        if outcome in (SendOutcome.THROTTLED, SendOutcome.RETRY, SendOutcome.PAUSED):
+            if not self.request.is_eager:
+                self.apply_async((outbound_id,), countdown=retry_in)
+                return outcome
+            waits += 1
+            if outcome == SendOutcome.PAUSED or waits >= _EAGER_MAX_ROUNDS:
+                return outcome  # stays queued; nothing will change within this call
+            time.sleep(min(retry_in, 1.0))
+            continue
+        following = next_in_sequence(outbound_id=outbound_id, outcome=outcome)
+        if following is None:
             return outcome
-        if not self.request.is_eager:
-            self.apply_async((outbound_id,), countdown=retry_in)
-            return outcome
-        if outcome == SendOutcome.PAUSED:
-            return outcome  # stays queued; nothing will change within this call
-        time.sleep(min(retry_in, 1.0))
-    return outcome
+        outbound_id = following

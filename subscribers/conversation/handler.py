@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from channel.erasure import erased_wamid, forget_erasure
 from channel.redis_client import redis_client
-from channel.service_messages import queue_reply
+from channel.service_messages import queue_replies
 from channel.webhook.parsing import InboundMsg
 from subscribers.conversation.machine import (
     Effect,
@@ -101,9 +101,13 @@ def handle_inbound_message(*, message: InboundMsg) -> Outcome:
         replies.append(Text(body))
     to = message.wa_id or message.user_id
     # Queued after the effects, so an erasure's redaction of the logs (or a decliner's) spares
-    # the one message that confirms it: it loses the number once sent (channel.erasure).
-    for reply in replies:
-        queue_reply(to_wa_id=message.wa_id, to_user_id=message.user_id, payload=render(reply, to))
+    # the one message that confirms it: it loses the number once sent (channel.erasure). One
+    # sequence: the parts of a reply (a hint, then the list) arrive in the order written.
+    queue_replies(
+        to_wa_id=message.wa_id,
+        to_user_id=message.user_id,
+        payloads=[render(reply, to) for reply in replies],
+    )
     if subscriber is not None and subscriber.status != Subscriber.Status.ERASED:
         subscriber.conversation_state = outcome.person.state
         subscriber.conversation_context = {"page": outcome.person.page} | {

@@ -13,7 +13,12 @@ import pytest
 from django.utils import timezone
 
 from channel.models import OutboundMessage, SendingState
-from channel.service_messages import SendOutcome, queue_reply, send_outbound_message
+from channel.service_messages import (
+    SendOutcome,
+    queue_replies,
+    queue_reply,
+    send_outbound_message,
+)
 from channel.tasks import send_outbound_message_task
 from tests.channel.webhook.helpers import envelope, post_webhook, status_item
 
@@ -204,3 +209,36 @@ def test_statuses_never_trigger_a_reply(
         assert post_webhook(client, body).status_code == 200
     assert not OutboundMessage.objects.exists()
     assert fake_graph.outbox() == []
+
+
+def test_the_messages_of_one_reply_are_sent_by_one_run_in_order(
+    window_open, django_capture_on_commit_callbacks, redis_conn
+):
+    with django_capture_on_commit_callbacks() as sends:
+        queued = queue_replies(
+            to_wa_id=NUMBER, payloads=[text(body="uno"), text(body="due"), text(body="tre")]
+        )
+    assert len(sends) == 1  # one run for the sequence: no worker can take a later part first
+    assert [m.after_id for m in queued] == [None, queued[0].pk, queued[1].pk]
+    # Nothing sends a later part on its own: it waits for the run that settles the one before.
+    send_outbound_message_task.delay(queued[0].pk)
+    bodies = [m["payload"]["text"]["body"] for m in window_open.outbox(to=NUMBER)]
+    assert bodies == ["uno", "due", "tre"]
+    sends[0]()  # the run published at commit finds nothing left to send
+    assert len(window_open.outbox(to=NUMBER)) == 3
+
+
+def test_a_failed_part_does_not_hold_back_the_rest_of_the_reply(
+    window_open, django_capture_on_commit_callbacks, redis_conn
+):
+    unreachable = "393334444002"
+    window_open.configure(unreachable=[unreachable])
+    window_open.mark_inbound(unreachable)
+    with django_capture_on_commit_callbacks(execute=True):
+        first, second = queue_replies(
+            to_wa_id=unreachable, payloads=[text(unreachable, "uno"), text(unreachable, "due")]
+        )
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert (first.status, second.status) == ("failed", "failed")
+    assert second.attempts == 1  # tried, in its turn, not forgotten

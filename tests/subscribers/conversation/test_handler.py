@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
+from django.utils import timezone
 
-from channel.models import InboundMessage
+from channel.models import InboundMessage, OutboundMessage
+from channel.webhook.parsing import InboundMsg
+from subscribers.conversation.handler import handle_inbound_message
 from subscribers.conversation.machine import ACCEPT, ERASE_YES, REFUSE, ROW_DONE
 from subscribers.models import ConsentEvent, Subscriber
 from tests.channel.webhook.helpers import envelope, post_webhook, text_item, wamid
@@ -108,3 +111,55 @@ def test_my_data_lists_topics_and_language(say):
     assert "English" in listing["text"]["body"]
     first_topic = Topic.objects.filter(is_active=True).order_by("order", "id").first()
     assert first_topic.name_en in listing["text"]["body"]
+
+
+# --- The messages of one reply (a hint, then the list) reach Meta in the order written ---
+
+
+def _finish_with_nothing_chosen(fake_graph, django_capture_on_commit_callbacks) -> list[dict]:
+    """Tap "Fatto" with no topic chosen (a hint, then the list again); the sends published at
+    commit run last first, as two of the reply workers' threads may take them."""
+    fake_graph.mark_inbound(PHONE)
+    seen = len(fake_graph.outbox(to=PHONE))
+    message = InboundMsg(
+        wamid=wamid(), wa_id=PHONE, user_id="", kind="list_reply", timestamp=timezone.now(),
+        reply_id=ROW_DONE,
+    )  # fmt: skip
+    with django_capture_on_commit_callbacks() as sends:
+        outcome = handle_inbound_message(message=message)
+    assert len(outcome.replies) == 2
+    for send in reversed(sends):
+        send()
+    return [m["payload"] for m in fake_graph.outbox(to=PHONE)[seen:]]
+
+
+def _joined(say) -> None:
+    say(text_item(PHONE, "Iscrivimi"))
+    say(tap("button", ACCEPT))
+
+
+def test_a_hint_and_its_list_arrive_in_order(say, fake_graph, django_capture_on_commit_callbacks):
+    _joined(say)
+    hint, chooser = _finish_with_nothing_chosen(fake_graph, django_capture_on_commit_callbacks)
+    assert hint["type"] == "text"
+    assert chooser["interactive"]["type"] == "list"
+    first, second = OutboundMessage.objects.order_by("-id")[:2][::-1]
+    assert second.after_id == first.pk
+    assert (first.status, second.status) == ("sent", "sent")
+
+
+@pytest.mark.parametrize("fault", ["error_5xx_rate", "error_130429_rate"])
+def test_the_list_waits_for_a_hint_that_is_tried_again(
+    say,
+    fake_graph,
+    django_capture_on_commit_callbacks,
+    fault,
+):
+    _joined(say)
+    # Seeded so that the first send (the hint) meets the fault and the following ones do not.
+    fake_graph.configure(seed=1, **{fault: 0.5})
+    hint, chooser = _finish_with_nothing_chosen(fake_graph, django_capture_on_commit_callbacks)
+    stats = fake_graph.stats()
+    assert sum(stats["rejected"].values()) + sum(stats["faults"].values()) == 1
+    assert hint["type"] == "text"
+    assert chooser["interactive"]["type"] == "list"

@@ -166,6 +166,35 @@ def _validate_flow(text, action: dict) -> Rejection | None:
         return Rejection(100, "flow_cta is required, at most 30 characters.")
     if not isinstance(text, str) or not text:
         return Rejection(100, "interactive.body.text is required.")
+    action_payload = params.get("flow_action_payload") or {}
+    data = action_payload.get("data") if isinstance(action_payload, dict) else None
+    if isinstance(data, dict):
+        for key, value in data.items():
+            if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+                rejection = _validate_flow_items(key, value)
+                if rejection is not None:
+                    return rejection
+    return None
+
+
+# A selection's data-source in a Flow (CheckboxGroup, RadioButtonsGroup): at most 20 items,
+# unique ids, titles of 30 characters, descriptions of 300
+# (https://developers.facebook.com/docs/whatsapp/flows/reference/components).
+FLOW_ITEMS, FLOW_ITEM_TITLE, FLOW_ITEM_DESCRIPTION = 20, 30, 300
+
+
+def _validate_flow_items(key: str, items: list[dict]) -> Rejection | None:
+    if len(items) > FLOW_ITEMS:
+        return Rejection(100, f"data.{key}: at most {FLOW_ITEMS} items, got {len(items)}.")
+    ids = set()
+    for item in items:
+        if _too_long(item.get("id"), 256) or not item.get("id") or item["id"] in ids:
+            return Rejection(100, f"data.{key}: each item needs a unique id.")
+        ids.add(item["id"])
+        if _too_long(item.get("title"), FLOW_ITEM_TITLE) or not item.get("title"):
+            return Rejection(100, f"data.{key}: titles are required, at most {FLOW_ITEM_TITLE}.")
+        if "description" in item and _too_long(item["description"], FLOW_ITEM_DESCRIPTION):
+            return Rejection(100, f"data.{key}: descriptions at most {FLOW_ITEM_DESCRIPTION}.")
     return None
 
 

@@ -28,6 +28,11 @@ LIMITS = {
     "buttons_body": 1024,
     "caption": 1024,
     "flow_cta": 30,
+    # A Flow's CheckboxGroup: at most 20 items in its data-source, item titles of 30 characters
+    # and descriptions of 300 (https://developers.facebook.com/docs/whatsapp/flows/reference/components).
+    "flow_items": 20,
+    "flow_item_title": 30,
+    "flow_item_description": 300,
     "parameter": 1024,
     "filename": 200,
 }
@@ -200,3 +205,28 @@ def flow(
         "action": {"name": "flow", "parameters": parameters},
     }
     return address(to) | {"type": "interactive", "interactive": interactive}
+
+
+def flow_checkbox_data(name: str, items: list[tuple[str, str, str]], chosen: list[str]) -> dict:
+    """Flow data for checkboxes over `items` (id, title, description), however many.
+
+    A CheckboxGroup lists at most LIMITS["flow_items"], so the items are split into groups in
+    order: `<name>` and `chosen` for the first, `<name>_2` and `chosen_2` for the second, and so
+    on (the Flow's screen has one CheckboxGroup per group, each answering under its own name).
+    """
+    size, data = LIMITS["flow_items"], {}
+    for start in range(0, len(items), size):
+        group = items[start : start + size]
+        suffix = f"_{start // size + 1}" if start else ""
+        source = []
+        for item_id, title, description in group:
+            item = {"id": item_id, "title": _check(title, "flow_item_title", "flow item title")}
+            if description:
+                item["description"] = _check(
+                    description, "flow_item_description", "flow item description"
+                )
+            source.append(item)
+        data[f"{name}{suffix}"] = source
+        ids = {item_id for item_id, _, _ in group}
+        data[f"chosen{suffix}"] = [c for c in chosen if c in ids]
+    return data

@@ -21,6 +21,9 @@ from subscribers.conversation import texts
 ROW_TOPIC, ROW_UNTOPIC, ROW_ALL, ROW_DONE, ROW_PAGE = "t:", "x:", "all", "done", "page:"
 LIST_ROWS = 10
 TITLE, DESCRIPTION = 24, 72
+# A Flow's checkbox item: 30 and 300 characters
+# (https://developers.facebook.com/docs/whatsapp/flows/reference/components).
+FLOW_ITEM = {"title_max": 30, "description_max": 300}
 
 
 @dataclass(frozen=True)
@@ -35,7 +38,7 @@ class TopicList:
 class TopicFlow:
     body: str
     cta: str
-    options: tuple[tuple[str, str], ...]
+    options: tuple[tuple[str, str, str], ...]  # slug, title, description: every topic
     chosen: tuple[str, ...]
 
 
@@ -56,30 +59,35 @@ def _clip(text: str, limit: int) -> str:
     return text if units(text) <= limit else _fit(text, limit - 1).rstrip() + "…"
 
 
-def row_text(prefix: str, name: str, description: str) -> tuple[str, str]:
+def row_text(
+    prefix: str, name: str, description: str, *, title_max=TITLE, description_max=DESCRIPTION
+) -> tuple[str, str]:
     """Title and description of a topic row: the name whole in the title when it fits, else
     cut at a word with "…" and the rest of the name first in the description."""
-    if units(prefix + name) <= TITLE:
+    if units(prefix + name) <= title_max:
         title, rest = prefix + name, ""
     else:
         words, head = name.split(" "), ""
         for i in range(len(words), 0, -1):
             head = " ".join(words[:i])
-            if units(f"{prefix}{head} …") <= TITLE:
+            if units(f"{prefix}{head} …") <= title_max:
                 break
         else:
-            head = _fit(prefix + name, TITLE - 1)[len(prefix) :]
+            head = _fit(prefix + name, title_max - 1)[len(prefix) :]
         title, rest = f"{prefix}{head.rstrip()}…", "…" + name[len(head) :].lstrip()
     if rest and description:
-        extra = _clip(f" · {description}", DESCRIPTION - units(rest))
+        extra = _clip(f" · {description}", description_max - units(rest))
         return title, rest + (extra if units(extra) > 4 else "")
-    return title, rest or _clip(description, DESCRIPTION)
+    return title, rest or _clip(description, description_max)
 
 
 def topic_chooser(chosen, page: int, language: str, topics: list, flow_id: str):
     names = [t.name(language) for t in topics if t.slug in chosen]
     if flow_id:
-        options = tuple((t.slug, t.name(language)[:30]) for t in topics[:20])
+        options = tuple(
+            (t.slug, *row_text("", t.name(language), t.description(language), **FLOW_ITEM))
+            for t in topics
+        )
         return TopicFlow(texts.flow_body(), texts.topics_button(), options, tuple(sorted(chosen)))
     fixed = 2  # "Tutti gli argomenti" and "Fatto"
     if len(topics) + fixed <= LIST_ROWS:

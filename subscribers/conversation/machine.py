@@ -14,6 +14,7 @@ messages: welcome, list, three updated lists, confirmation = 6.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -255,7 +256,7 @@ def _reply(person: Person, event: Event, topics, flow_id) -> Outcome:  # noqa: C
     if event.kind == "list_reply":
         return _list_choice(person, event.reply_id, topics, flow_id)
     if event.kind == "nfm_reply":
-        picked = event.flow_response.get("topics") or []
+        picked = _flow_topics(event.flow_response)
         known = {t.slug for t in topics}
         chosen = frozenset(s for s in picked if isinstance(s, str) and s in known)
         return _finish(replace(person, chosen=chosen), topics, flow_id)
@@ -321,6 +322,16 @@ def _leave_one(person: Person, slugs: tuple[str, ...], topics) -> Outcome:
     return Outcome(person, (Text(body),), (Effect("set_topics", topics=chosen),))
 
 
+def _flow_topics(response: dict) -> list:
+    """The topics ticked in the Flow: its checkboxes come in groups ("topics", "topics_2"…,
+    channel.graph.payloads.flow_checkbox_data), each answering under its own name."""
+    picked = []
+    for key, value in response.items():
+        if re.fullmatch(r"topics(_\d+)?", key) and isinstance(value, list):
+            picked += value
+    return picked
+
+
 def _names(chosen, topics, language: str) -> list[str]:
     return [t.name(language) for t in topics if t.slug in chosen]
 
@@ -352,10 +363,7 @@ def render(reply: Reply, to: str) -> dict:
         cta=reply.cta,
         token="topics",
         screen="TOPICS",
-        data={
-            "topics": [{"id": slug, "title": title} for slug, title in reply.options],
-            "chosen": list(reply.chosen),
-        },
+        data=payloads.flow_checkbox_data("topics", list(reply.options), list(reply.chosen)),
     )
 
 

@@ -165,6 +165,57 @@ def test_flow_reply_sets_the_topics_when_a_flow_is_configured():
     assert outcome.person.chosen == {"scuola", "eventi"}
 
 
+# More topics than a Flow's CheckboxGroup lists (20), some with names longer than a Flow
+# item's title (30).
+FORTY_FIVE = [
+    c.TopicChoice(f"f{i}", f"Servizi demografici, stato civile ed elettorale {i}"
+                  if i % 3 == 0 else f"Argomento {i}", f"Topic {i}", "Descrizione", "About")
+    for i in range(45)
+]  # fmt: skip
+
+
+def test_a_flow_offers_every_topic_with_its_whole_name(settings):
+    settings.WHATSAPP_TOPICS_FLOW_ID = "123"
+    person = c.Person(status="active", state=c.CHOOSING, chosen=frozenset({"f2", "f44"}))
+    [flow] = c.step(person, text("argomenti"), FORTY_FIVE, flow_id="123").replies
+    payload = c.render(flow, "393331234567")
+    assert validate_message(payload, {}) is None, payload
+    data = payload["interactive"]["action"]["parameters"]["flow_action_payload"]["data"]
+    groups = [data["topics"], data["topics_2"], data["topics_3"]]
+    assert [len(g) for g in groups] == [20, 20, 5]
+    items = [item for group in groups for item in group]
+    assert [item["id"] for item in items] == [t.slug for t in FORTY_FIVE]
+    for item, topic in zip(items, FORTY_FIVE, strict=True):
+        # A name too long for the title goes on in the description, never cut.
+        shown = item["title"] + item.get("description", "")
+        assert topic.name_it.replace(" ", "") in shown.replace("…", "").replace(" ", "")
+    assert (data["chosen"], data["chosen_2"], data["chosen_3"]) == (["f2"], [], ["f44"])
+
+
+def test_topics_ticked_in_any_checkbox_group_of_the_flow_are_chosen():
+    person = c.Person(status="active", state=c.CHOOSING)
+    response = {"topics": ["f1"], "topics_3": ["f44", "nope"], "flow_token": "topics"}
+    event = c.Event(kind="nfm_reply", flow_response=response)
+    outcome = c.step(person, event, FORTY_FIVE, flow_id="123")
+    assert outcome.person.chosen == {"f1", "f44"}
+
+
+def test_the_fake_refuses_a_flow_checkbox_list_over_metas_limits():
+    def flow(items: list[dict]) -> dict:
+        parameters = {"flow_id": "1", "flow_cta": "Scegli", "flow_action_payload": {
+            "screen": "TOPICS", "data": {"topics": items}}}  # fmt: skip
+        interactive = {"type": "flow", "body": {"text": "Argomenti"},
+                       "action": {"name": "flow", "parameters": parameters}}  # fmt: skip
+        return {"messaging_product": "whatsapp", "to": "393331234567", "type": "interactive",
+                "interactive": interactive}  # fmt: skip
+
+    assert validate_message(flow([{"id": f"t{i}", "title": "T"} for i in range(20)]), {}) is None
+    assert validate_message(flow([{"id": f"t{i}", "title": "T"} for i in range(21)]), {})
+    assert validate_message(flow([{"id": "t", "title": "x" * 31}]), {})
+    assert validate_message(flow([{"id": "t", "title": "T", "description": "x" * 301}]), {})
+    assert validate_message(flow([{"id": "t", "title": "T"}, {"id": "t", "title": "U"}]), {})
+
+
 def _every_reply():
     """Every reply of every state × event, in both languages, for 5, 20 and 12 long topics."""
     states = [
@@ -185,7 +236,7 @@ def _every_reply():
     events += [tap("list_reply", r) for r in rows]
     events += [c.Event(kind="image"), c.Event(kind="nfm_reply", flow_response={"topics": []})]
     for person, event, topics, lang, flow in itertools.product(
-        states, events, (TOPICS, TWENTY, LONG), ("it", "en"), ("", "123")
+        states, events, (TOPICS, TWENTY, LONG, FORTY_FIVE), ("it", "en"), ("", "123")
     ):
         person = c.Person(**{**person.__dict__, "language": lang})
         yield from c.step(person, event, topics, flow_id=flow).replies

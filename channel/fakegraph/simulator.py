@@ -111,6 +111,10 @@ def message_item(*, wa_id: str, action: dict) -> dict | None:
             "type": "interactive",
             "interactive": {"type": "button_reply", "button_reply": reply},
         }
+    elif action.get("kind") == "request_welcome":
+        # Someone opens the chat for the first time: Meta sends this, with no text, so the
+        # business can greet them (https://developers.facebook.com/docs/whatsapp/cloud-api/phone-numbers/conversational-components).
+        item["type"] = "request_welcome"
     else:
         return None
     return item
@@ -159,7 +163,9 @@ def simulator_send(request: HttpRequest) -> JsonResponse:
         return JsonResponse({"error": _("Messaggio vuoto")}, status=400)
     if not fake_available():
         return JsonResponse({"error": _("Il simulatore funziona solo con l'API finta")}, status=409)
-    what = item.get("text", {}).get("body") or item.get("interactive", {}).get("type", "")
+    what = (
+        item.get("text", {}).get("body") or item.get("interactive", {}).get("type") or item["type"]
+    )
     signals.simulator_used.send(
         sender=simulator_send, user=request.user, wa_id=wa_id, what=str(what)[:200]
     )

@@ -7,7 +7,7 @@ import json
 import pytest
 from django.contrib.auth.models import Group, Permission
 
-from channel.models import InboundEvent
+from channel.models import InboundEvent, InboundMessage
 from topics.models import AuditEntry
 
 pytestmark = pytest.mark.django_db
@@ -108,3 +108,26 @@ def test_the_outbox_shows_what_reached_the_fake_for_that_number(admin_client, fa
     assert message["payload"]["text"]["body"] == "Ciao"
     later = admin_client.get("/simulator/outbox", {"to": NUMBER, "after": message["seq"]})
     assert later.json()["messages"] == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_opening_the_chat_sends_metas_request_welcome_and_the_welcome_comes_back(
+    admin_client, fake_graph, live_server, redis_conn
+):
+    """Meta's webhook for someone opening the chat, delivered by the fake to the real webhook,
+    is answered like a first contact: how to join."""
+    fake_graph.configure(webhook_url=f"{live_server.url}/whatsapp/webhook/")
+    response = _send(admin_client, {"from": NUMBER, "kind": "request_welcome"})
+    assert response.status_code == 200
+    assert response.json()["item"]["type"] == "request_welcome"
+    assert response.json()["webhook_status"] == 200
+    assert InboundMessage.objects.get(wa_id=NUMBER).kind == "request_welcome"
+    [welcome] = admin_client.get("/simulator/outbox", {"to": NUMBER}).json()["messages"]
+    assert welcome["payload"]["interactive"]["type"] == "button"
+    assert AuditEntry.objects.get(action="simulator").details == {"message": "request_welcome"}
+
+
+def test_the_page_has_the_open_the_chat_action(admin_client, fake_graph):
+    page = admin_client.get("/simulator/").content.decode()
+    assert 'data-testid="open-chat"' in page
+    assert 'kind: "request_welcome"' in page

@@ -73,5 +73,11 @@ def logging_config(log_format: str, level: str) -> dict:
         },
         "root": {"handlers": ["console"], "level": level},
         # httpx logs every request at INFO: one line per message sent, ~1,000 lines/s at full rate.
-        "loggers": {"httpx": {"level": "WARNING"}},
+        "loggers": {
+            "httpx": {"level": "WARNING"},
+            # Django's own default sends error mails to ADMINS with the request's data, before
+            # (and without) the redacting filter: its records go to the console like the rest;
+            # our alerts mail ADMINS themselves, with nothing personal in them.
+            "django": {"handlers": [], "propagate": True},
+        },
     }

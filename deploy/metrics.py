@@ -49,6 +49,15 @@ def _gauge(name: str, documentation: str, value: float | None, **labels) -> Gaug
     return gauge
 
 
+def _in_flight_counts() -> list[tuple[str, int]]:
+    """Queued and in-flight deliveries: walks a partial index as long as the audience, so it is
+    counted at most once per CACHE_SECONDS whoever scrapes."""
+    return [
+        (state, Delivery.objects.filter(status=state).count())
+        for state in (Delivery.Status.QUEUED, Delivery.Status.SENDING)
+    ]
+
+
 class BanditoreCollector:
     def collect(self):
         now = timezone.now()
@@ -56,8 +65,10 @@ class BanditoreCollector:
         queued = GaugeMetricFamily(
             "banditore_deliveries", "Deliveries waiting or in flight, all posts", labels=["state"]
         )
-        for state in (Delivery.Status.QUEUED, Delivery.Status.SENDING):
-            queued.add_metric([state], Delivery.objects.filter(status=state).count())
+        for state, count in cache.get_or_set(
+            "banditore:metrics:in-flight", _in_flight_counts, CACHE_SECONDS
+        ):
+            queued.add_metric([state], count)
         yield queued
 
         per_post = GaugeMetricFamily(

@@ -23,7 +23,6 @@ from channel.graph.account import pause_state
 from channel.models import InboundEvent
 from channel.redis_client import redis_client
 from topics.models import Post
-from topics.tokens import api_token_for_key
 
 QUEUES = ("replies", "sends", "housekeeping")
 HEARTBEAT_KEY = "banditore:heartbeat:{queue}"
@@ -118,13 +117,11 @@ def allowed_by_metrics_token(request: HttpRequest) -> bool:
 
 
 def may_read_status(request: HttpRequest) -> bool:
-    """Staff, the metrics token or address, or an API key allowed to read statistics."""
+    """Staff, or the metrics token or address: the status names every post being sent, which an
+    integration's API key (limited to its own posts) must not see."""
     if request.user.is_authenticated and request.user.is_staff:
         return True
-    if allowed_by_metrics_token(request) or allowed_by_address(request):
-        return True
-    token = api_token_for_key(_bearer(request))
-    return token is not None and token.can_read_stats
+    return allowed_by_metrics_token(request) or allowed_by_address(request)
 
 
 def ops_status_view(request: HttpRequest) -> JsonResponse:

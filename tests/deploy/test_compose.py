@@ -175,6 +175,14 @@ def test_caddy_serves_static_and_media_from_the_volumes_and_buffers_what_it_prox
     assert re.search(r'"(buffer_requests": true|request_buffers": 16777216)', config)
 
 
+def test_caddys_access_log_keeps_query_secrets_and_referers_out(tmp_path):
+    logs = _caddy_config(tmp_path)["logging"]["logs"]
+    fields = json.dumps([log["encoder"]["fields"] for log in logs.values() if "encoder" in log])
+    assert '"request>headers>Referer": {"filter": "delete"}' in fields
+    assert '"parameter": "q", "type": "delete"' in fields
+    assert '"parameter": "hub.verify_token", "type": "replace"' in fields
+
+
 def test_every_variable_of_the_example_env_file_is_explained_in_the_readme():
     readme = (ROOT / "README.md").read_text()
     missing = [name for name in _documented(DEPLOY / "env.example") if f"`{name}`" not in readme]

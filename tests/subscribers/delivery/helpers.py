@@ -9,6 +9,7 @@ from django.utils import timezone
 from channel.graph.callbacks import delivery_id
 from channel.models import MessageTemplate
 from channel.webhook.drain import process_pending_inbound_events
+from channel.webhook.parsing import MetaError, StatusUpdate
 from subscribers.delivery import publishing
 from tests.factories import make_post, make_subscriber, make_template, make_topic
 from topics.models import Post
@@ -50,6 +51,18 @@ def sending_post(n: int, **subscriber_fields) -> Post:
     publishing.fan_out(post)
     post.refresh_from_db()
     return post
+
+
+def reported(entry: dict, status: str, *, with_reference: bool = True) -> StatusUpdate:
+    """Meta's status of a message the fake accepted (an outbox entry); a failure is 131000,
+    the error Meta asks to retry."""
+    return StatusUpdate(
+        wamid=entry["id"],
+        status=status,
+        timestamp=timezone.now(),
+        biz_opaque_callback_data=entry["callback"] if with_reference else "",
+        errors=(MetaError(131000, "Something went wrong"),) if status == "failed" else (),
+    )
 
 
 def callbacks(fake_graph) -> Counter:

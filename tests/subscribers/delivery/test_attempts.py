@@ -8,16 +8,15 @@ Meta repeats statuses, late and out of order. After a resend or a retry, the ear
 from __future__ import annotations
 
 import pytest
-from django.utils import timezone
 
 from channel.graph.callbacks import delivery_id
-from channel.webhook.parsing import MetaError, StatusUpdate
 from subscribers.delivery import publishing, sending
 from subscribers.delivery.statuses import apply_statuses
 from subscribers.models import Delivery
 from tests.subscribers.delivery.helpers import (
     callbacks,
     fast_sending,
+    reported,
     sending_post,
 )
 from topics.models import Post
@@ -30,17 +29,6 @@ STATUSES = ("failed", "sent", "delivered", "failed", "sent")
 @pytest.fixture(autouse=True)
 def fast(settings, redis_conn):
     fast_sending(settings, batch=40)
-
-
-def reported(entry: dict, status: str, *, with_reference: bool = True) -> StatusUpdate:
-    """Meta's status of a message the fake accepted (an outbox entry)."""
-    return StatusUpdate(
-        wamid=entry["id"],
-        status=status,
-        timestamp=timezone.now(),
-        biz_opaque_callback_data=entry["callback"] if with_reference else "",
-        errors=(MetaError(131000, "Something went wrong"),) if status == "failed" else (),
-    )
 
 
 def replay(sent: list[dict], *statuses: str) -> None:

@@ -12,7 +12,6 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from channel.webhook.parsing import MetaError, StatusUpdate
 from subscribers.delivery import publishing, sending, sweeper
 from subscribers.delivery.progress import post_counters
 from subscribers.delivery.statuses import apply_statuses
@@ -21,6 +20,7 @@ from tests.subscribers.delivery.helpers import (
     ONE_BATCH,
     callbacks,
     fast_sending,
+    reported,
     sending_post,
 )
 from tests.subscribers.helpers import concurrently
@@ -113,19 +113,7 @@ def test_a_failure_reported_after_the_cancel_cancels_the_retry(fake_graph, templ
     sent = fake_graph.outbox()
     assert len(sent) == 3
     publishing.post_cancel(post=post)
-    error = MetaError(131000, "Something went wrong")
-    apply_statuses(
-        [
-            StatusUpdate(
-                wamid=entry["id"],
-                status="failed",
-                timestamp=timezone.now(),
-                biz_opaque_callback_data=entry["callback"],
-                errors=(error,),
-            )
-            for entry in sent
-        ]
-    )
+    apply_statuses([reported(entry, "failed") for entry in sent])
     counters = post_counters(post)
     assert counters["queued"] == 0
     assert counters["cancelled"] == 6

@@ -21,6 +21,7 @@ from tests.subscribers.delivery.helpers import (
     callbacks,
     fast_sending,
     published,
+    reported,
 )
 from tests.subscribers.helpers import run_concurrently
 from topics.models import Post
@@ -185,16 +186,7 @@ def test_a_timeout_is_never_resent_blindly_and_the_status_settles_it(fake_graph,
     sweeper.sweep()  # within the settle time nothing is resent
     assert Delivery.objects.get().status == "sending"
     [entry] = fake_graph.outbox()
-    apply_statuses(
-        [
-            StatusUpdate(
-                wamid=entry["id"],
-                status="delivered",
-                timestamp=timezone.now(),
-                biz_opaque_callback_data=entry["callback"],
-            )
-        ]
-    )
+    apply_statuses([reported(entry, "delivered")])
     delivery.refresh_from_db()
     assert (delivery.status, delivery.wa_message_id) == ("delivered", entry["id"])
     assert finish_if_done(post.pk)

@@ -87,7 +87,10 @@ PHRASINGS = [
     ("perché mi mandate questi messaggi?", M), ("troppi messaggi", M),
     ("too many messages", M), ("non mi sono mai iscritto", M), ("cancellami boh", M),
     ("stop xyz", M), ("basta con questa roba", M), ("il cancello della scuola è rotto", U),
+    ("NO STOP", L), ("no basta!", L), ("No no basta", L), ("no cancellatemi", L),
+    ("No disiscrivimi", L), ("nn voglio più", L), ("nn voglio più i vostri messaggi", M),
     # --- not leaving ---
+    ("nn cancellatemi", U),
     ("non voglio che mi cancellate", U), ("Non cancellatemi", U), ("non cancellatemi!", U),
     ("don't unsubscribe me", U), ("please do not remove me", U),
     ("non voglio essere cancellato", U), ("non smettete di mandarmi le notizie", U),

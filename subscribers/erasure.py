@@ -19,6 +19,7 @@ from channel.erasure import REDACTED, erased_wamid, redact_person
 from channel.pseudonyms import identity_digest
 from channel.redis_client import redis_client
 from subscribers.models import ConsentEvent, Delivery, Subscriber, Subscription
+from subscribers.numbers import normalise_number
 from topics.audit import record_audit
 
 
@@ -96,8 +97,10 @@ def _erase_subscriber(subscriber: Subscriber, *, wamid: str, source: str) -> Non
 
 def staff_erase(*, number: str = "", subscriber: Subscriber | None = None, user=None, via: str):
     """Staff erase a person, by number or by their row: the chat's erasure, audited.
-    Returns the subscriber erased (None when the number was only in the logs)."""
-    digits = "".join(ch for ch in number if ch.isdigit())
+    Returns the subscriber erased (None when the number was only in the logs). A number is read
+    as people type it ('+39 347…', '0039 347…', '347…'); one that is not a valid phone number
+    raises ValueError, so a typo never erases nobody while saying it erased someone."""
+    digits = normalise_number(number) if number else ""
     if subscriber is None:
         subscriber = find_person(digits)
     record = f"subscriber #{subscriber.pk}" if subscriber is not None else "a number in the logs"

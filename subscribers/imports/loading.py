@@ -25,17 +25,16 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from subscribers.imports.parsing import (
-    DEFAULT_REGION,
     Defaults,
     TopicResolver,
     decoded_lines,
     delimiter,
     map_header,
-    normalise_number,
     parse_consent_date,
 )
 from subscribers.imports.report import MAX_MESSAGES, ImportAborted, ImportReport
 from subscribers.models import ConsentEvent, ImportRow, Subscriber, Subscription, mask_phone
+from subscribers.numbers import DEFAULT_REGION, normalise_number
 from topics.models import Topic
 
 IMPORT = "import"  # ConsentEvent.Kind.IMPORT and Subscription.Source.IMPORT

@@ -4,6 +4,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from subscribers.erasure import staff_erase
+from subscribers.numbers import normalise_number
 
 
 class Command(BaseCommand):
@@ -19,17 +20,20 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options) -> None:
         number = options["number"]
-        if sum(ch.isdigit() for ch in number) < 6:
-            raise CommandError(f"{number!r} is not a phone number (with its country code)")
+        try:
+            wa_id = normalise_number(number)
+        except ValueError:
+            raise CommandError(f"{number!r} is not a phone number") from None
         if not options["yes"]:
-            answer = input(f"Erase everything about {number}? This cannot be undone. [y/N] ")
+            answer = input(f"Erase everything about +{wa_id}? This cannot be undone. [y/N] ")
             if answer.strip().lower() not in ("y", "yes", "s", "si", "sì"):
                 raise CommandError("Nothing erased.")
         with transaction.atomic():
             erased = staff_erase(number=number, via="command")
         if erased is None:
             self.stdout.write(
-                "No subscriber has this number; its messages were erased from the logs."
+                f"No subscriber has the number +{wa_id}: only its messages in the logs (if any) "
+                "were erased."
             )
         else:
             self.stdout.write(f"Erased subscriber #{erased.pk}.")

@@ -8,8 +8,9 @@ from datetime import datetime
 from django.core.management.base import BaseCommand, CommandError
 
 from subscribers.imports.loading import import_subscribers
-from subscribers.imports.parsing import DEFAULT_REGION, ENCODINGS, Defaults, parse_consent_date
+from subscribers.imports.parsing import ENCODINGS, Defaults, parse_consent_date
 from subscribers.imports.report import ImportAborted, audit, describe
+from subscribers.numbers import DEFAULT_REGION
 
 
 class Command(BaseCommand):

@@ -167,7 +167,7 @@ def test_staff_erase_a_person_by_number_with_the_command(chat, fake_graph, redis
     subscriber = Subscriber.objects.get(wa_id=phone)
 
     out = io.StringIO()
-    call_command("erase_subscriber", "+39 347 123 0006", "--yes", stdout=out)
+    call_command("erase_subscriber", "0039 347 123 0006", "--yes", stdout=out)  # as typed
 
     assert f"#{subscriber.pk}" in out.getvalue()
     subscriber.refresh_from_db()
@@ -186,8 +186,9 @@ def test_staff_erase_a_person_by_number_with_the_command(chat, fake_graph, redis
 
 
 def test_the_command_refuses_what_is_not_a_number():
-    with pytest.raises(CommandError, match="not a phone number"):
-        call_command("erase_subscriber", "Mario", "--yes")
+    for typo in ("Mario", "347 12", "+39 347 1234567 8888"):
+        with pytest.raises(CommandError, match="not a phone number"):
+            call_command("erase_subscriber", typo, "--yes")
 
 
 def test_staff_erase_from_the_admin_after_a_confirmation_page(admin_client, admin_user):

@@ -11,9 +11,10 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone, translation
 
 from subscribers.imports.loading import import_subscribers
-from subscribers.imports.parsing import Defaults, normalise_number
+from subscribers.imports.parsing import Defaults
 from subscribers.imports.report import ImportAborted
 from subscribers.models import ConsentEvent, ImportRow, Subscriber, Subscription
+from subscribers.numbers import normalise_number
 from tests.factories import log_in_as, make_subscriber, make_topic
 from topics.models import AuditEntry, Topic
 

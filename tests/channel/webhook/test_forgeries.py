@@ -69,4 +69,5 @@ def test_the_archive_admin_page_shows_the_count(settings, admin_client, client):
     for n in range(7):
         post_webhook(client, _forged(n), signature=sign(b"x", "wrong"))
     page = admin_client.get("/admin/channel/inboundevent/").content.decode()
-    assert "7 in the last 24 hours, 7 this hour" in page
+    # The admin speaks the council's language (LANGUAGE_CODE "it").
+    assert "7 nelle ultime 24 ore, 7 nell'ora in corso" in page

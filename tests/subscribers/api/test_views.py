@@ -1,4 +1,5 @@
-"""REST API for other city systems: auth, scope, validation, reads, throttling."""
+"""REST API for other city systems: auth, scope, validation, reads, throttling. Without an
+Accept-Language header its errors speak the council's language (LANGUAGE_CODE "it")."""
 
 from __future__ import annotations
 
@@ -58,7 +59,7 @@ def test_it_refuses_a_revoked_key():
     ApiToken.objects.filter(pk=token.pk).update(revoked_at=timezone.now())
     response = client_for(key).get("/api/v1/topics/")
     assert response.status_code == 401
-    assert "revoked" in response.json()["detail"]
+    assert "revocata" in response.json()["detail"]
 
 
 def test_it_accepts_the_token_keyword_too():
@@ -138,7 +139,7 @@ def test_draft_only_keys_cannot_publish(pharmacies):
     data = DRAFT | {"topics": ["farmacie"], "publish": True}
     response = client_for(key).post("/api/v1/posts/", data, format="json")
     assert response.status_code == 403
-    assert "draft" in response.json()["detail"]
+    assert "bozze" in response.json()["detail"]
     assert not Post.objects.exists()
 
 
@@ -172,7 +173,7 @@ def test_it_says_the_body_limit_is_4096(pharmacies):
         "/api/v1/posts/", DRAFT | {"topics": ["farmacie"], "body": "à" * 4097}, format="json"
     )
     assert too_long.status_code == 400
-    assert "4,096" in too_long.json()["body"][0]
+    assert "4.096" in too_long.json()["body"][0]
 
 
 @pytest.mark.parametrize(

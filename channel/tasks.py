@@ -21,12 +21,29 @@ logger = logging.getLogger(__name__)
 _EAGER_MAX_ROUNDS = 30
 
 
-@shared_task(name="banditore.channel.process_pending_inbound_events", ignore_result=True)
-def process_pending_inbound_events_task() -> int:
-    """Drains the webhook backlog in batches; woken by the intake, swept by beat every minute."""
-    from channel.webhook.drain import process_pending_inbound_events
+# A drain that met a transient database failure tries again this much later.
+DRAIN_RETRY_SECONDS = 5
 
-    run = process_pending_inbound_events()
+
+@shared_task(name="banditore.channel.process_pending_inbound_events", bind=True, ignore_result=True)
+def process_pending_inbound_events_task(self) -> int:
+    """Drains the webhook backlog in batches; woken by the intake, swept by beat every minute."""
+    from django.db import OperationalError
+
+    from channel.webhook.drain import process_pending_inbound_events
+    from channel.webhook.wake_flag import clear_wake_flag
+
+    try:
+        run = process_pending_inbound_events()
+    except OperationalError:
+        # Transient (a deadlock with another drain, a lost connection): the batch rolled back
+        # whole. Let the next webhook wake a drain at once, and come back shortly ourselves
+        # rather than leave the backlog to beat's minute.
+        logger.warning("webhook drain: transient database failure, draining again shortly")
+        clear_wake_flag()
+        if not self.request.is_eager:
+            self.apply_async(countdown=DRAIN_RETRY_SECONDS)
+        return 0
     if run.out_of_time:  # work may be left: hand over to a fresh task
         wake_inbound_processor()
     return run.processed

@@ -333,3 +333,27 @@ def test_a_transient_database_failure_redoes_the_batch_instead_of_dropping_the_m
         inbound_messages_received.disconnect(dispatch_uid="test-deadlock")
     assert InboundMessage.objects.get(wamid=message["id"]).processed_at is not None
     assert Subscriber.objects.filter(wa_id="393331112223").exists()  # the join went ahead
+
+
+@pytest.mark.django_db
+def test_the_drain_task_survives_a_transient_failure_and_frees_the_wake_up(client, redis_conn):
+    """The task does not crash on a deadlock: it clears the wake-up flag, so the next webhook
+    wakes a drain at once instead of waiting for the flag to expire."""
+    from channel.tasks import process_pending_inbound_events_task
+
+    redis_conn.set(WAKE_KEY, 1)
+    message = text_item("393331112224", "Iscrivimi")
+    assert (
+        post_webhook(client, json.dumps(envelope(messages=[message])).encode()).status_code == 200
+    )
+
+    def deadlocks(messages, **kwargs):
+        raise OperationalError("deadlock detected")
+
+    inbound_messages_received.connect(deadlocks, dispatch_uid="test-deadlock-task")
+    try:
+        assert process_pending_inbound_events_task.apply().get() == 0
+    finally:
+        inbound_messages_received.disconnect(dispatch_uid="test-deadlock-task")
+    assert not redis_conn.exists(WAKE_KEY)
+    assert InboundEvent.objects.filter(processed_at__isnull=True).count() == 1  # kept for later

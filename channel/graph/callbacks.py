@@ -56,12 +56,6 @@ def delivery_attempt(data: str | None) -> tuple[int, int] | None:
     return delivery, int(attempt)
 
 
-def delivery_id(data: str | None) -> int | None:
-    """The delivery a post's status is about; None when `data` is not a delivery reference."""
-    parsed = delivery_attempt(data)
-    return parsed[0] if parsed else None
-
-
 def service_id(data: str | None) -> int | None:
     """The service message a status is about; None when `data` is not a service reference."""
     return _id_after(SERVICE_PREFIX, data)

@@ -54,7 +54,6 @@ from subscribers.delivery.settling import (
     expire_post,
     finish_if_done,
     senders_stopped,
-    settle,
 )
 from subscribers.models import Delivery, Subscriber
 from topics.models import Post
@@ -207,24 +206,6 @@ def _start_batch(post: Post, size: int, wake: threading.Event | None = None) -> 
             answered=batch.answered,
         )
     return batch
-
-
-def _finish_batch(batch: Batch) -> None:
-    """Wait for all of the batch's answers and write every outcome back at once."""
-    if batch.future is not None:
-        try:
-            results = batch.future.result(batch.wait_limit)
-        except TimeoutError:
-            # Stop pacing the rest: unsent rows stay `sending` and the sweeper queues them
-            # again; a batch still sending after that would send them twice.
-            batch.future.cancel()
-            raise
-        batch.outcomes = [o for o in batch.outcomes if o.result is None] + [
-            Outcome(claim, result=result, template=template)
-            for (claim, _, template), result in zip(batch.prepared, results, strict=True)
-        ]
-    if batch.claimed:
-        settle(batch.outcomes)
 
 
 def next_due_in(post_id: int) -> float | None:

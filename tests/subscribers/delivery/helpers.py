@@ -6,11 +6,12 @@ from collections import Counter
 
 from django.utils import timezone
 
-from channel.graph.callbacks import delivery_id
+from channel.graph.callbacks import delivery_attempt
 from channel.models import MessageTemplate
 from channel.webhook.drain import process_pending_inbound_events
 from channel.webhook.parsing import MetaError, StatusUpdate
-from subscribers.delivery import publishing
+from subscribers.delivery import publishing, sending
+from subscribers.delivery.inflight import Flight
 from tests.factories import make_post, make_subscriber, make_template, make_topic
 from topics.models import Post
 
@@ -68,7 +69,20 @@ def reported(entry: dict, status: str, *, with_reference: bool = True) -> Status
 def callbacks(fake_graph) -> Counter:
     """How many times each delivery reached "Meta" (its accepted outbox), whatever the attempt
     its reference names."""
-    return Counter(delivery_id(entry["callback"]) for entry in fake_graph.outbox())
+    return Counter(delivery_of(entry) for entry in fake_graph.outbox())
+
+
+def delivery_of(entry: dict) -> int | None:
+    """The delivery an outbox entry was sent for (None: not a post's delivery)."""
+    return (delivery_attempt(entry["callback"]) or (None,))[0]
+
+
+def batch_in_flight(post: Post, size: int) -> Flight:
+    """A sender as drain_post runs it, with one batch claimed and its requests handed to the
+    transport, nothing written back yet: `finish()` waits for the answers and writes them."""
+    flight = Flight(size)
+    flight.add(sending._start_batch(Post.objects.get(pk=post.pk), size, flight.wake))
+    return flight
 
 
 def webhooks_to(live_server, fake_graph, **options) -> None:

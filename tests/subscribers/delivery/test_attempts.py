@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import pytest
 
-from channel.graph.callbacks import delivery_id
 from subscribers.delivery import publishing, sending
 from subscribers.delivery.statuses import apply_statuses
 from subscribers.models import Delivery
 from tests.subscribers.delivery.helpers import (
+    batch_in_flight,
     callbacks,
+    delivery_of,
     fast_sending,
     reported,
     sending_post,
@@ -45,16 +46,16 @@ def rows(post: Post) -> dict[int, Delivery]:
 
 def by_delivery(sent: list[dict]) -> dict[int, str]:
     """delivery id → the wamid Meta gave that delivery's message."""
-    return {delivery_id(entry["callback"]): entry["id"] for entry in sent}
+    return {delivery_of(entry): entry["id"] for entry in sent}
 
 
 def send_with_replays_in_flight(post: Post, old: list[dict]) -> None:
     """Send what is due while Meta repeats the old attempt's statuses: the rows are claimed
     and their requests in flight, nothing written back yet."""
-    batch = sending._start_batch(Post.objects.get(pk=post.pk), 100)
-    assert batch.claimed
+    flight = batch_in_flight(post, 100)
+    assert flight.batches[0].claimed
     replay(old, *STATUSES)
-    sending._finish_batch(batch)
+    flight.finish()
 
 
 def test_a_resend_is_never_failed_lost_or_doubled_by_the_failed_attempts_statuses(

@@ -18,6 +18,7 @@ from subscribers.delivery.statuses import apply_statuses
 from subscribers.models import Delivery
 from tests.subscribers.delivery.helpers import (
     ONE_BATCH,
+    batch_in_flight,
     callbacks,
     fast_sending,
     reported,
@@ -79,11 +80,11 @@ def test_rows_a_sender_holds_at_the_cancel_are_cancelled_not_sent(fake_graph, te
     next request is not handed over; the rest of the batch ends cancelled."""
     settings.WHATSAPP_MPS = 5  # bulk 4.5/s
     post = sending_post(20)
-    batch = sending._start_batch(Post.objects.get(pk=post.pk), 20)
+    flight = batch_in_flight(post, 20)
     wait_for_accepted(fake_graph, 2)
     publishing.post_cancel(post=post)
     at_cancel = accepted(fake_graph)
-    sending._finish_batch(batch)
+    flight.finish()
     # A request on its way as the cancel was committed may still land; the sender reads the
     # cancel within 20 ms, and the next slot is 0.22 s away.
     assert accepted(fake_graph) - at_cancel <= 1
@@ -97,9 +98,9 @@ def test_a_retry_the_cancel_overtook_is_cancelled_not_queued(fake_graph, templat
     due, but the rows end cancelled."""
     post = sending_post(5)
     fake_graph.configure(error_5xx_rate=1.0)
-    batch = sending._start_batch(Post.objects.get(pk=post.pk), 5)
+    flight = batch_in_flight(post, 5)
     publishing.post_cancel(post=post)
-    sending._finish_batch(batch)
+    flight.finish()
     assert set(Delivery.objects.filter(post=post).values_list("status", flat=True)) == {"cancelled"}
     assert sending.drain_post(post.pk) is None
 

@@ -8,6 +8,7 @@ is masked there, not only where our own code remembers to mask it.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 
@@ -81,3 +82,18 @@ def logging_config(log_format: str, level: str) -> dict:
             "django": {"handlers": [], "propagate": True},
         },
     }
+
+
+def start_error_reports(dsn: str) -> None:
+    """Send errors to Sentry (SENTRY_DSN) with the Django and Celery integrations; without a DSN
+    nothing is loaded. No personal data: request bodies, cookies and users are not sent, and
+    what is sent goes through the same redaction as the logs."""
+    if not dsn:
+        return
+    import sentry_sdk  # only where reporting is on
+
+    def redacted(event, hint):
+        return json.loads(redact(json.dumps(event, default=str)))
+
+    sentry_sdk.init(dsn=dsn, send_default_pii=False, max_request_body_size="never",
+                    before_send=redacted)  # fmt: skip

@@ -6,7 +6,6 @@ import json
 from datetime import timedelta
 from pathlib import Path
 
-from csp.constants import NONCE, NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 from deploy.env import (
@@ -24,8 +23,9 @@ from deploy.env import (
     env_str,
     refuse_renamed_variables,
 )
-from deploy.logs import logging_config
+from deploy.logs import logging_config, start_error_reports
 from deploy.schedule import BEAT_SCHEDULE, DEFAULT_QUEUE, TASK_ROUTES
+from deploy.security import CSP
 
 refuse_renamed_variables()
 
@@ -92,21 +92,7 @@ AXES_COOLOFF_TIME = timedelta(minutes=env_int("BANDITORE_LOGIN_COOLOFF_MINUTES",
 AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
 AXES_RESET_ON_SUCCESS = True
 AXES_SENSITIVE_PARAMETERS = ["password"]
-# Content-Security-Policy (django-csp): scripts only from here, and our few inline ones by a
-# per-response nonce (`request.csp_nonce`); inline style attributes stay allowed (the admin's
-# own templates use them); images also from https (a post's media link) and data: URLs.
-CONTENT_SECURITY_POLICY = {
-    "DIRECTIVES": {
-        "default-src": [SELF],
-        "script-src": [SELF, NONCE],
-        "style-src": [SELF, "'unsafe-inline'"],
-        "img-src": [SELF, "data:", "https:"],
-        "object-src": [NONE],
-        "base-uri": [SELF],
-        "frame-ancestors": [SELF],
-        "form-action": [SELF],
-    }
-}
+CONTENT_SECURITY_POLICY = CSP  # deploy/security.py says what it allows and why
 if BANDITORE_BEHIND_PROXY:
     AXES_IPWARE_PROXY_COUNT = 1
     AXES_IPWARE_META_PRECEDENCE_ORDER = ("HTTP_X_FORWARDED_FOR", "REMOTE_ADDR")
@@ -385,6 +371,9 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # Django's error mails and Banditore's alerts (README, Operating). The mail server is Django's
 # EMAIL_* settings; unset EMAIL_HOST means nothing is mailed (the alert's ERROR line remains).
 ADMINS = env_addresses("ADMINS")
+# Errors to Sentry (or a compatible service) when set; nothing personal is sent.
+SENTRY_DSN = env_str("SENTRY_DSN")
+start_error_reports(SENTRY_DSN)
 SERVER_EMAIL = env_str("SERVER_EMAIL", "banditore@localhost")
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", SERVER_EMAIL)
 EMAIL_HOST = env_str("EMAIL_HOST")

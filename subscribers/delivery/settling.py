@@ -19,7 +19,7 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from channel.erasure import erased_wamid
+from channel.erasure import REDACTED, erased_wamid
 from channel.graph.account import pause_sending
 from channel.graph.client import SendResult
 from channel.redis_client import redis_client
@@ -193,28 +193,27 @@ def _mark_sent(rows: list[tuple[int, str, int]], now: datetime, template: bool) 
     Only the attempt that was sent: a row claimed again meanwhile keeps the new attempt's.
 
     Meta derives the wamid from the phone number: a person erased while their message was in
-    flight gets the redacted form (channel.erasure.erased_wamid), never the original. The
-    UPDATE returns only their rows (usually none); the keyed hash is computed here."""
+    flight gets the redacted form (channel.erasure.erased_wamid), never the original — put in
+    its place in the same transaction by a second statement that finds only their rows (by
+    primary key, usually none; SQLite's RETURNING cannot name a joined table's columns)."""
     table = Delivery._meta.db_table
     values = ", ".join(["(%s, %s, %s)"] * len(rows))
-    sql = f"""WITH v(id, wamid, seq) AS (VALUES {values}),
-        u AS (UPDATE {table} AS d SET
+    sql = f"""WITH v(id, wamid, seq) AS (VALUES {values})
+        UPDATE {table} AS d SET
         status = CASE WHEN d.status = 'sending' THEN 'sent' ELSE d.status END,
-        wa_message_id = CASE WHEN s.status = %s THEN d.wa_message_id
-            ELSE COALESCE(d.wa_message_id, v.wamid) END,
+        wa_message_id = COALESCE(d.wa_message_id, v.wamid),
         sent_at = COALESCE(d.sent_at, %s),
         used_template = %s,
         last_error_code = CASE WHEN d.status = 'sending' THEN NULL ELSE d.last_error_code END,
         last_error_text = CASE WHEN d.status = 'sending' THEN '' ELSE d.last_error_text END
-        FROM v, {Subscriber._meta.db_table} AS s
-        WHERE d.id = v.id AND d.attempt_seq = v.seq AND s.id = d.subscriber_id
-        RETURNING d.id, d.wa_message_id, v.wamid, s.status)
-        SELECT id, wamid FROM u WHERE status = %s AND wa_message_id IS NULL"""
-    erased = Subscriber.Status.ERASED
-    params = [value for row in rows for value in row] + [erased, now, template, erased]
+        FROM v WHERE d.id = v.id AND d.attempt_seq = v.seq"""
+    params = [value for row in rows for value in row] + [now, template]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        redact = cursor.fetchall()
+    erased = Delivery.objects.filter(
+        pk__in=[pk for pk, _, _ in rows], subscriber__status=Subscriber.Status.ERASED
+    ).exclude(wa_message_id__startswith=REDACTED)
+    redact = list(erased.exclude(wa_message_id=None).values_list("pk", "wa_message_id"))
     if redact:
         Delivery.objects.bulk_update(
             [Delivery(pk=pk, wa_message_id=erased_wamid(wamid)) for pk, wamid in redact],

@@ -85,12 +85,12 @@ def check_privacy_settings(app_configs=None, **kwargs) -> list[Error]:
         return []
     problems = []
     for name in REQUIRED:
-        if not str(getattr(settings, name, "")).strip():
+        if not str(getattr(settings, name)).strip():
             problems.append(
                 Error(f"{name} is empty: the privacy notice needs it", id="subscribers.E001")
             )
     for name in CHECKED:
-        value = str(getattr(settings, name, ""))
+        value = str(getattr(settings, name))
         if value and (value == EXAMPLES.get(name) or EXAMPLE_DOMAIN in value.lower()):
             problems.append(
                 Error(

@@ -133,22 +133,40 @@ class OutboundMessage(models.Model):
 
 
 class MessageTemplate(models.Model):
-    """An approved WhatsApp template, used for people outside the 24-hour window."""
+    """An approved WhatsApp template, used for people outside the 24-hour window.
+
+    Synced from Meta (channel.graph.template_sync: name, language, category, status, quality,
+    components as Meta returns them); the council only chooses which one posts use and which
+    post field fills each parameter. Rows Meta no longer lists are marked gone, never deleted.
+    """
 
     class Category(models.TextChoices):
         MARKETING = "marketing", _("marketing")
         UTILITY = "utility", _("utility")
+        AUTHENTICATION = "authentication", _("authentication")
 
+    # Meta's template statuses, lowercased; only APPROVED is ever sent
+    # (https://developers.facebook.com/docs/whatsapp/message-templates/guidelines).
     class Status(models.TextChoices):
         APPROVED = "approved", _("approved")
         PENDING = "pending", _("pending review")
         REJECTED = "rejected", _("rejected")
         PAUSED = "paused", _("paused")
+        DISABLED = "disabled", _("disabled")
+        IN_APPEAL = "in_appeal", _("in appeal")
+        LIMIT_EXCEEDED = "limit_exceeded", _("limit exceeded")
+        PENDING_DELETION = "pending_deletion", _("pending deletion")
+        DELETED = "deleted", _("deleted")
+        ARCHIVED = "archived", _("archived")
 
     class Header(models.TextChoices):
         NONE = "", _("none")
         TEXT = "text", _("text (the post title)")
         MEDIA = "media", _("the post's image, video or document")
+
+    class ParameterFormat(models.TextChoices):
+        POSITIONAL = "positional", _("positional ({{1}}, {{2}}…)")
+        NAMED = "named", _("named ({{title}}…)")
 
     name = models.CharField(_("name at Meta"), max_length=512)
     language = models.CharField(_("language code"), max_length=15, default="it")
@@ -163,7 +181,8 @@ class MessageTemplate(models.Model):
         _("body parameters"),
         default=list,
         help_text=_(
-            'Which post field fills each placeholder, in order: e.g. ["title", "body", "link"].'
+            "Which post field (title, body, link) fills each body placeholder, in order: "
+            'e.g. ["title", "body"].'
         ),
     )
     is_default = models.BooleanField(
@@ -172,6 +191,30 @@ class MessageTemplate(models.Model):
         help_text=_("Posts use this template for people outside the 24-hour window."),
     )
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+    # What Meta says (template_sync); empty on rows typed by hand before the sync existed.
+    meta_id = models.CharField(_("id at Meta"), max_length=64, blank=True)
+    parameter_format = models.CharField(
+        _("parameter format"),
+        max_length=16,
+        choices=ParameterFormat,
+        default=ParameterFormat.POSITIONAL,
+    )
+    components = models.JSONField(_("components (from Meta)"), default=list, blank=True)
+    quality_score = models.CharField(_("quality"), max_length=16, blank=True)
+    rejected_reason = models.CharField(_("reason given by Meta"), max_length=200, blank=True)
+    synced_at = models.DateTimeField(_("last synced from Meta"), null=True, blank=True)
+    gone_at = models.DateTimeField(
+        _("gone from Meta"),
+        null=True,
+        blank=True,
+        help_text=_("Meta no longer lists this template: it is never sent."),
+    )
+    # Meta re-categorised the template (e.g. utility → marketing): shown to the editors until
+    # someone acknowledges it in the admin.
+    category_changed_from = models.CharField(
+        _("category before Meta's change"), max_length=16, blank=True
+    )
+    category_changed_at = models.DateTimeField(_("category changed at"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("message template")
@@ -185,6 +228,11 @@ class MessageTemplate(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.language})"
+
+    @property
+    def sendable(self) -> bool:
+        """Approved by Meta and still listed there: the only templates ever sent."""
+        return self.status == self.Status.APPROVED and self.gone_at is None
 
 
 class SendingState(models.Model):

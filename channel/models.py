@@ -255,3 +255,54 @@ class SendingState(models.Model):
     @classmethod
     def current(cls) -> SendingState:
         return cls.objects.get_or_create(id=1)[0]
+
+
+class MediaUpload(models.Model):
+    """A file uploaded to Meta once (POST /{phone-number-id}/media), sent by its id to everyone:
+    Meta keeps an upload 30 days
+    (https://developers.facebook.com/docs/whatsapp/cloud-api/reference/media#upload-media).
+    `key` is the caller's name for the file; `claimed_at` is set while one process uploads it,
+    so two senders of the same file never upload it twice (channel.graph.media)."""
+
+    key = models.CharField(_("file"), max_length=255, unique=True)
+    kind = models.CharField(_("type"), max_length=8)
+    mime_type = models.CharField(_("MIME type"), max_length=100, blank=True)
+    size = models.PositiveBigIntegerField(_("bytes"), default=0)
+    media_id = models.CharField(_("WhatsApp media id"), max_length=64, blank=True)
+    uploaded_at = models.DateTimeField(_("uploaded at"), null=True, blank=True)
+    expires_at = models.DateTimeField(_("expires at"), null=True, blank=True)
+    claimed_at = models.DateTimeField(_("upload started at"), null=True, blank=True)
+    uploads = models.PositiveIntegerField(_("uploads"), default=0)
+    last_error = models.TextField(_("last upload error"), blank=True)
+
+    class Meta:
+        verbose_name = _("uploaded media")
+        verbose_name_plural = _("uploaded media")
+
+    def __str__(self) -> str:
+        return f"{self.key} → {self.media_id or '-'}"
+
+
+class PhoneNumberFacts(models.Model):
+    """One row: what Meta last said about the phone number (GET /{phone-number-id}?fields=…),
+    read nightly and when sending resumes (channel.graph.phone). Empty until Meta answered;
+    the settings WHATSAPP_MPS and WHATSAPP_MESSAGING_TIER stand in until then."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1, editable=False)
+    throughput_level = models.CharField(_("throughput"), max_length=16, blank=True)
+    messaging_limit = models.CharField(_("messaging limit"), max_length=32, blank=True)
+    quality_rating = models.CharField(_("quality rating"), max_length=16, blank=True)
+    name_status = models.CharField(_("display name status"), max_length=32, blank=True)
+    checked_at = models.DateTimeField(_("checked at"), null=True, blank=True)
+    check_error = models.TextField(_("last check error"), blank=True)
+    # A fall in quality or messaging limit the editors have not dismissed yet (shown in the admin).
+    drop_notice = models.TextField(_("drop notice"), blank=True)
+    drop_at = models.DateTimeField(_("drop noticed at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("phone number facts")
+        verbose_name_plural = _("phone number facts")
+        constraints = [models.CheckConstraint(condition=Q(id=1), name="phone_facts_singleton")]
+
+    def __str__(self) -> str:
+        return f"{self.throughput_level or '?'} / {self.messaging_limit or '?'}"

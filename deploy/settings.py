@@ -227,6 +227,8 @@ WHATSAPP_MESSAGING_TIER = env_choice(
     "WHATSAPP_MESSAGING_TIER", "2000", {"250", "2000", "10000", "100000", "unlimited"}
 )
 WHATSAPP_TOPICS_FLOW_ID = env_str("WHATSAPP_TOPICS_FLOW_ID")
+# Posts of digest topics, for people who have not chosen: "weekly" (in the digest) or at once.
+BANDITORE_DIGEST_DEFAULT = env_choice("BANDITORE_DIGEST_DEFAULT", "weekly", {"weekly", "immediate"})
 # Price per delivered template message by category (EUR), shown in the editor's plan.
 WHATSAPP_PRICE_MARKETING = env_decimal("WHATSAPP_PRICE_MARKETING", "0.0691")
 WHATSAPP_PRICE_UTILITY = env_decimal("WHATSAPP_PRICE_UTILITY", "0.0300")

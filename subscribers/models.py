@@ -34,8 +34,15 @@ class SubscriberStatus(models.TextChoices):
 
 
 class Subscriber(models.Model):
+class DigestPreference(models.TextChoices):
+    COUNCIL_DEFAULT = "", _("as the council sets (BANDITORE_DIGEST_DEFAULT)")
+    IMMEDIATE = "immediate", _("everything at once")
+    WEEKLY = "weekly", _("a weekly digest")
+
+
     Status = SubscriberStatus
 
+    DigestPreference = DigestPreference
     # Which status may follow which; anything else is a bug in the caller.
     TRANSITIONS: dict[str, set[str]] = {
         Status.PENDING: {Status.ACTIVE, Status.LEFT, Status.ERASED},
@@ -74,6 +81,15 @@ class Subscriber(models.Model):
     # timestamp): Meta may deliver a stop and a resume out of order, or again for up to 7 days.
     marketing_preference_at = models.DateTimeField(null=True, blank=True, editable=False)
     conversation_state = models.CharField(max_length=32, blank=True, editable=False)
+    # "" until the person chooses: the council's default applies, and follows it if it changes.
+    digest_preference = models.CharField(
+        _("posts of digest topics"),
+        max_length=10,
+        choices=DigestPreference,
+        blank=True,
+        default=DigestPreference.COUNCIL_DEFAULT,
+        db_default=DigestPreference.COUNCIL_DEFAULT,
+    )
     conversation_context = models.JSONField(default=dict, blank=True, editable=False)
     created_at = models.DateTimeField(_("joined at"), auto_now_add=True)
     consented_at = models.DateTimeField(_("consent given at"), null=True, blank=True)
@@ -174,6 +190,8 @@ class ConsentEvent(models.Model):
         MARKETING_STOP = "marketing_stop", _("stopped marketing messages")
         MARKETING_RESUME = "marketing_resume", _("resumed marketing messages")
 
+        DIGEST_WEEKLY = "digest_weekly", _("chose the weekly digest")
+        DIGEST_IMMEDIATE = "digest_immediate", _("chose everything at once")
     # PROTECT: a subscriber with a ledger is never deleted; erasure blanks their identity instead.
     subscriber = models.ForeignKey(
         Subscriber, on_delete=models.PROTECT, null=True, blank=True, related_name="consent_events"

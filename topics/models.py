@@ -22,7 +22,14 @@ POST_BODY_MAX = 4096
 TOPIC_DESCRIPTION_MAX = 72
 
 
+class TopicDelivery(models.TextChoices):
+    IMMEDIATE = "immediate", _("at once")
+    DIGEST = "digest", _("in the weekly digest")
+
+
 class Topic(models.Model):
+    Delivery = TopicDelivery
+
     slug = models.SlugField(_("slug"), max_length=50, unique=True)
     name_it = models.CharField(_("name (Italian)"), max_length=60)
     name_en = models.CharField(_("name (English)"), max_length=60)
@@ -39,6 +46,19 @@ class Topic(models.Model):
     order = models.PositiveSmallIntegerField(_("order"), default=0)
     is_active = models.BooleanField(
         _("active"), default=True, help_text=_("Inactive topics are hidden from citizens.")
+    )
+    # Whether a post waits for the weekly digest is decided here, per topic (README "The weekly
+    # digest"); db_default so set-based inserts need not name it.
+    delivery = models.CharField(
+        _("delivery"),
+        max_length=10,
+        choices=TopicDelivery,
+        default=TopicDelivery.IMMEDIATE,
+        db_default=TopicDelivery.IMMEDIATE,
+        help_text=_(
+            "In the weekly digest: posts that are not urgent wait for the digest, for the "
+            "people who chose it."
+        ),
     )
 
     class Meta:
@@ -74,8 +94,21 @@ class PostStatus(models.TextChoices):
     CANCELLED = "cancelled", _("cancelled")
 
 
+class PostKind(models.TextChoices):
+    POST = "post", _("post")
+    DIGEST = "digest", _("weekly digest")
+
+
+class PostDelivery(models.TextChoices):
+    AS_TOPICS = "", _("as its topics say")
+    IMMEDIATE = "immediate", _("at once")
+    DIGEST = "digest", _("in the weekly digest")
+
+
 class Post(models.Model):
     Status = PostStatus
+    Kind = PostKind
+    Delivery = PostDelivery
 
     class MediaKind(models.TextChoices):
         NONE = "", _("no media")
@@ -97,8 +130,38 @@ class Post(models.Model):
     link = models.URLField(_("link"), max_length=1000, blank=True)
     topics = models.ManyToManyField(Topic, related_name="posts", verbose_name=_("topics"))
     is_urgent = models.BooleanField(
-        _("urgent"), default=False, help_text=_("Sent before other posts waiting in the queue.")
+        _("urgent"),
+        default=False,
+        help_text=_("Goes out at once to everyone, before other posts waiting in the queue."),
     )
+    # A digest is itself a Post (kind=digest) whose text is rendered per person at send time,
+    # so the engine, the progress and the results treat it like any other post.
+    kind = models.CharField(
+        _("kind"), max_length=8, choices=PostKind, default=PostKind.POST, db_default=PostKind.POST
+    )
+    delivery = models.CharField(
+        _("delivery"),
+        max_length=10,
+        choices=PostDelivery,
+        blank=True,
+        default=PostDelivery.AS_TOPICS,
+        db_default=PostDelivery.AS_TOPICS,
+    )
+    # Set when publishing: some of its readers get it in the next digest (frozen then, so a
+    # topic switched later does not change a post already out).
+    waits_for_digest = models.BooleanField(default=False, db_default=False, editable=False)
+    # The digest that gathered this post; NULL while it waits.
+    digest = models.ForeignKey(
+        "self",
+        verbose_name=_("gathered in digest"),
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        editable=False,
+        related_name="gathered_posts",
+    )
+    # A digest's period (the council-local day it was due): at most one digest per period.
+    digest_of = models.DateField(_("digest of"), null=True, blank=True, editable=False)
     status = models.CharField(
         _("status"), max_length=16, choices=Status, default=Status.DRAFT, db_index=True
     )
@@ -167,6 +230,15 @@ class Post(models.Model):
                 condition=(Q(media_kind="") & Q(media_url="") & Q(media_file=""))
                 | (~Q(media_kind="") & (~Q(media_url="") | ~Q(media_file=""))),
                 name="post_media_kind_matches_media",
+            ),
+            models.CheckConstraint(
+                condition=(Q(kind="post") & Q(digest_of__isnull=True))
+                | (Q(kind="digest") & Q(digest_of__isnull=False)),
+                name="post_digest_has_period",
+            ),
+            # With UNIQUE(post, subscriber) on deliveries: at most one digest per person and period.
+            models.UniqueConstraint(
+                fields=["digest_of"], condition=Q(kind="digest"), name="one_digest_per_period"
             ),
             # One post per external_id and key, whatever Idempotency-Key the retries carry.
             models.UniqueConstraint(

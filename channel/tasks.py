@@ -10,6 +10,7 @@ import logging
 import time
 
 from celery import shared_task
+from celery.signals import worker_ready
 from django.db import transaction
 from kombu.exceptions import OperationalError as BrokerError
 from redis.exceptions import RedisError
@@ -47,6 +48,26 @@ def process_pending_inbound_events_task(self) -> int:
     if run.out_of_time:  # work may be left: hand over to a fresh task
         wake_inbound_processor()
     return run.processed
+
+
+@worker_ready.connect
+def drain_after_worker_start(sender=None, **kwargs) -> None:
+    """A worker that serves the drain's queue wakes a drain as it starts.
+
+    A worker killed mid-drain (kill -9, out of memory) leaves its batch rolled back, the wake
+    flag held for its TTL and its task unacknowledged until the broker's visibility timeout:
+    the archived webhooks would wait for beat's minute. Its restart drains them at once.
+    """
+    from django.conf import settings
+
+    from channel.webhook.wake_flag import clear_wake_flag
+
+    queue = settings.CELERY_TASK_ROUTES[process_pending_inbound_events_task.name]["queue"]
+    consumed = getattr(getattr(sender, "app", None), "amqp", None)
+    if consumed is not None and queue not in consumed.queues.consume_from:
+        return
+    clear_wake_flag()
+    wake_inbound_processor()
 
 
 def enqueue_inbound_processing() -> None:

@@ -245,6 +245,11 @@ BANDITORE_WEBHOOK_ARCHIVE_DAYS = env_int("BANDITORE_WEBHOOK_ARCHIVE_DAYS", 90, m
 # Webhook POSTs with a wrong signature are counted per hour; only this many of them per hour are
 # archived, and only the newest this many are kept (a flood must not fill the disk).
 BANDITORE_WEBHOOK_REJECTED_SAMPLES = env_int("BANDITORE_WEBHOOK_REJECTED_SAMPLES", 100, minimum=0)
+# A drain under a live stream claims at most this often (a full batch excepted), so webhooks
+# are processed many per transaction; a citizen's reply waits at most this much longer.
+BANDITORE_WEBHOOK_DRAIN_GATHER_SECONDS = float(
+    env_decimal("BANDITORE_WEBHOOK_DRAIN_GATHER_SECONDS", "0.2")
+)
 # A webhook body must arrive whole within this many seconds, else 408: a client that dribbles it
 # must not hold a web server thread (production also has a buffering proxy in front).
 BANDITORE_WEBHOOK_BODY_SECONDS = float(env_decimal("BANDITORE_WEBHOOK_BODY_SECONDS", "5"))

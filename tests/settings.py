@@ -32,6 +32,7 @@ Path(STATIC_ROOT).mkdir(parents=True, exist_ok=True)  # noqa: F405
 BANDITORE_SIMULATOR = True
 # Drains run inline in the webhook request here (eager Celery): no lingering in the request.
 BANDITORE_WEBHOOK_DRAIN_LINGER_SECONDS = 0.0
+BANDITORE_WEBHOOK_DRAIN_GATHER_SECONDS = 0.0
 
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):  # noqa: F405
     # A file, not Django's shared-cache in-memory database: that one locks whole tables, so the

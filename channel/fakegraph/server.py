@@ -76,7 +76,10 @@ class FakeConfig:
     status_shuffle: bool = False
     status_duplicate_rate: float = 0.0
     delivered_rate: float = 1.0
-    read_rate: float = 0.0
+    read_rate: float = 0.0  # share of delivered messages then read (Meta sends `read` too)
+    # Share of read messages whose `delivered` never comes: Meta does not promise one before
+    # `read` (https://developers.facebook.com/docs/whatsapp/cloud-api/webhooks/components).
+    read_without_delivered_rate: float = 0.0
     fail_after_send: list[str] = field(default_factory=list)  # accepted, then failed 131026
 
 
@@ -344,9 +347,18 @@ class FakeGraphServer:
             updates.append({**base, "status": "failed", "timestamp": stamp, "errors": [error]})
         else:
             if self.state.random.random() < config.delivered_rate:
-                updates.append({**base, "status": "delivered", "timestamp": stamp})
-                if self.state.random.random() < config.read_rate:
-                    updates.append({**base, "status": "read", "timestamp": stamp})
+                read = self.state.random.random() < config.read_rate
+                unseen = read and self.state.random.random() < config.read_without_delivered_rate
+                # Meta repeats `pricing` on one of delivered/read, never both.
+                if not unseen:
+                    updates.append(
+                        {**base, "status": "delivered", "timestamp": stamp, "pricing": pricing}
+                    )
+                if read:
+                    updates.append(
+                        {**base, "status": "read", "timestamp": stamp}
+                        | ({"pricing": pricing} if unseen else {})
+                    )
         for update in updates:
             self._pending += 1
             self._statuses.put_nowait(update)

@@ -7,9 +7,12 @@ the audience.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from django.db import transaction
 from django.utils import timezone
 
+from channel.graph.errors import Handling, handling_for
 from channel.models import SendingState
 
 
@@ -31,6 +34,19 @@ def pause_sending(*, code: int | None, reason: str) -> bool:
                 paused=True, error_code=code, reason=reason[:2000], since=timezone.now()
             )
         )
+
+
+def pause_for_account_errors(errors: Iterable, *, source: str) -> bool:
+    """Pause all sending if any of Meta's `errors` (objects with code, title, details) is an
+    account-level one, as when a send's answer carries it (channel.graph.errors): Meta often
+    accepts a send and reports 131048, 368, 131031… later, in a status webhook
+    (`statuses[].errors[]`) or a webhook's own `errors[]`, whatever message it is about.
+    https://developers.facebook.com/docs/whatsapp/cloud-api/webhooks/components"""
+    for error in errors:
+        if handling_for(error.code) is Handling.ACCOUNT_PAUSE:
+            said = ": ".join(part for part in (error.title, error.details) if part)
+            return pause_sending(code=error.code, reason=f"{source}: error {error.code} {said}")
+    return False
 
 
 def resume_sending(*, user=None) -> bool:

@@ -23,6 +23,11 @@ class Handling(StrEnum):
     MARKETING_OPT_OUT = "marketing_opt_out"  # they stopped marketing: never send it again
     ACCOUNT_PAUSE = "account_pause"  # the whole account is blocked: pause everything
     INVALID = "invalid"  # our payload or template is wrong: fail this message, no retry
+    MEDIA_GONE = "media_gone"  # Meta lost our uploaded media: upload it again, then retry
+    # Meta's marketing experiment holds this marketing template back from this person: fail
+    # this message only; they still get free-form and utility messages, so stay reachable.
+    HELD_BACK = "held_back"
+    UNKNOWN = "unknown"  # a code not in this table: failed, not retried, shown with Meta's title
 
 
 _BY_CODE: dict[int, Handling] = {
@@ -32,8 +37,15 @@ _BY_CODE: dict[int, Handling] = {
     131047: Handling.NEEDS_TEMPLATE,
     131026: Handling.RECIPIENT_UNREACHABLE,
     130403: Handling.RECIPIENT_UNREACHABLE,
-    130472: Handling.RECIPIENT_UNREACHABLE,
+    # "User's number is part of an experiment": marketing templates outside the customer
+    # service window are not delivered to them; everything else is.
+    # https://developers.facebook.com/docs/whatsapp/cloud-api/support/error-codes
+    130472: Handling.HELD_BACK,
     131050: Handling.MARKETING_OPT_OUT,
+    # "Media upload error": the uploaded media id expired or Meta cannot use it. The sender
+    # forgets the id (channel.graph.media.media_forget) and the retry uploads the file again;
+    # a file Meta refuses outright fails at upload, before any message is sent.
+    131053: Handling.MEDIA_GONE,
     # Transient on Meta's side: "try again".
     1: Handling.TRANSIENT,
     2: Handling.TRANSIENT,
@@ -68,7 +80,6 @@ _BY_CODE: dict[int, Handling] = {
     131021: Handling.INVALID,
     131037: Handling.INVALID,
     131051: Handling.INVALID,
-    131053: Handling.INVALID,
     131063: Handling.INVALID,
     132000: Handling.INVALID,
     132001: Handling.INVALID,
@@ -90,6 +101,7 @@ _DELAYS: dict[Handling, Callable[[int], float]] = {
     Handling.PAIR_RATE: lambda attempt: 4.0 ** min(attempt, 6),  # Meta: after 4^n seconds
     Handling.TRANSIENT: lambda attempt: min(3600.0, 2.0**attempt),
     Handling.RETRY_AFTER_DAY: lambda attempt: 86400.0,  # Meta: not before 24 hours
+    Handling.MEDIA_GONE: lambda attempt: 5.0,  # after the upload again: bounded by attempts
 }
 # Another try of the same message may succeed later, after retry_delay.
 RETRIABLE = frozenset(_DELAYS)
@@ -108,9 +120,10 @@ def handling_for(code: int | None, http_status: int | None = None) -> Handling:
             return _BY_CODE[code]
         if 200 <= code <= 299:  # permission errors
             return Handling.ACCOUNT_PAUSE
-        # An unknown code is retried a bounded number of times: failing a citizen's message
-        # forever on a code Meta added yesterday is worse than a few extra attempts.
-        return Handling.TRANSIENT
+        # A code Meta added since this table was written: the message fails and is not
+        # retried (retrying blindly may repeat an account-level fault); editors see the code
+        # and Meta's title in the results, and "resend failed" can try it again.
+        return Handling.UNKNOWN
     if http_status == 429:
         return Handling.THROTTLED
     if http_status in (401, 403):
@@ -134,6 +147,11 @@ _EXPLANATIONS = {
     131048: _("Too many messages were flagged as spam: sending is stopped. Check quality."),
     131049: _("WhatsApp held this message back to limit marketing; retry after 24 hours."),
     131050: _("The person stopped marketing messages from the council."),
+    131053: _("WhatsApp could not use the post's media; it was uploaded again and retried."),
+    130472: _(
+        "WhatsApp held this marketing message back (Meta's experiment); the person still"
+        " receives the other messages."
+    ),
     131056: _("Too many messages to the same person in a short time; retried later."),
     132000: _("The template's parameters do not match the approved template."),
     132001: _("The template does not exist in this language or is not approved."),
@@ -143,8 +161,9 @@ _EXPLANATIONS = {
 }
 
 
-def explain(code: int | None) -> str:
-    """A sentence an editor understands, for the failures table."""
+def explain(code: int | None, meta_text: str = "") -> str:
+    """A sentence an editor understands, for the failures table; `meta_text`: what Meta said
+    (its title), shown for a code this table does not know."""
     if code is None:
         return str(_("No answer from WhatsApp (timeout or network error)."))
     if code in _EXPLANATIONS:
@@ -156,4 +175,9 @@ def explain(code: int | None) -> str:
         }
     if handling is Handling.INVALID:
         return str(_("WhatsApp rejected the message (code %(code)s).")) % {"code": code}
+    if handling is Handling.UNKNOWN and meta_text:
+        return str(_("WhatsApp error %(code)s, not retried: %(meta)s")) % {
+            "code": code,
+            "meta": meta_text[:200],
+        }
     return str(_("WhatsApp error %(code)s.")) % {"code": code}

@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from channel import signals
 from channel.erasure import erased_among
+from channel.graph.account import pause_for_account_errors
 from channel.models import InboundEvent, InboundMessage
 from channel.service_messages import apply_outbound_statuses, is_service_status
 from channel.webhook.arrivals import (
@@ -149,6 +150,10 @@ def _process_batch(*, limit: int) -> dict[int, list[str]]:
         statuses = [(row_id, u) for row_id, p in parsed.items() for u in p.statuses]
         if statuses:
             _dispatch_statuses(statuses, problems)
+        # Meta's system-level errors (`value.errors[]`): an account-level one pauses sending.
+        pause_for_account_errors(
+            [e for webhook in parsed.values() for e in webhook.errors], source="webhook"
+        )
         for row_id, webhook in parsed.items():
             if not (webhook.messages or webhook.preferences):
                 continue
@@ -236,7 +241,12 @@ def _dispatch_statuses(
 
 
 def _apply_statuses(updates: list[StatusUpdate]) -> list[str]:
-    """Service replies' statuses here; posts' statuses to whoever listens (subscribers)."""
+    """Service replies' statuses here; posts' statuses to whoever listens (subscribers).
+    An account-level error in any `failed` status pauses all sending, whichever message it
+    is about (a reply, a post's, one we no longer know)."""
+    failures = [u.errors[0] for u in updates if u.status == "failed" and u.errors]
+    if failures:
+        pause_for_account_errors(failures, source="status webhook")
     mine = [u for u in updates if is_service_status(u)]
     others = [u for u in updates if not is_service_status(u)]
     if mine:

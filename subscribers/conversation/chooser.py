@@ -32,6 +32,7 @@ class TopicList:
     body: str
     button: str
     rows: tuple[tuple[str, str, str], ...]
+    section: str = ""  # the section's title (Meta requires one per section)
 
 
 @dataclass(frozen=True)
@@ -109,4 +110,6 @@ def topic_chooser(chosen, page: int, language: str, topics: list, flow_id: str):
         rows.append((f"{ROW_PAGE}{following}", title, texts.row_page(following + 1, pages)))
     rows.append((ROW_DONE, texts.row_done(), texts.row_done_description()))
     body = texts.topics_body(names)
-    return TopicList(texts.topics_header(), body, texts.topics_button(), tuple(rows))
+    return TopicList(
+        texts.topics_header(), body, texts.topics_button(), tuple(rows), texts.topics_section()
+    )

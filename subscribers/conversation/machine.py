@@ -352,7 +352,7 @@ def render(reply: Reply, to: str) -> dict:
             header=reply.header,
             body=reply.body,
             button=reply.button,
-            sections=[("", list(reply.rows))],
+            sections=[(reply.section, list(reply.rows))],
         )
     from django.conf import settings
 

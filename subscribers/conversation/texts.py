@@ -96,6 +96,11 @@ def topics_button() -> str:
     return _("Scegli argomenti")
 
 
+def topics_section() -> str:
+    """The list's section title: Meta's list messages require one (at most 24 characters)."""
+    return _("Argomenti")
+
+
 def row_all() -> str:
     return _("Tutti gli argomenti")
 

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db.models import Count, F, Q, QuerySet
+from django.db.models import Count, F, Max, Q, QuerySet
 
 from channel.graph.account import pause_state
 from channel.graph.errors import explain
 from subscribers.delivery.progress import estimated_finish, post_counters
+from subscribers.delivery.quiet import quiet_note, quiet_until
 from subscribers.models import Delivery
 from topics.models import Post, Topic
 
@@ -41,19 +42,28 @@ def progress_report(post: Post) -> dict:
         "percent": round(100 * done / counters["reach"]) if counters["reach"] else 100,
         "finish": estimated_finish(post),
         "paused": paused.reason if paused else "",
+        "quiet": quiet_note(quiet_until(urgent=post.is_urgent))
+        if post.status == Post.Status.SENDING
+        else "",
         "failures": failures_by_error(post),
     }
 
 
 def failures_by_error(post: Post) -> list[dict]:
+    """One line per error code; a code channel.graph.errors does not know shows what Meta
+    said about it (one of its rows' texts: Meta's title and details)."""
     rows = (
         Delivery.objects.filter(post=post, status=Delivery.Status.FAILED)
         .values("last_error_code")
-        .annotate(n=Count("id"))
+        .annotate(n=Count("id"), meta=Max("last_error_text"))
         .order_by("-n")
     )
     return [
-        {"code": row["last_error_code"], "count": row["n"], "why": explain(row["last_error_code"])}
+        {
+            "code": row["last_error_code"],
+            "count": row["n"],
+            "why": explain(row["last_error_code"], row["meta"] or ""),
+        }
         for row in rows
     ]
 

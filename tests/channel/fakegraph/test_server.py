@@ -223,3 +223,37 @@ def test_status_webhooks_are_signed_batched_and_echo_the_callback(fake_graph, cl
 def test_control_rejects_unknown_options(fake_graph):
     response = httpx.post(f"{fake_graph.url}/_fake/config", json={"nonsense": 1})
     assert response.status_code == 400
+
+
+def test_one_status_per_post_and_read_without_delivered(fake_graph, client):
+    """Meta does not batch statuses for sure, and a `read` may come with no `delivered`."""
+    received: list[dict] = []
+
+    class Receiver(BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append(json.loads(body)["entry"][0]["changes"][0]["value"])
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    receiver = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{receiver.server_address[1]}/hook"
+    fake_graph.mark_inbound(TO)
+    fake_graph.configure(
+        webhook_url=url, status_batch_size=1, read_rate=1, read_without_delivered_rate=1
+    )
+    for i in range(3):
+        assert client.send(text(f"m{i}", biz_opaque_callback_data=f"d:{i}")).ok
+    fake_graph.flush_statuses()
+    receiver.shutdown()
+    posts = [value["statuses"] for value in received if "statuses" in value]
+    assert all(len(statuses) == 1 for statuses in posts)  # one status per POST
+    statuses = [s for batch in posts for s in batch]
+    assert sorted(s["status"] for s in statuses) == ["read"] * 3 + ["sent"] * 3
+    # The read carries the pricing that the delivered would have.
+    assert all("pricing" in s for s in statuses if s["status"] == "read")

@@ -39,6 +39,10 @@ _TITLES = {
     131050: "Unable to deliver the message. This recipient has chosen to stop receiving "
     "marketing messages on WhatsApp from your business",
     131056: "(Business Account, Consumer Account) pair rate limit hit",
+    130472: "User's number is part of an experiment",
+    131048: "Spam rate limit hit",
+    131031: "Account has been locked",
+    368: "Temporarily blocked for policies violations",
 }
 
 
@@ -81,6 +85,9 @@ class FakeConfig:
     # `read` (https://developers.facebook.com/docs/whatsapp/cloud-api/webhooks/components).
     read_without_delivered_rate: float = 0.0
     fail_after_send: list[str] = field(default_factory=list)  # accepted, then failed 131026
+    fail_after_send_code: int = 131026  # the code of those failures (e.g. 131048, 130472)
+    # Sends to these numbers are refused at once with this code (any of Meta's, or one unknown).
+    error_for: dict[str, int] = field(default_factory=dict)
 
 
 class _State:
@@ -275,6 +282,8 @@ class FakeGraphServer:
         to = to.lstrip("+")
         if to in config.unreachable:
             return self._reject(131026, "Message undeliverable.")
+        if to in config.error_for:
+            return self._reject(config.error_for[to], "Refused as configured (error_for).")
         is_template = payload.get("type") == "template"
         in_window = now - state.inbound_at.get(to, -DAY * 2) < DAY
         if not is_template and config.enforce_window and not in_window:
@@ -340,10 +349,11 @@ class FakeGraphServer:
         ):  # Meta has no dedicated code for the tier (messaging-limits page): it stops delivering
             failure = 131049
         elif entry["to"] in config.fail_after_send:
-            failure = 131026
+            failure = config.fail_after_send_code
         if failure:
-            error = {"code": failure, "title": _TITLES[failure], "message": _TITLES[failure]}
-            error["error_data"] = {"details": _TITLES[failure]}
+            title = _TITLES.get(failure, "Error")
+            error = {"code": failure, "title": title, "message": title}
+            error["error_data"] = {"details": title}
             updates.append({**base, "status": "failed", "timestamp": stamp, "errors": [error]})
         else:
             if self.state.random.random() < config.delivered_rate:

@@ -114,10 +114,9 @@ def _validate_list(header, text, action: dict) -> Rejection | None:  # noqa: C90
     for section in sections:
         if not isinstance(section, dict) or not isinstance(section.get("rows"), list):
             return Rejection(100, "Each section needs rows.")
-        if len(sections) > 1 and _too_long(section.get("title"), 24):
-            return Rejection(100, "Section titles are required with several sections, ≤24.")
-        if "title" in section and _too_long(section["title"], 24):
-            return Rejection(100, "Section title must be at most 24 characters.")
+        # Meta's list page marks sections[].title required, at most 24 characters.
+        if _too_long(section.get("title"), 24) or not section.get("title"):
+            return Rejection(100, "Each section needs a title of at most 24 characters.")
         for row in section["rows"]:
             rows_total += 1
             if not isinstance(row, dict) or _too_long(row.get("id"), 200) or not row.get("id"):

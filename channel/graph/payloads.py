@@ -123,7 +123,9 @@ def interactive_list(
     header: str = "",
     footer: str = "",
 ) -> dict:
-    """sections: [(title, [(row id, row title, description), …])]; ≤10 rows in total."""
+    """sections: [(title, [(row id, row title, description), …])]; ≤10 rows in total. Every
+    section has a title: Meta's list page marks `sections[].title` required
+    (https://developers.facebook.com/docs/whatsapp/cloud-api/messages/interactive-list-messages)."""
     rows_total = sum(len(rows) for _title, rows in sections)
     if not 1 <= rows_total <= LIMITS["list_rows"]:
         raise ValueError(f"a list has {rows_total} rows; WhatsApp allows 1 to 10 in total")
@@ -143,8 +145,9 @@ def interactive_list(
                 for row_id, row_title, desc in rows
             ]
         }
-        if title:
-            section["title"] = _check(title, "section_title", "section title")
+        if not title:
+            raise ValueError("every list section needs a title (WhatsApp requires one)")
+        section = {"title": _check(title, "section_title", "section title"), **section}
         built.append(section)
     interactive = {
         "type": "list",

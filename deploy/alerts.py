@@ -3,7 +3,7 @@
 `alerts_check()` runs every minute (banditore.deploy.check_alerts on the housekeeping queue). An
 incident is remembered in Redis while it lasts, so it is reported when it starts, not every
 minute; when it ends the key goes and an INFO line says so, and the next occurrence is a new
-incident. The three incidents:
+incident (and the budget: once a month at 80 %, budget_alert). The three incidents:
 - sending paused: Meta answered an account-level error (expired token, restricted number) and
   nothing is sent until a person fixes it and resumes in the admin;
 - webhook backlog: a received webhook has waited more than BANDITORE_ALERT_BACKLOG_MINUTES
@@ -25,6 +25,8 @@ from django.utils import timezone
 
 from channel.redis_client import redis_client
 from deploy.ops import ops_status
+from subscribers.delivery.budget import ALERT_SHARE, budget_state
+from subscribers.delivery.costs import month_start
 
 logger = logging.getLogger(__name__)
 
@@ -63,11 +65,33 @@ def current_incidents(status: dict) -> dict[str, str]:
     return incidents
 
 
+def budget_alert() -> bool:
+    """Once a month, when what Meta billed this month reaches 80 % of
+    BANDITORE_MONTHLY_BUDGET_EUR: an e-mail to ADMINS. True when it was sent now."""
+    state = budget_state()
+    if state.spent_share is None or state.spent_share < ALERT_SHARE:
+        return False
+    key = INCIDENT_KEY.format(name=f"budget-80:{month_start():%Y-%m}")
+    if not redis_client().set(key, timezone.now().isoformat(), nx=True, ex=40 * 86400):
+        return False  # already told this month
+    text = (
+        f"This month's WhatsApp spending has reached {state.spent_share:.0%} of the budget: "
+        f"€ {state.spent} of € {state.budget} (posts being sent will add about "
+        f"€ {state.committed}). Non-urgent posts that do not fit in what is left are refused."
+    )
+    logger.error("ALERT budget-80: %s", text)
+    try:
+        mail_admins("Banditore: 80% of the monthly budget", text)
+    except (OSError, smtplib.SMTPException):
+        logger.exception("the alert mail to ADMINS could not be sent")
+    return True
+
+
 def alerts_check() -> list[str]:
     """Report every incident that began since the last check; return their names."""
     incidents = current_incidents(ops_status())
     client = redis_client()
-    started = []
+    started = ["budget-80"] if budget_alert() else []
     for name in INCIDENTS:
         key = INCIDENT_KEY.format(name=name)
         if name not in incidents:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import time
 from decimal import Decimal, InvalidOperation
 from email.utils import parseaddr
 from ipaddress import IPv4Network, IPv6Network, ip_network
@@ -26,6 +27,9 @@ RENAMED = {
     "DELIVERY_SETTLE_SECONDS": "BANDITORE_SETTLE_SECONDS",
     "API_THROTTLE_RATE": "BANDITORE_API_THROTTLE_RATE",
     "API_IDEMPOTENCY_DAYS": "BANDITORE_API_IDEMPOTENCY_DAYS",
+    # Prices per category and country are the rate card, edited in the admin with a date.
+    "WHATSAPP_PRICE_MARKETING": "the rate card (admin: Tariffe WhatsApp)",
+    "WHATSAPP_PRICE_UTILITY": "the rate card (admin: Tariffe WhatsApp)",
 }
 
 
@@ -81,6 +85,28 @@ def env_decimal(name: str, default: str) -> Decimal:
     if number < 0:
         raise ImproperlyConfigured(f"{name}={value!r} must not be negative")
     return number
+
+
+def env_optional_decimal(name: str) -> Decimal | None:
+    """A non-negative number, or None when the variable is unset or empty."""
+    return env_decimal(name, "0") if _raw(name) else None
+
+
+def env_quiet_hours(name: str) -> tuple[time, time] | None:
+    """`HH:MM-HH:MM` in the council's time (TIME_ZONE), e.g. 21:00-08:00 across midnight; empty:
+    None (no quiet hours)."""
+    value = (_raw(name) or "").replace(" ", "")
+    if not value:
+        return None
+    try:
+        start, end = (time.fromisoformat(part) for part in value.split("-"))
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"{name}={value!r} is not a time range like 21:00-08:00 (start-end, 24-hour clock)"
+        ) from None
+    if start == end:
+        raise ImproperlyConfigured(f"{name}={value!r}: start and end are the same time")
+    return start, end
 
 
 def env_list(name: str, default: list[str] | None = None) -> list[str]:

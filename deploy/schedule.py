@@ -22,6 +22,7 @@ TASK_ROUTES = {
     "banditore.subscribers.sweep_deliveries": {"queue": "housekeeping"},
     "banditore.subscribers.prune_idempotency_keys": {"queue": "housekeeping"},
     "banditore.subscribers.count_subscribers": {"queue": "housekeeping"},
+    "banditore.feeds.poll_feed": {"queue": "housekeeping"},
     # Each beat entry of the heartbeat names its queue (options below), overriding this.
     "banditore.deploy.heartbeat": {"queue": "housekeeping"},
     "banditore.deploy.check_alerts": {"queue": "housekeeping"},

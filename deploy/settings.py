@@ -19,7 +19,9 @@ from deploy.env import (
     env_int,
     env_list,
     env_networks,
+    env_optional_decimal,
     env_phone_numbers,
+    env_quiet_hours,
     env_str,
     refuse_renamed_variables,
 )
@@ -118,6 +120,7 @@ INSTALLED_APPS = [
     "channel",
     "topics",
     "subscribers",
+    "subscribers.feeds",
 ]
 
 MIDDLEWARE = [
@@ -229,9 +232,9 @@ WHATSAPP_MESSAGING_TIER = env_choice(
 WHATSAPP_TOPICS_FLOW_ID = env_str("WHATSAPP_TOPICS_FLOW_ID")
 # Posts of digest topics, for people who have not chosen: "weekly" (in the digest) or at once.
 BANDITORE_DIGEST_DEFAULT = env_choice("BANDITORE_DIGEST_DEFAULT", "weekly", {"weekly", "immediate"})
-# Price per delivered template message by category (EUR), shown in the editor's plan.
-WHATSAPP_PRICE_MARKETING = env_decimal("WHATSAPP_PRICE_MARKETING", "0.0691")
-WHATSAPP_PRICE_UTILITY = env_decimal("WHATSAPP_PRICE_UTILITY", "0.0300")
+# Prices per message live in the rate card (admin), not here. EUR a month (empty: no budget).
+BANDITORE_MONTHLY_BUDGET_EUR = env_optional_decimal("BANDITORE_MONTHLY_BUDGET_EUR")
+BANDITORE_QUIET_HOURS = env_quiet_hours("BANDITORE_QUIET_HOURS")  # "21:00-08:00", TIME_ZONE
 # Webhook bodies above this size are refused with 413 (Meta batches up to 1,000 updates in one
 # POST: https://developers.facebook.com/docs/graph-api/webhooks/getting-started).
 BANDITORE_WEBHOOK_MAX_BYTES = env_int("BANDITORE_WEBHOOK_MAX_BYTES", 10 * 1024 * 1024, minimum=1024)
@@ -341,6 +344,18 @@ BANDITORE_SIMULATOR_NUMBERS = env_phone_numbers(
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+# --- Feeds: the council's RSS/Atom news and civil-protection CAP alerts (README, Feeds) ------
+# A feed's answer must arrive whole within this many seconds and hold at most this many bytes.
+BANDITORE_FEED_TIMEOUT_SECONDS = float(env_decimal("BANDITORE_FEED_TIMEOUT_SECONDS", "20"))
+BANDITORE_FEED_MAX_BYTES = env_int("BANDITORE_FEED_MAX_BYTES", 5_000_000, minimum=10_000)
+# The council's area for alerts: geocodes (ISTAT=093033,…) and/or a CAP polygon ("lat,lon …").
+BANDITORE_CAP_AREA_CODES = env_list("BANDITORE_CAP_AREA_CODES")
+BANDITORE_CAP_AREA_POLYGON = env_str("BANDITORE_CAP_AREA_POLYGON")
+# Which alerts become urgent posts: every field named must hold one of the values listed.
+BANDITORE_CAP_URGENT = env_str(
+    "BANDITORE_CAP_URGENT", "severity=Extreme,Severe urgency=Immediate,Expected"
+)
+
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
 LANGUAGE_CODE = env_str("LANGUAGE_CODE", "it")

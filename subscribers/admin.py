@@ -17,7 +17,7 @@ from subscribers.desk.token_admin import ApiTokenAdmin  # noqa: F401  (registers
 from subscribers.desk.topic_admin import TopicAdmin  # noqa: F401  (registers topics)
 from subscribers.erasure import staff_erase
 from subscribers.imports.views import import_view
-from subscribers.models import ConsentEvent, Subscriber, Subscription
+from subscribers.models import ConsentEvent, Rate, Subscriber, Subscription
 
 
 class SubscriptionInline(admin.TabularInline):
@@ -141,3 +141,17 @@ class ConsentEventAdmin(ReadOnlyAdmin):
     list_display = ["at", "subscriber", "kind", "topic", "source", "privacy_version"]
     list_filter = ["kind", "source"]
     date_hierarchy = "at"
+
+
+@admin.register(Rate)
+class RateAdmin(admin.ModelAdmin):
+    """Meta's prices per message (subscribers.delivery.costs): a new price is a new row with
+    the date it applies from, so past months keep the price they were billed at."""
+
+    list_display = ["category", "country", "price_eur", "valid_from"]
+    list_filter = ["category", "country_code"]
+    ordering = ["country_code", "category", "-valid_from"]
+
+    @admin.display(description=_("country calling code"), ordering="country_code")
+    def country(self, rate: Rate) -> str:
+        return f"+{rate.country_code}" if rate.country_code else _("every other country")

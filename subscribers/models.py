@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
@@ -292,6 +293,12 @@ class Delivery(models.Model):
     delivered_at = models.DateTimeField(_("delivered at"), null=True, blank=True)
     read_at = models.DateTimeField(_("read at"), null=True, blank=True)
     failed_at = models.DateTimeField(_("failed at"), null=True, blank=True)
+    # What Meta's status webhooks say about the price (https://developers.facebook.com/docs/
+    # whatsapp/pricing): NULL until one says it, so the fan-out's INSERT pays nothing for them.
+    billable = models.BooleanField(_("billable"), null=True, blank=True)
+    pricing_category = models.CharField(_("pricing category"), max_length=32, null=True)  # noqa: DJ001
+    pricing_model = models.CharField(_("pricing model"), max_length=8, null=True)  # noqa: DJ001
+    pricing_type = models.CharField(_("pricing type"), max_length=32, null=True)  # noqa: DJ001
 
     class Meta:
         verbose_name = _("delivery")
@@ -320,6 +327,42 @@ class Delivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.post_id} → {self.subscriber_id} ({self.status})"
+
+
+class Rate(models.Model):
+    """Meta's price of one billable message of a category to a country, from a date on
+    (https://developers.facebook.com/docs/whatsapp/pricing); subscribers.delivery.costs reads it."""
+
+    class Category(models.TextChoices):
+        MARKETING = "marketing", _("marketing")
+        UTILITY = "utility", _("utility")
+        AUTHENTICATION = "authentication", _("authentication")
+        SERVICE = "service", _("service (free-form inside the 24-hour window)")
+
+    category = models.CharField(_("category"), max_length=32, choices=Category)
+    country_code = models.CharField(
+        _("country calling code"),
+        max_length=3,
+        blank=True,
+        validators=[RegexValidator(r"^[1-9][0-9]{0,2}$", _("Digits only, e.g. 39 for Italy."))],
+        help_text=_("Without + (39 for Italy); empty: every country without a rate of its own."),
+    )
+    price_eur = models.DecimalField(_("price (EUR)"), max_digits=8, decimal_places=4)
+    valid_from = models.DateField(_("valid from"))
+
+    class Meta:
+        verbose_name = _("WhatsApp rate")
+        verbose_name_plural = _("WhatsApp rate card")
+        ordering = ["country_code", "category", "-valid_from"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["category", "country_code", "valid_from"], name="one_rate_per_day"
+            ),
+            models.CheckConstraint(condition=Q(price_eur__gte=0), name="rate_not_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.category} +{self.country_code or '*'} {self.price_eur} € ({self.valid_from})"
 
 
 class TopicCount(models.Model):

@@ -46,6 +46,26 @@ _TITLES = {
 }
 
 
+def _pricing(template_category: str, in_window: bool) -> dict:
+    """Meta's `pricing` object for a message (https://developers.facebook.com/docs/whatsapp/
+    pricing): per-message pricing (PMP) bills delivered marketing, utility and authentication
+    templates; free-form messages, and utility templates, inside the 24-hour window are free
+    customer service (category `service` for free-form)."""
+    if template_category and not (template_category == "utility" and in_window):
+        return {
+            "billable": True,
+            "pricing_model": "PMP",
+            "category": template_category,
+            "type": "regular",
+        }
+    return {
+        "billable": False,
+        "pricing_model": "PMP",
+        "category": template_category or "service",
+        "type": "free_customer_service",
+    }
+
+
 @dataclass
 class FakeConfig:
     access_token: str = "test-access-token"
@@ -321,6 +341,7 @@ class FakeGraphServer:
             "payload": payload,
             "callback": payload.get("biz_opaque_callback_data", ""),
             "category": template.category if template else "service",
+            "pricing": _pricing(template.category if template else "", in_window),
             "at": now,
         }
         state.outbox.append(entry)
@@ -341,7 +362,7 @@ class FakeGraphServer:
         if entry["callback"]:
             base["biz_opaque_callback_data"] = entry["callback"]
         stamp = str(int(entry["at"]))
-        pricing = {"billable": True, "pricing_model": "PMP", "category": entry["category"]}
+        pricing = entry["pricing"]
         updates = [{**base, "status": "sent", "timestamp": stamp, "pricing": pricing}]
         failure = None
         if (

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from channel.identity import is_user_id, is_wa_id
+
 MEDIA_KINDS = {"image", "video", "audio", "document", "sticker"}
 # Error codes are stored in integer columns; a code outside their range is not one of Meta's.
 _MAX_ERROR_CODE = 2**31 - 1
@@ -61,6 +63,11 @@ class InboundMsg:
     profile_name: str = ""
     context_wamid: str = ""
     errors: tuple[MetaError, ...] = ()
+    group_id: str = ""  # sent in a group chat, not to us alone
+    # A `system` message: its type (user_changed_number…) and the person's new identities.
+    system_type: str = ""
+    new_wa_id: str = ""
+    new_user_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -72,7 +79,12 @@ class StatusUpdate:
     recipient_user_id: str = ""
     biz_opaque_callback_data: str = ""
     errors: tuple[MetaError, ...] = ()
+    # Meta's `pricing` object, on `sent` and on one of `delivered`/`read`; None/"" without it.
+    # https://developers.facebook.com/docs/whatsapp/pricing
     pricing_category: str = ""
+    pricing_billable: bool | None = None
+    pricing_model: str = ""
+    pricing_type: str = ""
 
 
 @dataclass(frozen=True)
@@ -123,6 +135,17 @@ def _timestamp(value: Any) -> datetime:
         return datetime.now(tz=UTC)
 
 
+def _pricing(pricing: dict) -> dict[str, Any]:
+    """Meta's `pricing` object, each field checked for its type (a wrong one is dropped)."""
+    billable = pricing.get("billable")
+    return {
+        "pricing_category": _str(pricing.get("category"))[:32],
+        "pricing_billable": billable if isinstance(billable, bool) else None,
+        "pricing_model": _str(pricing.get("pricing_model"))[:8],
+        "pricing_type": _str(pricing.get("type"))[:32],
+    }
+
+
 def _errors(value: Any) -> tuple[MetaError, ...]:
     found = []
     for item in _list(value):
@@ -163,7 +186,7 @@ def _parse_change(change: dict, parsed: ParsedWebhook) -> None:
     user_ids = {_str(c.get("wa_id")): _str(c.get("user_id")) for c in contacts}
     names = {_str(c.get("wa_id")): _str(_dict(c.get("profile")).get("name")) for c in contacts}
     for item in _list(value.get("messages")):
-        message = _parse_message(_dict(item), user_ids, names, contacts)
+        message = _parse_message(_dict(item), user_ids, names, contacts, parsed.problems)
         if message is None:
             parsed.problems.append("a message without id or sender was skipped")
         else:
@@ -183,7 +206,7 @@ def _parse_change(change: dict, parsed: ParsedWebhook) -> None:
                 recipient_user_id=_str(item.get("recipient_user_id")),
                 biz_opaque_callback_data=_str(item.get("biz_opaque_callback_data")),
                 errors=_errors(item.get("errors")),
-                pricing_category=_str(_dict(item.get("pricing")).get("category")),
+                **_pricing(_dict(item.get("pricing"))),
             )
         )
     for item in _list(value.get("user_preferences")):
@@ -203,15 +226,32 @@ def _parse_change(change: dict, parsed: ParsedWebhook) -> None:
     parsed.errors.extend(_errors(value.get("errors")))
 
 
-def _parse_message(
-    item: dict, user_ids: dict[str, str], names: dict[str, str], contacts: list[dict]
+def _identity(value: str, valid, what: str, problems: list[str]) -> str:
+    """`value` when it is a well-formed id (channel.identity), else "" and a problem line: a
+    malformed or over-long id would otherwise reach a database column or a reply's address."""
+    if value and not valid(value):
+        problems.append(f"a malformed {what} was ignored ({len(value)} characters)")
+        return ""
+    return value
+
+
+def _parse_message(  # noqa: C901  (one branch per message type)
+    item: dict,
+    user_ids: dict[str, str],
+    names: dict[str, str],
+    contacts: list[dict],
+    problems: list[str],
 ) -> InboundMsg | None:
-    wamid, wa_id = _str(item.get("id")), _str(item.get("from"))
-    user_id = _str(item.get("from_user_id")) or user_ids.get(wa_id, "")
-    if not wa_id and not user_id and len(contacts) == 1:
-        user_id = _str(contacts[0].get("user_id"))
-    if not wamid or not (wa_id or user_id):
+    wamid, raw_wa_id = _str(item.get("id")), _str(item.get("from"))
+    # Business-scoped user ids: `from_user_id` on the message, `user_id` on its contact.
+    raw_user_id = _str(item.get("from_user_id")) or user_ids.get(raw_wa_id, "")
+    if not raw_wa_id and not raw_user_id and len(contacts) == 1:
+        raw_user_id = _str(contacts[0].get("user_id"))
+    if not wamid or not (raw_wa_id or raw_user_id):
         return None
+    # Kept (stored once by wamid) without an identity we could answer: never handled.
+    wa_id = _identity(raw_wa_id, is_wa_id, "sender number", problems)
+    user_id = _identity(raw_user_id, is_user_id, "sender user id", problems)
     kind = _str(item.get("type")) or "unknown"
     text = reply_id = reply_title = ""
     flow_response: dict[str, Any] = {}
@@ -232,6 +272,7 @@ def _parse_message(
         reply_id, reply_title = _str(button.get("payload")), _str(button.get("text"))
     elif kind in MEDIA_KINDS:
         text = _str(_dict(item.get(kind)).get("caption"))
+    system = _dict(item.get("system")) if kind == "system" else {}
     return InboundMsg(
         wamid=wamid,
         wa_id=wa_id,
@@ -245,4 +286,8 @@ def _parse_message(
         profile_name=names.get(wa_id, ""),
         context_wamid=_str(_dict(item.get("context")).get("id")),
         errors=_errors(item.get("errors")),
+        group_id=_str(item.get("group_id"))[:64],
+        system_type=_str(system.get("type"))[:64],
+        new_wa_id=_identity(_str(system.get("wa_id")), is_wa_id, "new number", problems),
+        new_user_id=_identity(_str(system.get("user_id")), is_user_id, "new user id", problems),
     )

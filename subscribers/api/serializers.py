@@ -119,6 +119,24 @@ class CountersOutput(serializers.Serializer):
     cancelled = serializers.IntegerField()
 
 
+class CostOutput(serializers.Serializer):
+    estimate_eur = serializers.DecimalField(
+        max_digits=12,
+        decimal_places=2,
+        allow_null=True,
+        help_text="The plan's cost when the post was published (for a draft: now).",
+    )
+    actual_eur = serializers.DecimalField(
+        max_digits=12,
+        decimal_places=2,
+        help_text="Billable messages Meta reports delivered × the rate card.",
+    )
+    billable_messages = serializers.IntegerField()
+    unpriced_messages = serializers.IntegerField(
+        help_text="Billable messages the rate card has no rate for (not in actual_eur)."
+    )
+
+
 class PostSummaryOutput(serializers.Serializer):
     # (No docstring: it would become the schema's description.) Needs {"request": …} in its
     # context, to make `url` absolute.
@@ -149,6 +167,7 @@ class PostOutput(PostSummaryOutput):
     estimated_finish = UtcDateTimeField(
         allow_null=True, help_text="While sending: when the last message should go out."
     )
+    cost = CostOutput(allow_null=True, help_text="Null when the key may not read statistics.")
 
 
 class PostListFilter(serializers.Serializer):

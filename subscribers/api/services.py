@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from subscribers.delivery import progress, publishing
 from subscribers.delivery.audience import reach_count, with_active_subscribers
+from subscribers.delivery.budget import post_cost_report
 from topics.audit import record_audit
 from topics.models import ApiToken, Post, Topic
 
@@ -81,6 +82,7 @@ def post_with_progress(post: Post, *, with_stats: bool) -> Post:
     None without statistics."""
     post.counters = post_counters_for_api(post) if with_stats else None
     post.estimated_finish = post_estimated_finish(post) if with_stats else None
+    post.cost = post_cost_report(post) if with_stats else None
     return post
 
 

@@ -247,7 +247,8 @@ class PostCollectionApi(TokenApi):
         except IdempotencyConflict as conflict:
             raise Conflict(str(conflict)) from None
         except PublishError as refused:
-            raise PublishingRefused(str(refused)) from None
+            # Over the budget: the figures beside the message (estimate_eur, left_eur, …).
+            raise PublishingRefused({"detail": str(refused), **refused.figures}) from None
         return _outcome_response(outcome)
 
     def check_scope(self, values: dict) -> tuple[list, bool, dict]:

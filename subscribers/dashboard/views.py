@@ -8,6 +8,7 @@ from django.utils.translation import gettext as _
 
 from subscribers.dashboard import charts
 from subscribers.dashboard.queries import dashboard
+from subscribers.dashboard.spend import spend
 from subscribers.models import Subscriber
 
 
@@ -20,6 +21,7 @@ def dashboard_view(admin_site, request):
         "title": _("Dashboard"),
         "opts": Subscriber._meta,
         "data": data,
+        "spend": spend(),
         "total_chart": charts.line_chart(
             labels,
             [charts.Series(_("Active subscribers"), data.total_weekly)],

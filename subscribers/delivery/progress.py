@@ -6,10 +6,11 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db.models import Count, Q
-from django.utils import timezone
 
+from channel import clock
 from channel.graph.ratelimit import get_tier_window, tier_limit
 from channel.graph.window import window_cutoff
+from subscribers.delivery.quiet import finish_after_quiet
 from subscribers.models import Delivery
 from topics.models import Post
 
@@ -51,10 +52,11 @@ def send_duration(*, total: int, needing_template: int, free_slots: int | None =
 
 
 def estimated_finish(post: Post, now: datetime | None = None) -> datetime | None:
-    """When the post should be done: the send rate, the tier and scheduled retries."""
+    """When the post should be done: the send rate, the tier, scheduled retries and quiet
+    hours (sending stops during them, subscribers.delivery.quiet)."""
     if post.status != Post.Status.SENDING:
         return None
-    now = now or timezone.now()
+    now = now or clock.now()
     left = Delivery.objects.filter(
         post=post, status__in=[Delivery.Status.QUEUED, Delivery.Status.SENDING]
     )
@@ -75,5 +77,5 @@ def estimated_finish(post: Post, now: datetime | None = None) -> datetime | None
         .values_list("next_attempt_at", flat=True)
         .first()
     )
-    finish = now + duration
+    finish, _resumes = finish_after_quiet(now, duration, urgent=post.is_urgent)
     return max(finish, latest_retry) if latest_retry else finish

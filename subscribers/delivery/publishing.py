@@ -17,10 +17,13 @@ from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from channel import clock
 from channel.graph.account import is_paused
 from channel.graph.errors import Handling, handling_for
 from channel.graph.window import window_cutoff
+from subscribers.delivery.budget import OverBudget, budget_check, post_estimate
 from subscribers.delivery.payloads import default_template
+from subscribers.delivery.quiet import quiet_until
 from subscribers.delivery.settling import stop_senders
 from subscribers.delivery.signals import senders_needed
 from subscribers.models import Delivery, Subscriber, Subscription
@@ -33,7 +36,12 @@ NOT_RESENT = {Handling.RECIPIENT_UNREACHABLE, Handling.MARKETING_OPT_OUT, Handli
 
 
 class PublishError(Exception):
-    """Publishing was refused; the message is meant for the editor."""
+    """Publishing was refused; the message is meant for the editor. `figures`: numbers the API
+    returns beside it (the budget's)."""
+
+    def __init__(self, message: str, figures: dict | None = None) -> None:
+        super().__init__(message)
+        self.figures = figures or {}
 
 
 @dataclass(frozen=True)
@@ -41,6 +49,7 @@ class PublishResult:
     post: Post
     recipients: int
     already_published: bool = False
+    budget_warning: str = ""  # an urgent post sent over the monthly budget
 
 
 def audit(*, action: str, post: Post, user=None, token=None, **details) -> None:
@@ -113,10 +122,21 @@ def fan_out(post: Post) -> int:
         return cursor.rowcount
 
 
+def _within_budget(post: Post) -> tuple[str, str]:
+    """The budget's verdict (subscribers.delivery.budget): ("", "") when the post fits;
+    (warning, estimate) for an urgent post over it; a non-urgent one is refused."""
+    estimate = post_estimate(post).eur
+    try:
+        return budget_check(estimate, urgent=post.is_urgent), str(estimate)
+    except OverBudget as refusal:
+        raise PublishError(str(refusal), figures=refusal.figures) from None
+
+
 def post_publish(*, post: Post, user=None, token=None, **audit_details) -> PublishResult:
     now = timezone.now()
     with transaction.atomic():
         check_publishable(post, now)
+        over_budget, estimate = _within_budget(post)
         started = Post.objects.filter(pk=post.pk, status__in=PUBLISHABLE).update(
             status=Post.Status.SENDING, published_at=now, status_note="", updated_at=now
         )
@@ -138,12 +158,15 @@ def post_publish(*, post: Post, user=None, token=None, **audit_details) -> Publi
             user=user,
             token=token,
             recipients=recipients,
+            estimate_eur=estimate,  # the plan's cost, shown beside the actual one afterwards
             **audit_details,
         )
+        if over_budget:  # every override of the budget is on the record
+            audit(action="budget_override", post=post, user=user, token=token, warning=over_budget)
         if recipients:
             senders_needed.send(sender=Post, post_id=post.pk)
     post.refresh_from_db()
-    return PublishResult(post=post, recipients=recipients)
+    return PublishResult(post=post, recipients=recipients, budget_warning=over_budget)
 
 
 def post_schedule(*, post: Post, send_at: datetime | None, user=None, token=None) -> Post:
@@ -185,13 +208,16 @@ def post_unschedule(*, post: Post, user=None, token=None) -> Post:
 
 def publish_due_posts(now: datetime | None = None) -> int:
     """Periodic: publish scheduled posts whose time has come; refuse expired ones, saying why."""
-    now = now or timezone.now()
+    now = now or clock.now()
     published = 0
     if is_paused():  # they stay scheduled and go out once an administrator resumes sending
         return 0
+    due = Post.objects.due(now)
+    if quiet_until(now) is not None:  # inside quiet hours only urgent posts go; the rest wait
+        due = due.filter(is_urgent=True)
     while True:
         with transaction.atomic():
-            post = Post.objects.due(now).select_for_update(skip_locked=True).first()
+            post = due.select_for_update(skip_locked=True).first()
             if post is None:
                 return published
             # Whoever scheduled it answers for it: the log names them, not an anonymous beat.

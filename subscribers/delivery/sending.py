@@ -28,6 +28,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from channel import clock
 from channel.graph.account import is_paused
 from channel.graph.callbacks import delivery_reference
 from channel.graph.client import get_client
@@ -48,6 +49,7 @@ from subscribers.delivery.payloads import (
     free_form_payload,
     template_payload,
 )
+from subscribers.delivery.quiet import quiet_until
 from subscribers.delivery.settling import (
     Claimed,
     Outcome,
@@ -138,7 +140,7 @@ def _prepare(
 
 def _sendable(post_id: int) -> Post | float | None:
     """The post when it may send now; else None (no longer sending, or expired just now) or
-    the seconds to wait (sending paused)."""
+    the seconds to wait (sending paused, or quiet hours until their end)."""
     post = Post.objects.filter(pk=post_id).first()
     if post is None or post.status != Post.Status.SENDING:
         return None
@@ -147,6 +149,10 @@ def _sendable(post_id: int) -> Post | float | None:
         return None
     if is_paused():
         return float(settings.BANDITORE_PAUSED_RETRY_SECONDS)
+    now = clock.now()
+    resumes = quiet_until(now, urgent=post.is_urgent)
+    if resumes is not None:  # rows stay queued; the sweeper wakes the post once they end
+        return max(1.0, (resumes - now).total_seconds())
     return post
 
 

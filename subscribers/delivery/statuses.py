@@ -87,8 +87,11 @@ class _Merged:
     rank: int = 0
     stamps: dict[str, datetime] = field(default_factory=dict)
     failed: StatusUpdate | None = None
+    priced: StatusUpdate | None = None  # the first status carrying Meta's `pricing`
 
     def add(self, update: StatusUpdate) -> None:
+        if self.priced is None and update.pricing_category:
+            self.priced = update
         if update.status == MessageStatus.FAILED:
             self.failed = self.failed or update
             return
@@ -116,7 +119,20 @@ class _Merged:
             self.failed.timestamp if self.failed else None,
             code,
             text,
+            *_pricing(self.priced),
         ]
+
+
+def _pricing(update: StatusUpdate | None) -> tuple:
+    """(billable, pricing_model, pricing_type, pricing_category) as Meta said, NULLs without."""
+    if update is None:
+        return None, None, None, None
+    return (
+        update.pricing_billable,
+        update.pricing_model or None,
+        update.pricing_type or None,
+        update.pricing_category,
+    )
 
 
 # One array per column: the statement text is the same for every batch, so psycopg parses it
@@ -124,7 +140,8 @@ class _Merged:
 _COLUMNS = (
     "idx int[], delivery_id bigint[], attempt int[], wamid text[], rank int[], status text[],"
     " sent_at timestamptz[], delivered_at timestamptz[], read_at timestamptz[],"
-    " failed boolean[], failed_at timestamptz[], code int[], error text[]"
+    " failed boolean[], failed_at timestamptz[], code int[], error text[],"
+    " billable boolean[], pricing_model text[], pricing_type text[], pricing_category text[]"
 )
 _UNNEST = "unnest(" + ", ".join(f"%s::{column.split()[1]}" for column in _COLUMNS.split(",")) + ")"
 # A failed or cancelled row moves up only when the person got the message (`delivered` or
@@ -142,9 +159,14 @@ _SET_BASED_SQL = """
         failed_at = CASE WHEN v.failed THEN COALESCE(t.failed_at, v.failed_at) ELSE t.failed_at END,
         last_error_code = CASE WHEN v.failed THEN v.code ELSE t.last_error_code END,
         last_error_text = CASE WHEN v.failed THEN v.error ELSE t.last_error_text END,
-        wa_message_id = COALESCE(t.wa_message_id, v.wamid)
+        wa_message_id = COALESCE(t.wa_message_id, v.wamid),
+        billable = COALESCE(v.billable, t.billable),
+        pricing_model = COALESCE(v.pricing_model, t.pricing_model),
+        pricing_type = COALESCE(v.pricing_type, t.pricing_type),
+        pricing_category = COALESCE(v.pricing_category, t.pricing_category)
     FROM {unnest} AS v(idx, delivery_id, attempt, wamid, rank, status, sent_at, delivered_at,
-                       read_at, failed, failed_at, code, error)
+                       read_at, failed, failed_at, code, error, billable, pricing_model,
+                       pricing_type, pricing_category)
     WHERE {match} AND (t.status <> 'queued' OR v.rank >= 2)
     RETURNING v.idx, t.id, t.status, t.attempts, t.post_id, t.subscriber_id, t.used_template
 """
@@ -246,10 +268,12 @@ def _apply_one_by_one(updates: Sequence[StatusUpdate]) -> int:
                             WHEN {_RANK_SQL} < %s THEN %s
                             ELSE status END,
                         {"".join(f"{stamp} = COALESCE({stamp}, %s), " for stamp in stamps)}
+                        {_PRICING_ONE}
                         wa_message_id = COALESCE(wa_message_id, %s)
                     WHERE {where} {returning}
                 """
                 values = [rank, rank, update.status, *[update.timestamp] * len(stamps)]
+                values += _pricing(update if update.pricing_category else None)
                 cursor.execute(sql, [*values, update.wamid, *params])
                 matched += len(cursor.fetchall())
             elif update.status == MessageStatus.FAILED:
@@ -276,6 +300,12 @@ def _apply_one_by_one(updates: Sequence[StatusUpdate]) -> int:
             posts = Post.objects.filter(pk__in={row.post_id for row in failed})
             _after_failures(failed, dict(posts.values_list("pk", "status")))
     return matched
+
+
+_PRICING_ONE = "".join(
+    f"{column} = COALESCE(%s, {column}), "
+    for column in ("billable", "pricing_model", "pricing_type", "pricing_category")
+)
 
 
 def _lock_order(update: StatusUpdate) -> tuple[int, str]:

@@ -10,6 +10,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from channel.graph.account import is_paused
+from subscribers.delivery.quiet import quiet_until
 from subscribers.delivery.sending import next_due_in, sender_alive
 from subscribers.delivery.settling import expire_post, finish_if_done
 from subscribers.delivery.signals import senders_needed
@@ -49,7 +50,12 @@ def sweep(now: datetime | None = None) -> dict[str, int]:
             expired += 1
         elif finish_if_done(post.pk):
             finished += 1
-        elif next_due_in(post.pk) == 0.0 and not is_paused() and not sender_alive(post.pk):
+        elif (
+            next_due_in(post.pk) == 0.0
+            and not is_paused()
+            and quiet_until(urgent=post.is_urgent) is None  # they resume when quiet hours end
+            and not sender_alive(post.pk)
+        ):
             senders_needed.send(sender=Post, post_id=post.pk)
             woken += 1
     return {"returned": returned, "woken": woken, "finished": finished, "expired": expired}

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
-from django.conf import settings
 from django.db.models import Count, Q
 from django.http import HttpRequest
 from django.utils.translation import gettext as _
 
+from channel import clock
 from channel.graph.account import is_paused, pause_state
 from channel.graph.window import window_cutoff
 from channel.models import MessageTemplate
 from subscribers.delivery.audience import audience_for_topics
+from subscribers.delivery.budget import budget_state, post_estimate
 from subscribers.delivery.payloads import (
     default_template,
     free_form_text,
@@ -22,6 +23,7 @@ from subscribers.delivery.payloads import (
     template_preview_text,
 )
 from subscribers.delivery.progress import send_duration
+from subscribers.delivery.quiet import finish_after_quiet, quiet_note
 from topics.models import Post
 
 
@@ -53,6 +55,9 @@ class Plan:
     cost: Decimal
     duration: timedelta
     warnings: tuple[str, ...]
+    finish: datetime | None = None  # if sent now, quiet hours included
+    quiet: str = ""  # "paused for quiet hours until 08:00" when sending now would wait for them
+    budget_left: Decimal | None = None  # what is left of this month's budget (None: no budget)
 
 
 def _template_missing(outside: int) -> str:
@@ -79,11 +84,17 @@ def post_plan(post: Post) -> Plan:
     reach, inside = counts["reach"], counts["inside"]
     outside = reach - inside
     template = default_template("it")
-    price = {
-        MessageTemplate.Category.MARKETING: settings.WHATSAPP_PRICE_MARKETING,
-        MessageTemplate.Category.UTILITY: settings.WHATSAPP_PRICE_UTILITY,
-    }.get(template.category if template else "", Decimal(0))
+    cost = post_estimate(post).eur  # the rate card (subscribers.delivery.costs)
+    budget = budget_state()
     warnings = []
+    if budget.left is not None and cost > budget.left:
+        warnings.append(
+            _(
+                "Over this month's budget: about € %(cost)s, and € %(left)s is left. Only an "
+                "urgent post can be sent."
+            )
+            % {"cost": cost, "left": budget.left}
+        )
     if outside and template is None:
         warnings.append(_template_missing(outside))
     if is_paused():
@@ -92,14 +103,19 @@ def post_plan(post: Post) -> Plan:
         warnings.append(_("The post has expired."))
     if not reach:
         warnings.append(_("Nobody is subscribed to these topics yet."))
+    duration = send_duration(total=reach, needing_template=outside)
+    finish, resumes = finish_after_quiet(clock.now(), duration, urgent=post.is_urgent)
     return Plan(
         reach=reach,
         inside_window=inside,
         needing_template=outside,
         template=template,
-        cost=(price * outside).quantize(Decimal("0.01")),
-        duration=send_duration(total=reach, needing_template=outside),
+        cost=cost,
+        duration=duration,
         warnings=tuple(warnings),
+        finish=finish,
+        quiet=quiet_note(resumes),
+        budget_left=budget.left,
     )
 
 

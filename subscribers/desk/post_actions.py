@@ -88,6 +88,12 @@ def _going_out(post: Post) -> list[str]:
     return [_("Goes out on %(when)s.") % {"when": moment}, *_warnings(post)]
 
 
+def _published(post: Post, outcome: publishing.PublishResult) -> Told:
+    yield _("“%(title)s” is being sent.") % {"title": post.title}, messages.INFO
+    if outcome.budget_warning:  # an urgent post over the budget: sent, and audited
+        yield f"{post.title}: {outcome.budget_warning}", messages.WARNING
+
+
 def _schedule_at_send_at(*, post: Post, user) -> Post:
     return publishing.post_schedule(post=post, send_at=post.send_at, user=user)
 
@@ -124,7 +130,7 @@ ACTIONS = {
             label=_("Send now (asks for confirmation)"),
             question=_("Send these posts now?"),
             service=publishing.post_publish,
-            done=_saying(_("“%(title)s” is being sent.")),
+            done=_published,
             notes=_warnings,
             approves_content=True,
         ),

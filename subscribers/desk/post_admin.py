@@ -26,6 +26,7 @@ from channel.graph.account import resume_sending
 from channel.graph.errors import explain
 from subscribers.delivery import publishing
 from subscribers.delivery.audience import reach_count
+from subscribers.delivery.budget import post_cost_report
 from subscribers.delivery.progress import post_counters
 from subscribers.delivery.results import post_recipients, progress_report, results_by_topic
 from subscribers.desk.plan import can_publish, may_change_post, post_plan, post_preview
@@ -175,6 +176,7 @@ class PostAdmin(admin.ModelAdmin):
             "admin/topics/post/results.html",
             {
                 "rows": results_by_topic(post),
+                "cost": post_cost_report(post),
                 "recipients_url": reverse("admin:topics_post_recipients", args=[post.pk]),
             },
         )

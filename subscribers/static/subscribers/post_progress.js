@@ -10,6 +10,8 @@ document.addEventListener("DOMContentLoaded", function () {
       document.getElementById("progress-bar").style.width = d.percent + "%";
       document.getElementById("progress-percent").textContent = d.percent;
       document.getElementById("progress-finish").textContent = d.finish || "—";
+      var quiet = d.quiet || "";
+      document.getElementById("progress-quiet").textContent = quiet.charAt(0).toUpperCase() + quiet.slice(1);
       document.getElementById("progress-paused").textContent = d.paused ? d.paused : "";
       box.querySelectorAll("[data-count]").forEach(function (el) { el.textContent = d.counters[el.dataset.count]; });
       var rows = d.failures.map(function (f) {

@@ -17,6 +17,9 @@ TASK_ROUTES = {
     "banditore.channel.send_outbound_message": {"queue": "replies"},
     "banditore.channel.process_pending_inbound_events": {"queue": "replies"},
     "banditore.subscribers.send_post_batch": {"queue": "sends"},
+    # The weekly digest: its schedule is in the database (admin: Periodic tasks), not below,
+    # because beat rewrites the entries listed here at every start and would undo an edit.
+    "banditore.subscribers.send_digest": {"queue": "sends"},
     "banditore.channel.prune_inbound_events": {"queue": "housekeeping"},
     "banditore.subscribers.publish_due_posts": {"queue": "housekeeping"},
     "banditore.subscribers.sweep_deliveries": {"queue": "housekeeping"},

@@ -13,6 +13,7 @@ from deploy.health import healthz, readyz
 from deploy.metrics import metrics_view
 from deploy.ops import ops_status_view
 from subscribers.conversation.privacy import privacy_notice
+from subscribers.delivery.digest_page import digest_page
 
 # Editors should see whose desk this is, not "Django administration".
 admin.site.site_header = f"Banditore · {settings.COUNCIL_NAME}"
@@ -29,6 +30,8 @@ urlpatterns = [
     path("api/", include("subscribers.api.urls")),
     # The council's privacy notice for the channel; the chat's short notice links here.
     path("privacy/", privacy_notice, name="privacy_notice"),
+    # One person's weekly digest in full, linked from the message when it does not all fit.
+    path("digest/<str:token>/", digest_page, name="digest_page"),
     # The webhook room sits below channel.tasks, so the wiring hands its view the processor's
     # wake-up (deploy.wsgi hands the same to the lean intake in front of Django).
     path(

@@ -28,3 +28,9 @@ class SubscribersConfig(AppConfig):
             receivers.on_preferences, dispatch_uid="subscribers.preferences"
         )
         senders_needed.connect(tasks.wake_senders, dispatch_uid="subscribers.wake_senders")
+        from django.db.models.signals import post_migrate
+
+        from subscribers.delivery.digest_schedule import ensure_digest_schedule
+
+        # The digest's beat entry, made once and then the administrators' to edit.
+        post_migrate.connect(ensure_digest_schedule, sender=self, dispatch_uid="digest_schedule")

@@ -34,16 +34,16 @@ class SubscriberStatus(models.TextChoices):
     ERASED = "erased", _("erased")
 
 
-class Subscriber(models.Model):
 class DigestPreference(models.TextChoices):
     COUNCIL_DEFAULT = "", _("as the council sets (BANDITORE_DIGEST_DEFAULT)")
     IMMEDIATE = "immediate", _("everything at once")
     WEEKLY = "weekly", _("a weekly digest")
 
 
+class Subscriber(models.Model):
     Status = SubscriberStatus
-
     DigestPreference = DigestPreference
+
     # Which status may follow which; anything else is a bug in the caller.
     TRANSITIONS: dict[str, set[str]] = {
         Status.PENDING: {Status.ACTIVE, Status.LEFT, Status.ERASED},
@@ -81,7 +81,6 @@ class DigestPreference(models.TextChoices):
     # When the person chose what marketing_opt_out says (the `user_preferences` webhook's own
     # timestamp): Meta may deliver a stop and a resume out of order, or again for up to 7 days.
     marketing_preference_at = models.DateTimeField(null=True, blank=True, editable=False)
-    conversation_state = models.CharField(max_length=32, blank=True, editable=False)
     # "" until the person chooses: the council's default applies, and follows it if it changes.
     digest_preference = models.CharField(
         _("posts of digest topics"),
@@ -91,6 +90,7 @@ class DigestPreference(models.TextChoices):
         default=DigestPreference.COUNCIL_DEFAULT,
         db_default=DigestPreference.COUNCIL_DEFAULT,
     )
+    conversation_state = models.CharField(max_length=32, blank=True, editable=False)
     conversation_context = models.JSONField(default=dict, blank=True, editable=False)
     created_at = models.DateTimeField(_("joined at"), auto_now_add=True)
     consented_at = models.DateTimeField(_("consent given at"), null=True, blank=True)
@@ -190,9 +190,9 @@ class ConsentEvent(models.Model):
         IMPORT = "import", _("imported from an existing list")
         MARKETING_STOP = "marketing_stop", _("stopped marketing messages")
         MARKETING_RESUME = "marketing_resume", _("resumed marketing messages")
-
         DIGEST_WEEKLY = "digest_weekly", _("chose the weekly digest")
         DIGEST_IMMEDIATE = "digest_immediate", _("chose everything at once")
+
     # PROTECT: a subscriber with a ledger is never deleted; erasure blanks their identity instead.
     subscriber = models.ForeignKey(
         Subscriber, on_delete=models.PROTECT, null=True, blank=True, related_name="consent_events"

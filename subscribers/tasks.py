@@ -44,6 +44,15 @@ def publish_due_posts() -> int:
     return publish_due_posts()
 
 
+@shared_task(name="banditore.subscribers.send_digest", ignore_result=True)
+def send_digest() -> int:
+    """The weekly digest (its schedule is a beat entry editable in the admin, made after
+    `migrate` by subscribers.delivery.digest_schedule). Safe to run twice: one per period."""
+    from subscribers.delivery.digest import digest_publish
+
+    return digest_publish().recipients
+
+
 @shared_task(name="banditore.subscribers.sweep_deliveries", ignore_result=True)
 def sweep_deliveries() -> dict:
     from subscribers.delivery.sweeper import sweep

@@ -22,6 +22,7 @@ from channel.graph.account import is_paused
 from channel.graph.errors import Handling, handling_for
 from channel.graph.window import window_cutoff
 from subscribers.delivery.budget import OverBudget, budget_check, post_estimate
+from subscribers.delivery.digest import at_once_condition, waits_for_digest
 from subscribers.delivery.payloads import default_template
 from subscribers.delivery.quiet import quiet_until
 from subscribers.delivery.settling import stop_senders
@@ -101,22 +102,24 @@ def check_publishable(post: Post, now: datetime | None = None) -> None:
 
 
 def fan_out(post: Post) -> int:
-    """One INSERT … SELECT DISTINCT: one delivery per distinct active subscriber of any topic."""
+    """One INSERT … SELECT DISTINCT: one delivery per distinct active subscriber of any topic
+    who gets the post at once; the others wait for the digest (subscribers.delivery.digest)."""
     topic_ids = list(post.topics.values_list("id", flat=True))
     if not topic_ids:
         return 0
     placeholders = ", ".join(["%s"] * len(topic_ids))
+    at_once, at_once_params = at_once_condition(post)
     sql = f"""
         INSERT INTO {Delivery._meta.db_table}
             (post_id, subscriber_id, status, used_template, attempts, last_error_text, queued_at)
         SELECT DISTINCT %s, s.subscriber_id, %s, %s, 0, '', %s
         FROM {Subscription._meta.db_table} s
         JOIN {Subscriber._meta.db_table} p ON p.id = s.subscriber_id
-        WHERE s.topic_id IN ({placeholders}) AND p.status = %s
+        WHERE s.topic_id IN ({placeholders}) AND p.status = %s AND {at_once}
         ON CONFLICT (post_id, subscriber_id) DO NOTHING
     """
     params = [post.pk, Delivery.Status.QUEUED, False, timezone.now(), *topic_ids]
-    params.append(Subscriber.Status.ACTIVE)
+    params += [Subscriber.Status.ACTIVE, *at_once_params]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.rowcount
@@ -145,12 +148,17 @@ def post_publish(*, post: Post, user=None, token=None, **audit_details) -> Publi
             return PublishResult(
                 post=post, recipients=post.deliveries.count(), already_published=True
             )
+        waits = waits_for_digest(post)
+        if waits:  # the digest gathers it for the others (subscribers.delivery.digest)
+            Post.objects.filter(pk=post.pk).update(waits_for_digest=True)
         recipients = fan_out(post)
         if recipients == 0:
             Post.objects.filter(pk=post.pk).update(
                 status=Post.Status.SENT,
                 finished_at=now,
-                status_note=_("Nobody is subscribed to these topics yet."),
+                status_note=_("Nobody gets it at once: it waits for the weekly digest.")
+                if waits
+                else _("Nobody is subscribed to these topics yet."),
             )
         audit(
             action="publish",

@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -42,6 +42,7 @@ from channel.graph.ratelimit import (
 from channel.graph.window import in_window
 from channel.models import MessageTemplate
 from channel.redis_client import redis_client
+from subscribers.delivery.digest_render import PersonalDigest, personal_digests
 from subscribers.delivery.inflight import Batch, Flight
 from subscribers.delivery.payloads import (
     Recipient,
@@ -114,6 +115,7 @@ class _Context:
     post: Post
     templates: dict[str, MessageTemplate | None]
     tier: UniqueRecipientWindow
+    digest: PersonalDigest | None = None  # a digest's post rendered for this person
 
 
 def _prepare(
@@ -132,7 +134,10 @@ def _prepare(
         wait = ctx.tier.admit(recipient.to)
         if wait > 0:  # messaging-limit tier reached: continue when the window allows
             return Outcome(claimed, held=("queued", wait, None, "messaging limit reached"))
-        payload = template_payload(ctx.post, recipient, template)
+        post = ctx.post
+        if ctx.digest is not None:
+            post = ctx.digest.for_template(template, claimed.subscriber_id, recipient.language)
+        payload = template_payload(post, recipient, template)
     else:
         payload = free_form_payload(ctx.post, recipient)
     return add_callback(payload, delivery_reference(claimed.id, claimed.seq)), use_template
@@ -192,8 +197,19 @@ def _start_batch(post: Post, size: int, wake: threading.Event | None = None) -> 
         templates={lang: default_template(lang) for lang in languages},
         tier=get_tier_window(),
     )
+    digests = None  # a digest's text is each person's own (subscribers.delivery.digest_render)
+    if post.kind == Post.Kind.DIGEST:
+        digests = personal_digests(post, {p: r.language for p, r in recipients.items()})
     for claim in batch.claimed:
-        ready = _prepare(ctx, claim, recipients.get(claim.subscriber_id))
+        recipient = recipients.get(claim.subscriber_id)
+        if digests is not None and recipient is not None:
+            mine = digests.get(claim.subscriber_id)
+            if mine is None:  # all it held reached them otherwise since
+                batch.outcomes.append(Outcome(claim, held=("cancelled", 0, None, "nothing new")))
+                continue
+            ready = _prepare(replace(ctx, post=mine.free_form, digest=mine), claim, recipient)
+        else:
+            ready = _prepare(ctx, claim, recipient)
         if isinstance(ready, Outcome):
             batch.outcomes.append(ready)
         else:

@@ -12,6 +12,7 @@ from datetime import datetime
 import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
 from django.utils.dateparse import parse_datetime
+from django.utils.translation import gettext as _
 
 from subscribers.feeds.area import AlertArea, AreaError, parse_circle, parse_polygon
 from subscribers.feeds.fetching import FeedError
@@ -71,10 +72,13 @@ def parse_xml(body: bytes):
         return SafeET.fromstring(body, forbid_dtd=True, forbid_entities=True, forbid_external=True)
     except DefusedXmlException as error:
         raise FeedError(
-            f"The alert declares XML entities or a DTD ({type(error).__name__}): refused as unsafe."
+            _("The alert declares XML entities or a DTD (%(kind)s): refused as unsafe.")
+            % {"kind": type(error).__name__}
         ) from None
     except SafeET.ParseError as error:
-        raise FeedError(f"The address does not answer XML ({error}).") from None
+        raise FeedError(
+            _("The address does not answer XML (%(error)s).") % {"error": error}
+        ) from None
 
 
 def is_alert(root) -> bool:
@@ -85,7 +89,7 @@ def cap_alert(root) -> CapAlert:
     """The alert under `root`; FeedError when it lacks what CAP requires of every alert."""
     identifier = _text(root, "identifier")
     if not identifier:
-        raise FeedError("A CAP alert without an identifier: not read.")
+        raise FeedError(_("A CAP alert without an identifier: not read."))
     references = tuple(
         part.split(",")[1] if part.count(",") == 2 else part
         for part in _text(root, "references").split()
@@ -110,7 +114,9 @@ def _info(element) -> CapInfo:
             polygons += [parse_polygon(p.text or "") for p in _children(area, "polygon")]
             circles += [parse_circle(c.text or "") for c in _children(area, "circle")]
         except AreaError as error:
-            raise FeedError(f"A CAP alert with a malformed area: {error}.") from None
+            raise FeedError(
+                _("A CAP alert with a malformed area: %(error)s.") % {"error": error}
+            ) from None
     expires = None
     if raw := _text(element, "expires"):
         try:
@@ -118,7 +124,9 @@ def _info(element) -> CapInfo:
         except ValueError:
             expires = None
         if expires is None:
-            raise FeedError(f"A CAP alert with an unreadable expiry: {raw[:40]!r}.")
+            raise FeedError(
+                _("A CAP alert with an unreadable expiry: %(value)s.") % {"value": raw[:40]}
+            )
     return CapInfo(
         language=_text(element, "language") or "en-US",  # CAP's default language
         event=_text(element, "event"),

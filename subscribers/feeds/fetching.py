@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import httpx
 from django.conf import settings
+from django.utils.translation import gettext as _
 
 
 class FeedError(Exception):
@@ -45,7 +46,9 @@ def feed_fetch(url: str, *, etag: str = "", last_modified: str = "") -> Fetched:
                 if response.status_code == 304:
                     return Fetched(body=None, etag=etag, last_modified=last_modified)
                 if response.status_code >= 400:
-                    raise FeedError(f"The feed answered HTTP {response.status_code}.")
+                    raise FeedError(
+                        _("The feed answered HTTP %(status)s.") % {"status": response.status_code}
+                    )
                 declared = response.headers.get("content-length", "")
                 if declared.isdigit() and int(declared) > limit:
                     raise FeedError(_too_large(limit))
@@ -55,17 +58,23 @@ def feed_fetch(url: str, *, etag: str = "", last_modified: str = "") -> Fetched:
                     if len(body) > limit:
                         raise FeedError(_too_large(limit))
                     if time.monotonic() > deadline:
-                        raise FeedError(f"The feed did not answer within {seconds:g} seconds.")
+                        raise FeedError(_too_slow(seconds))
                 return Fetched(
                     body=bytes(body),
                     etag=response.headers.get("etag", "")[:300],
                     last_modified=response.headers.get("last-modified", "")[:100],
                 )
     except httpx.TimeoutException:
-        raise FeedError(f"The feed did not answer within {seconds:g} seconds.") from None
+        raise FeedError(_too_slow(seconds)) from None
     except httpx.HTTPError as error:
-        raise FeedError(f"The feed could not be reached ({type(error).__name__}).") from None
+        raise FeedError(
+            _("The feed could not be reached (%(error)s).") % {"error": type(error).__name__}
+        ) from None
 
 
 def _too_large(limit: int) -> str:
-    return f"The feed is larger than {limit / 1_000_000:g} MB: not read."
+    return _("The feed is larger than %(mb)s MB: not read.") % {"mb": f"{limit / 1_000_000:g}"}
+
+
+def _too_slow(seconds: float) -> str:
+    return _("The feed did not answer within %(seconds)s seconds.") % {"seconds": f"{seconds:g}"}

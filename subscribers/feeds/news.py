@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import defusedxml.ElementTree as SafeET
 import feedparser
 from defusedxml import DefusedXmlException
+from django.utils.translation import gettext as _
 
 from subscribers.feeds.fetching import FeedError
 from subscribers.feeds.text import cut_at_word, html_to_text
@@ -33,7 +34,8 @@ def refuse_hostile_xml(body: bytes) -> None:
         SafeET.fromstring(body, forbid_dtd=False, forbid_entities=True, forbid_external=True)
     except DefusedXmlException as error:
         raise FeedError(
-            f"The feed declares XML entities ({type(error).__name__}): refused as unsafe."
+            _("The feed declares XML entities (%(kind)s): refused as unsafe.")
+            % {"kind": type(error).__name__}
         ) from None
     except SafeET.ParseError:
         pass
@@ -57,8 +59,8 @@ def news_items(body: bytes) -> list[NewsItem]:
     if not parsed.get("version") and not parsed.entries:
         reason = parsed.get("bozo_exception")
         raise FeedError(
-            "The address does not answer an RSS or Atom feed"
-            + (f" ({type(reason).__name__})." if reason else ".")
+            _("The address does not answer an RSS or Atom feed (%(reason)s).")
+            % {"reason": type(reason).__name__ if reason else _("no items")}
         )
     items = []
     entries = list(parsed.entries)

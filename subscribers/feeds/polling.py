@@ -14,6 +14,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from subscribers.delivery.publishing import PublishError, post_cancel, post_publish
 from subscribers.feeds import cap
@@ -79,7 +80,11 @@ def feed_poll(feed_id: int) -> PollResult | None:
         return PollResult(notes=[str(error)])
     except Exception as error:
         logger.exception("Feed %r (#%s) could not be polled", _name(feed_id), feed_id)
-        _record_error(feed_id, f"Unexpected error ({type(error).__name__}); the log has details.")
+        _record_error(
+            feed_id,
+            _("Unexpected error (%(error)s); the log has details.")
+            % {"error": type(error).__name__},
+        )
         return PollResult(notes=[type(error).__name__])
     return result
 
@@ -159,10 +164,10 @@ def _cap_drafts(feed: Feed, body: bytes, result: PollResult) -> list[Draft]:
     drafts = []
     for alert, source in alerts:
         info = cap.preferred_info(alert)
-        reason = _cap_skip_reason(alert, info, area)
-        if reason:
+        code, reason = _cap_skip_reason(alert, info, area)
+        if code:
             _skip(feed, key=item_key(alert.identifier), title=alert.identifier, reason=reason,
-                  source=source, result=result)  # fmt: skip
+                  source=source, result=result, other_area=code == "area")  # fmt: skip
             continue
         prefix = PREFIXES["it" if info.language.lower().startswith("it") else "en"]
         title = prefix.get(alert.msg_type, "") + (info.headline or info.event)
@@ -183,27 +188,37 @@ def _cap_drafts(feed: Feed, body: bytes, result: PollResult) -> list[Draft]:
     return drafts
 
 
-def _cap_skip_reason(alert: cap.CapAlert, info, area) -> str:
+def _cap_skip_reason(alert: cap.CapAlert, info, area) -> tuple[str, str]:
+    """Why an alert makes no post: (code, words for the editor); ("", "") when it makes one."""
     if alert.status != "Actual":
-        return f"status {alert.status or 'missing'}: not a real alert"
+        return "status", _("status %(status)s: not a real alert") % {"status": alert.status or "—"}
     if alert.msg_type not in ("Alert", "Update", "Cancel"):
-        return f"message type {alert.msg_type or 'missing'}"
+        return "type", _("message type %(type)s") % {"type": alert.msg_type or "—"}
     if alert.scope and alert.scope != "Public":
-        return f"scope {alert.scope}: not for the public"
+        return "scope", _("scope %(scope)s: not for the public") % {"scope": alert.scope}
     if info is None or not (info.headline or info.event):
-        return "no headline"
+        return "headline", _("no headline")
     if not area_matches(area, info.area):
-        return "another area"
+        return "area", _("another area")
     if info.expires and info.expires <= timezone.now():
-        return "expired"
-    return ""
+        return "expired", _("expired")
+    return "", ""
 
 
-def _skip(feed: Feed, *, key: str, title: str, reason: str, source: str, result: PollResult):
+def _skip(
+    feed: Feed,
+    *,
+    key: str,
+    title: str,
+    reason: str,
+    source: str,
+    result: PollResult,
+    other_area: bool,
+) -> None:
     _created, item = _claim(feed, key=key, title=title, source=source, skipped=reason)
     if item is not None:
         result.skipped += 1
-        if reason == "another area":
+        if other_area:
             Feed.objects.filter(pk=feed.pk).update(alerts_ignored=F("alerts_ignored") + 1)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 import pytest
+from django.utils import translation
 
 from subscribers.feeds.models import Feed
 from subscribers.feeds.polling import feed_poll
@@ -12,6 +13,14 @@ from tests.subscribers.feeds.helpers import fixture, make_feed
 from topics.models import Post
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _english():
+    """The messages below are matched in English; the Italian ones are checked once, apart."""
+    with translation.override("en"):
+        yield
+
 
 BAD = {
     "server error": ({"body": b"oops", "status": 500}, "HTTP 500"),
@@ -60,3 +69,11 @@ def test_an_unreachable_feed_is_an_error_on_the_feed(settings):
     result = feed_poll(feed.pk)
     assert "could not be reached" in result.notes[0]
     assert Feed.objects.get(pk=feed.pk).last_error.startswith("The feed could not be reached")
+
+
+def test_the_error_is_in_the_councils_language(feed_server):
+    feed = make_feed(feed_server.serve("/bad", b"", status=500))
+    with translation.override("it"):
+        feed_poll(feed.pk)
+    feed.refresh_from_db()
+    assert feed.last_error == "Il feed ha risposto HTTP 500."

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django.utils import translation
 
 from subscribers.delivery import sending
 from subscribers.feeds.models import Feed, FeedItem
@@ -12,6 +13,13 @@ from tests.subscribers.feeds.helpers import fixture, make_feed
 from topics.models import Post
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("council_area")]
+
+
+@pytest.fixture(autouse=True)
+def _english():
+    """The messages below are matched in English; the Italian ones are checked once, apart."""
+    with translation.override("en"):
+        yield
 
 
 def cap_feed(feed_server, name: str, **options) -> Feed:

@@ -6,6 +6,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
+from channel.identity import USER_ID_MAX_LENGTH
+
 
 class InboundEvent(models.Model):
     """Every webhook POST exactly as received: Meta offers no way to fetch past webhooks."""
@@ -42,7 +44,7 @@ class InboundMessage(models.Model):
     wamid = models.CharField(_("WhatsApp message id"), max_length=255, unique=True)
     event = models.ForeignKey(InboundEvent, on_delete=models.PROTECT, related_name="messages")
     wa_id = models.CharField(_("sender phone"), max_length=20, blank=True)
-    user_id = models.CharField(_("sender user id"), max_length=128, blank=True)
+    user_id = models.CharField(_("sender user id"), max_length=USER_ID_MAX_LENGTH, blank=True)
     kind = models.CharField(_("type"), max_length=32)
     sent_at = models.DateTimeField(_("sent at"))
     processed_at = models.DateTimeField(_("processed at"), null=True, blank=True)
@@ -90,7 +92,7 @@ class OutboundMessage(models.Model):
 
     lane = models.CharField(_("lane"), max_length=16, choices=Lane, default=Lane.REPLY)
     to_wa_id = models.CharField(_("to phone"), max_length=20, blank=True)
-    to_user_id = models.CharField(_("to user id"), max_length=128, blank=True)
+    to_user_id = models.CharField(_("to user id"), max_length=USER_ID_MAX_LENGTH, blank=True)
     payload = models.JSONField(_("payload"))
     # The message of the same reply that goes first: this one is sent by the run that settles
     # it, never on its own, so the parts of one reply (a hint, then a list) arrive in order.

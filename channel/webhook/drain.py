@@ -24,6 +24,7 @@ from django.utils import timezone
 from channel import signals
 from channel.erasure import erased_among
 from channel.graph.account import pause_for_account_errors
+from channel.identity import USER_ID_MAX_LENGTH
 from channel.models import InboundEvent, InboundMessage
 from channel.service_messages import apply_outbound_statuses, is_service_status
 from channel.webhook.arrivals import (
@@ -320,7 +321,7 @@ def _store_messages(event_id: int, messages: Sequence, problems: list[str]) -> l
                 wamid=wamid,
                 event_id=event_id,
                 wa_id=message.wa_id[:20],
-                user_id=message.user_id[:128],
+                user_id=message.user_id[:USER_ID_MAX_LENGTH],
                 kind=message.kind[:32] or "unknown",
                 sent_at=sent_at,
             )

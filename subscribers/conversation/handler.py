@@ -26,6 +26,7 @@ from subscribers.conversation.machine import (
     step,
 )
 from subscribers.conversation.my_data import my_data_text
+from subscribers.conversation.number_change import subscriber_change_number
 from subscribers.conversation.texts import in_language
 from subscribers.erasure import autoreply_key, person_forget, subscriber_erase
 from subscribers.models import ConsentEvent, Subscriber, Subscription
@@ -72,10 +73,19 @@ def person_of(subscriber: Subscriber | None, *, wa_id: str = "") -> Person:
 
 
 def handle_inbound_message(*, message: InboundMsg) -> Outcome:
+    if message.kind == "system" and message.system_type == "user_changed_number":
+        subscriber_change_number(
+            old_wa_id=message.wa_id,
+            old_user_id=message.user_id,
+            new_wa_id=message.new_wa_id,
+            new_user_id=message.new_user_id,
+            wamid=message.wamid,
+        )
     subscriber = find_subscriber(message)
     choices, by_slug = topic_choices()
     event = Event(
-        kind=message.kind,
+        # A message in a group chat is not one to us: never a conversation step or a reply.
+        kind="group" if message.group_id else message.kind,
         text=message.text,
         reply_id=message.reply_id,
         flow_response=message.flow_response,

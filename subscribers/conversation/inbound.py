@@ -73,7 +73,10 @@ def handle_messages(*, messages: Sequence) -> list[str]:
             with transaction.atomic():
                 if not claim_inbound_message(wamid=message.wamid):
                     continue
-                handle_inbound_message(message=message)
+                # A sender id the parser found malformed was dropped (and reported there):
+                # nobody to answer or to record.
+                if message.wa_id or message.user_id:
+                    handle_inbound_message(message=message)
         except OperationalError:
             raise
         except Exception as exc:

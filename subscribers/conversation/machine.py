@@ -48,7 +48,22 @@ IDLE = "idle"
 ACCEPT, REFUSE = "consent:yes", "consent:no"
 ERASE_YES, ERASE_NO = "erase:yes", "erase:no"
 JOIN, LEAVE_YES, LEAVE_NO = "join", "leave:yes", "leave:no"
-IGNORED_KINDS = {"reaction", "unsupported", "system", "unknown", "order"}
+# Not something the person said to us, so never answered (not even "this channel is one-way"):
+# reactions, edits and deletions of earlier messages, Meta's notices and errors, answers to a
+# call-permission request, messages in group chats
+# (https://developers.facebook.com/docs/whatsapp/cloud-api/webhooks/components).
+IGNORED_KINDS = {
+    "reaction",
+    "edit",
+    "revoke",
+    "unsupported",
+    "system",
+    "errors",
+    "unknown",
+    "order",
+    "call_permission_reply",
+    "group",
+}
 SUBSCRIBED = ("active", "pending")
 
 

@@ -57,10 +57,11 @@ BEAT_SCHEDULE["subscribers-prune-idempotency-keys"] = {
     "task": "banditore.subscribers.prune_idempotency_keys",
     "schedule": crontab(hour=3, minute=17),
 }
-# The dashboard's trend: active subscribers per topic, today's row rewritten every hour.
+# The dashboard's audience-sized figures: subscribers per topic (today's row rewritten, the
+# trend and "now") and joins and leaves per day, every 5 minutes (≈ 1.5 s at 1.1M people).
 BEAT_SCHEDULE["subscribers-count-subscribers"] = {
     "task": "banditore.subscribers.count_subscribers",
-    "schedule": crontab(minute=7),
+    "schedule": crontab(minute="*/5"),
 }
 # Each worker pool's heartbeat (deploy.ops): a tiny task on its own queue every minute.
 for queue in ("replies", "sends", "housekeeping"):

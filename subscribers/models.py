@@ -323,6 +323,19 @@ class Delivery(models.Model):
             models.Index(
                 fields=["sending_at"], condition=Q(status="sending"), name="delivery_in_flight_idx"
             ),
+            # Retries waiting for their time (the finish estimate's latest, the next one due):
+            # a few rows, and none at fan-out (next_attempt_at is NULL), so free there.
+            models.Index(
+                fields=["post", "next_attempt_at"],
+                condition=Q(status="queued", next_attempt_at__isnull=False),
+                name="delivery_retry_idx",
+            ),
+            # Failures by Meta's code (one row's text per code for the failures table).
+            models.Index(
+                fields=["post", "last_error_code"],
+                condition=Q(status="failed"),
+                name="delivery_failed_idx",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -394,6 +407,28 @@ class TopicCount(models.Model):
 
     def __str__(self) -> str:
         return f"{self.day} {self.topic_id or 'all'}: {self.subscribers}"
+
+
+class PostCount(models.Model):
+    """A post's deliveries by status (failed ones by Meta's error code too), as signed deltas
+    that add up: triggers on the delivery table insert them in the same transaction as every
+    change (migration 0013_post_counters), so the progress panel and the dashboard never count
+    a post's rows. subscribers.delivery.counters reads, folds and recounts them."""
+
+    # No FK constraint (its per-row check on every delta) and no index of its own: the one
+    # below serves the post. Deleting a post deletes its counts through the ORM.
+    post = models.ForeignKey(
+        Post, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
+    )
+    status = models.CharField(max_length=16)
+    error_code = models.IntegerField(null=True, blank=True)
+    n = models.BigIntegerField()
+
+    class Meta:
+        indexes = [models.Index(fields=["post", "status"], name="postcount_post_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.post_id} {self.status} {self.error_code or ''}: {self.n:+d}"
 
 
 class ImportRow(models.Model):

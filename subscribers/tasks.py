@@ -55,9 +55,12 @@ def send_digest() -> int:
 
 @shared_task(name="banditore.subscribers.sweep_deliveries", ignore_result=True)
 def sweep_deliveries() -> dict:
+    from subscribers.delivery.counters import posts_fold_crowded
     from subscribers.delivery.sweeper import sweep
 
-    return sweep()
+    swept = sweep()
+    swept["counters_folded"] = posts_fold_crowded()  # the deltas of the last minute
+    return swept
 
 
 @shared_task(name="banditore.subscribers.prune_idempotency_keys", ignore_result=True)
@@ -69,6 +72,7 @@ def prune_idempotency_keys() -> int:
 
 @shared_task(name="banditore.subscribers.count_subscribers", ignore_result=True)
 def count_subscribers() -> int:
-    from subscribers.dashboard.queries import take_snapshot
+    from subscribers.dashboard.queries import flows_snapshot, take_snapshot
 
+    flows_snapshot()
     return take_snapshot()

@@ -5,26 +5,22 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import Count, Q
 
 from channel import clock
 from channel.graph.ratelimit import get_tier_window, tier_limit
 from channel.graph.window import window_cutoff
 from subscribers.delivery.quiet import finish_after_quiet
-from subscribers.models import Delivery
+from subscribers.delivery.counters import post_counts
+from subscribers.models import Delivery, Subscriber
 from topics.models import Post
 
 STATUSES = list(Delivery.Status.values)
 
 
 def post_counters(post: Post) -> dict[str, int]:
-    """One GROUP BY over the post's deliveries (index on post, status)."""
-    counters = dict.fromkeys(STATUSES, 0)
-    rows = Delivery.objects.filter(post=post).values_list("status").annotate(n=Count("id"))
-    for status, count in rows.order_by():
-        counters[status] = count
-    counters["reach"] = sum(counters[s] for s in STATUSES)
-    return counters
+    """By status, and `reach`: from the counters the delivery table's triggers keep
+    (subscribers.delivery.counters), never a count of the post's rows."""
+    return post_counts(post.pk)
 
 
 def bulk_rate() -> float:
@@ -57,25 +53,32 @@ def estimated_finish(post: Post, now: datetime | None = None) -> datetime | None
     if post.status != Post.Status.SENDING:
         return None
     now = now or clock.now()
-    left = Delivery.objects.filter(
-        post=post, status__in=[Delivery.Status.QUEUED, Delivery.Status.SENDING]
-    )
+    counters = post_counts(post.pk)
+    left = counters[Delivery.Status.QUEUED] + counters[Delivery.Status.SENDING]
     needing_template = 0
     free_slots = None
     if tier_limit() is not None:
-        outside = Q(subscriber__last_inbound_at__isnull=True) | Q(
-            subscriber__last_inbound_at__lte=window_cutoff(now)
-        )
-        needing_template = left.filter(outside).count()
+        needing_template = max(0, left - _left_inside_window(post, now))
         free_slots = tier_limit() - get_tier_window().used()
-    duration = send_duration(
-        total=left.count(), needing_template=needing_template, free_slots=free_slots
-    )
-    latest_retry = (
-        left.filter(status=Delivery.Status.QUEUED, next_attempt_at__gt=now)
+    duration = send_duration(total=left, needing_template=needing_template, free_slots=free_slots)
+    latest_retry = (  # delivery_retry_idx: the retries only, not the post's queue
+        Delivery.objects.filter(post=post, status=Delivery.Status.QUEUED, next_attempt_at__gt=now)
         .order_by("-next_attempt_at")
         .values_list("next_attempt_at", flat=True)
         .first()
     )
     finish, _resumes = finish_after_quiet(now, duration, urgent=post.is_urgent)
     return max(finish, latest_retry) if latest_retry else finish
+
+
+def _left_inside_window(post: Post, now: datetime) -> int:
+    """The post's rows still to send to people inside the 24-hour window: those who wrote in
+    the last 24 hours (index on last_inbound_at, usually few), each looked up in the post's
+    rows by UNIQUE(post, subscriber). Everyone else left needs the template: the whole
+    audience is never read."""
+    inside = Subscriber.objects.filter(last_inbound_at__gt=window_cutoff(now)).values("pk")
+    return Delivery.objects.filter(
+        post=post,
+        status__in=[Delivery.Status.QUEUED, Delivery.Status.SENDING],
+        subscriber_id__in=inside,
+    ).count()

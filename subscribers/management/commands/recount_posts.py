@@ -1,0 +1,20 @@
+from __future__ import annotations
+
+from django.core.management.base import BaseCommand
+
+from subscribers.delivery.counters import post_counts_recount
+
+
+class Command(BaseCommand):
+    help = (
+        "Recount posts' delivery counters (the progress panel's and the dashboard's numbers) "
+        "from their deliveries. Safe while sending: changes made meanwhile are kept. Only "
+        "needed if someone changed the subscribers_postcount table by hand."
+    )
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("post_ids", nargs="*", type=int, help="post ids (default: all)")
+
+    def handle(self, *args, **options) -> None:
+        counted = post_counts_recount(options["post_ids"] or None)
+        self.stdout.write(f"Recounted {counted:,} deliveries.")

@@ -135,3 +135,18 @@ def send_outbound_message_task(self, outbound_id: int) -> str:
         if following is None:
             return outcome
         outbound_id = following
+
+
+@shared_task(name="banditore.channel.refresh_phone_facts", ignore_result=True)
+def refresh_phone_facts_task() -> str:
+    """Nightly and when sending resumes: the number's throughput, messaging limit, quality and
+    name status from Meta (channel.graph.phone). A drop is kept for the editors' notice and
+    the alert e-mail (deploy.alerts)."""
+    from channel.graph.phone import phone_facts_refresh
+
+    facts, drops = phone_facts_refresh()
+    if facts.check_error:
+        logger.warning("phone number facts not read: %s", facts.check_error)
+    for drop in drops:
+        logger.warning("phone number: %s", drop)
+    return str(facts)

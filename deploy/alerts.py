@@ -3,14 +3,16 @@
 `alerts_check()` runs every minute (banditore.deploy.check_alerts on the housekeeping queue). An
 incident is remembered in Redis while it lasts, so it is reported when it starts, not every
 minute; when it ends the key goes and an INFO line says so, and the next occurrence is a new
-incident (and the budget: once a month at 80 %, budget_alert). The three incidents:
+incident (and the budget: once a month at 80 %, budget_alert). The incidents:
 - sending paused: Meta answered an account-level error (expired token, restricted number) and
   nothing is sent until a person fixes it and resumes in the admin;
 - webhook backlog: a received webhook has waited more than BANDITORE_ALERT_BACKLOG_MINUTES
   (the replies worker pool is down or stuck: citizens get no answers);
 - webhook silence: a post is sending but no webhook arrived for
   BANDITORE_ALERT_WEBHOOK_SILENCE_MINUTES (Meta cannot reach the webhook: DNS, TLS, the proxy,
-  or the app's subscription in Meta's App Dashboard), so no delivery is ever confirmed.
+  or the app's subscription in Meta's App Dashboard), so no delivery is ever confirmed;
+- phone number drop: Meta lowered the number's quality rating, messaging limit or throughput
+  (channel.graph.phone, read nightly), until an editor dismisses the notice in the admin.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from subscribers.delivery.costs import month_start
 logger = logging.getLogger(__name__)
 
 INCIDENT_KEY = "banditore:alert:{name}"
-INCIDENTS = ("sending-paused", "webhook-backlog", "webhook-silence")
+INCIDENTS = ("sending-paused", "webhook-backlog", "webhook-silence", "phone-number-drop")
 
 
 def current_incidents(status: dict) -> dict[str, str]:
@@ -61,6 +63,14 @@ def current_incidents(status: dict) -> dict[str, str]:
         incidents["webhook-silence"] = (
             f"{len(started)} posts are sending but no webhook arrived since "
             f"{quiet_since:%Y-%m-%d %H:%M %Z}: can Meta reach the webhook URL?"
+        )
+    phone = status.get("phone_number") or {}
+    if phone.get("drop_notice"):  # until an editor dismisses the notice in the admin
+        incidents["phone-number-drop"] = (
+            f"Meta lowered the WhatsApp number's standing: {phone['drop_notice']} Now: quality "
+            f"{phone['quality_rating'] or '?'}, messaging limit {phone['messaging_limit'] or '?'}"
+            f", {phone['messages_per_second']} messages/s. Posts go out more slowly; check "
+            "recent templates and posts for what citizens blocked or reported."
         )
     return incidents
 

@@ -20,7 +20,8 @@ from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
 from channel.graph.account import pause_state
-from channel.models import InboundEvent
+from channel.graph.phone import effective_mps, effective_tier
+from channel.models import InboundEvent, PhoneNumberFacts
 from channel.redis_client import redis_client
 from topics.models import Post
 
@@ -66,6 +67,23 @@ def webhook_status(now: datetime) -> dict:
     }
 
 
+def phone_number_status() -> dict:
+    """What Meta last said about the number (null until it answered) and the rate and daily
+    limit Banditore sends at because of it (channel.graph.phone)."""
+    facts = PhoneNumberFacts.objects.filter(id=1).first()
+    return {
+        "throughput": facts.throughput_level if facts else "",
+        "messaging_limit": facts.messaging_limit if facts else "",
+        "quality_rating": facts.quality_rating if facts else "",
+        "name_status": facts.name_status if facts else "",
+        "checked_at": facts.checked_at if facts else None,
+        "check_error": facts.check_error if facts else "",
+        "drop_notice": facts.drop_notice if facts else "",
+        "messages_per_second": effective_mps(facts if facts and facts.checked_at else None),
+        "daily_limit": effective_tier(facts if facts and facts.checked_at else None),
+    }
+
+
 def ops_status() -> dict:
     now = timezone.now()
     paused = pause_state()
@@ -85,6 +103,7 @@ def ops_status() -> dict:
             .order_by("id")
             .values_list("id", "title", "published_at")
         ],
+        "phone_number": phone_number_status(),
         "sending_paused": None
         if paused is None
         else {"since": paused.since, "error_code": paused.error_code, "reason": paused.reason},

@@ -25,6 +25,7 @@ TASK_ROUTES = {
     "banditore.subscribers.sweep_deliveries": {"queue": "housekeeping"},
     "banditore.subscribers.prune_idempotency_keys": {"queue": "housekeeping"},
     "banditore.subscribers.count_subscribers": {"queue": "housekeeping"},
+    "banditore.channel.refresh_phone_facts": {"queue": "housekeeping"},
     "banditore.feeds.poll_feed": {"queue": "housekeeping"},
     # Each beat entry of the heartbeat names its queue (options below), overriding this.
     "banditore.deploy.heartbeat": {"queue": "housekeeping"},
@@ -62,6 +63,11 @@ BEAT_SCHEDULE["subscribers-prune-idempotency-keys"] = {
 BEAT_SCHEDULE["subscribers-count-subscribers"] = {
     "task": "banditore.subscribers.count_subscribers",
     "schedule": crontab(minute="*/5"),
+}
+# The phone number's throughput, messaging limit and quality from Meta (channel.graph.phone).
+BEAT_SCHEDULE["channel-refresh-phone-facts"] = {
+    "task": "banditore.channel.refresh_phone_facts",
+    "schedule": crontab(hour=4, minute=7),
 }
 # Each worker pool's heartbeat (deploy.ops): a tiny task on its own queue every minute.
 for queue in ("replies", "sends", "housekeeping"):

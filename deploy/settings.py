@@ -225,9 +225,11 @@ WHATSAPP_DISPLAY_PHONE_NUMBER = env_str("WHATSAPP_DISPLAY_PHONE_NUMBER")
 WHATSAPP_ACCESS_TOKEN = env_str("WHATSAPP_ACCESS_TOKEN")
 WHATSAPP_APP_SECRET = env_str("WHATSAPP_APP_SECRET")
 WHATSAPP_VERIFY_TOKEN = env_str("WHATSAPP_VERIFY_TOKEN")
-WHATSAPP_MPS = env_int("WHATSAPP_MPS", 80, minimum=1)
+# Caps on the rate and daily limit Meta reports for the number (channel.graph.phone); unset:
+# Meta's, and 80/s and 2,000 people a day until it has answered.
+WHATSAPP_MPS = env_int("WHATSAPP_MPS", 0, minimum=0)
 WHATSAPP_MESSAGING_TIER = env_choice(
-    "WHATSAPP_MESSAGING_TIER", "2000", {"250", "2000", "10000", "100000", "unlimited"}
+    "WHATSAPP_MESSAGING_TIER", "", {"", "250", "2000", "10000", "100000", "unlimited"}
 )
 WHATSAPP_TOPICS_FLOW_ID = env_str("WHATSAPP_TOPICS_FLOW_ID")
 # Posts of digest topics, for people who have not chosen: "weekly" (in the digest) or at once.

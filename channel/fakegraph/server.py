@@ -20,7 +20,14 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
-from channel.fakegraph.validation import Rejection, Template, validate_message
+from channel.fakegraph.validation import (
+    Rejection,
+    Template,
+    Upload,
+    media_ids,
+    validate_message,
+    validate_upload,
+)
 from channel.graph.transport import PooledTransport
 from channel.webhook.envelope import webhook_envelope
 from channel.webhook.signatures import HEADER, sign
@@ -105,6 +112,15 @@ class FakeConfig:
     # `read` (https://developers.facebook.com/docs/whatsapp/cloud-api/webhooks/components).
     read_without_delivered_rate: float = 0.0
     fail_after_send: list[str] = field(default_factory=list)  # accepted, then failed 131026
+    # Uploaded media live this long (Meta: 30 days), then sends by their id fail with 131053.
+    media_ttl: float = 30 * DAY
+    # The phone number's facts, as GET /{phone-number-id}?fields=… answers them
+    # (https://developers.facebook.com/docs/whatsapp/cloud-api/reference/phone-numbers and
+    # https://developers.facebook.com/documentation/business-messaging/whatsapp/throughput).
+    throughput_level: str = "STANDARD"  # STANDARD (80/s) or HIGH (1,000/s)
+    messaging_limit: str = "TIER_2K"  # TIER_250, TIER_2K, TIER_10K, TIER_100K, TIER_UNLIMITED
+    quality_rating: str = "GREEN"  # GREEN, YELLOW, RED, UNKNOWN
+    name_status: str = "APPROVED"
     fail_after_send_code: int = 131026  # the code of those failures (e.g. 131048, 130472)
     # Sends to these numbers are refused at once with this code (any of Meta's, or one unknown).
     error_for: dict[str, int] = field(default_factory=dict)
@@ -116,6 +132,8 @@ class _State:
         self.random = random.Random(config.seed)
         self.templates: dict[tuple[str, str], Template] = {}
         self.outbox: list[dict] = []
+        self.media: dict[str, tuple[Upload, float]] = {}  # media id → (upload, expires at)
+        self.uploads = 0
         self.inbound_at: dict[str, float] = {}
         self.recent_accepts: deque[float] = deque()
         self.accept_times: list[float] = []
@@ -239,11 +257,80 @@ class FakeGraphServer:
         if path.startswith("/_fake/"):
             return await self._control(method, path[len("/_fake/") :], query, data)
         segments = path.strip("/").split("/")
+        if method == "POST" and len(segments) == 3 and segments[2] == "media":
+            return self._upload(segments[1], headers, body)
+        if method == "GET" and len(segments) == 2:
+            return self._phone_number(segments[1], headers, query)
         if method == "POST" and len(segments) == 3 and segments[2] == "messages":
             if segments[1] != self.state.config.phone_number_id:
                 return 400, _error(100, "Unsupported post request: unknown phone number id.")
             return await self._send(headers, data)
         return 404, _error(100, f"Unknown path components: {path}")
+
+    # --- Meta's media upload and phone number endpoints ---------------------------------------
+
+    def _upload(self, phone_id: str, headers: dict, body: bytes):
+        """POST /{phone-number-id}/media (multipart): Meta's type and size checks, then an id
+        that lives `media_ttl` seconds
+        (https://developers.facebook.com/docs/whatsapp/cloud-api/reference/media#upload-media)."""
+        state = self.state
+        if headers.get("authorization", "") != f"Bearer {state.config.access_token}":
+            return 401, _error(190, "Invalid OAuth access token - Cannot parse access token")
+        if phone_id != state.config.phone_number_id:
+            return 400, _error(100, "Unsupported post request: unknown phone number id.")
+        upload = validate_upload(headers.get("content-type", ""), body)
+        if isinstance(upload, Rejection):
+            return self._reject(upload.code, upload.details)
+        media_id = str(secrets.randbelow(9 * 10**15) + 10**15)  # Meta's: 16 digits
+        state.media[media_id] = (upload, time.time() + state.config.media_ttl)
+        state.uploads += 1
+        return 200, {"id": media_id}
+
+    def _media_rejection(self, payload) -> tuple[int, dict] | None:
+        """Meta cannot send a media id it does not hold (never uploaded, or expired), nor an
+        image id as a video: 131053."""
+        now = time.time()
+        for kind, media_id in media_ids(payload):
+            known = self.state.media.get(media_id)
+            if known is None or known[1] <= now:
+                return self._reject(131053, f"Media upload error: media id {media_id} not found.")
+            if kind != "document" and known[0].kind != kind:
+                return self._reject(
+                    131053, f"Media upload error: media {media_id} is a {known[0].mime_type}."
+                )
+        return None
+
+    # Fields Meta answers when none are asked for (the OpenAPI document's default set).
+    PHONE_DEFAULT_FIELDS = ("id", "display_phone_number", "verified_name", "quality_rating")
+
+    def _phone_number(self, phone_id: str, headers: dict, query: dict):
+        """GET /{phone-number-id}?fields=…: the number's throughput, messaging limit, quality
+        rating and display name status, as configured (tests lower them)."""
+        config = self.state.config
+        if headers.get("authorization", "") != f"Bearer {config.access_token}":
+            return 401, _error(190, "Invalid OAuth access token - Cannot parse access token")
+        if phone_id != config.phone_number_id:
+            return 400, _error(
+                100, f"Unsupported get request. Object with ID '{phone_id}' not found."
+            )
+        known = {
+            "id": config.phone_number_id,
+            "display_phone_number": config.display_phone_number,
+            "verified_name": "Comune di Esempio",
+            "quality_rating": config.quality_rating,
+            "name_status": config.name_status,
+            "throughput": {"level": config.throughput_level},
+            "whatsapp_business_manager_messaging_limit": config.messaging_limit,
+            "messaging_limit_tier": config.messaging_limit,  # deprecated by Meta, still served
+            "status": "CONNECTED",
+        }
+        wanted = [f.strip() for f in query.get("fields", "").split(",") if f.strip()]
+        unknown = [f for f in wanted if f not in known]
+        if unknown:
+            return 400, _error(100, f"(#100) Tried accessing nonexisting field ({unknown[0]})")
+        return 200, {
+            f: known[f] for f in ([*wanted, "id"] if wanted else self.PHONE_DEFAULT_FIELDS)
+        }
 
     # --- Meta's send endpoint ----------------------------------------------------------------
 
@@ -292,6 +379,9 @@ class FakeGraphServer:
         rejection = validate_message(payload, state.templates)
         if rejection is not None:
             return self._reject(rejection.code, rejection.details)
+        refused = self._media_rejection(payload)
+        if refused is not None:
+            return refused
         now = time.time()
         if config.mps:
             while state.recent_accepts and state.recent_accepts[0] <= now - 1.0:
@@ -491,6 +581,10 @@ class FakeGraphServer:
             return 200, asdict(template)
         if name == "inbound":
             return 200, await self._inbound(data)
+        if name == "forget_media":  # Meta no longer holds our uploads (expired, purged)
+            forgotten = len(state.media)
+            state.media.clear()
+            return 200, {"forgotten": forgotten}
         return 404, _error(100, f"unknown control endpoint {name}")
 
     async def _inbound(self, data: dict) -> dict:
@@ -541,6 +635,7 @@ class FakeGraphServer:
             "first_accept": times[0] if times else None,
             "last_accept": times[-1] if times else None,
             "webhooks_sent": state.webhooks_sent,
+            "media_uploads": state.uploads,
             "webhook_failures": state.webhook_failures,
             "statuses_sent": state.statuses_sent,
             "pending_statuses": self._pending,

@@ -37,6 +37,35 @@ LIMITS = {
     "filename": 200,
 }
 MEDIA_KINDS = ("image", "video", "document", "audio", "sticker")
+MB = 1000 * 1000  # decimal megabytes, the stricter reading: what we accept, Meta accepts
+# What POST /{phone-number-id}/media accepts, by kind: MIME types and the largest file
+# (https://developers.facebook.com/docs/whatsapp/cloud-api/reference/media#supported-media-types).
+MEDIA_UPLOADS: dict[str, tuple[frozenset[str], int]] = {
+    "image": (frozenset({"image/jpeg", "image/png"}), 5 * MB),
+    "video": (frozenset({"video/mp4", "video/3gpp"}), 16 * MB),
+    "audio": (
+        frozenset({"audio/aac", "audio/amr", "audio/mpeg", "audio/mp4", "audio/ogg"}),
+        16 * MB,
+    ),
+    "document": (
+        frozenset(
+            {
+                "text/plain",
+                "application/pdf",
+                "application/msword",
+                "application/vnd.ms-excel",
+                "application/vnd.ms-powerpoint",
+                "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+            }
+        ),
+        100 * MB,
+    ),
+    "sticker": (frozenset({"image/webp"}), 500 * 1000),  # animated; a static one 100 KB
+}
+# Meta keeps an uploaded file this long; its id is then gone (error 131053 when sent).
+MEDIA_ID_DAYS = 30
 _SPACES = re.compile(r"\s+")
 
 
@@ -68,16 +97,76 @@ def text(to: str, body: str, preview_url: bool = False) -> dict:
     return address(to) | {"type": "text", "text": {"body": body, "preview_url": preview_url}}
 
 
-def media(to: str, kind: str, link: str, caption: str = "", filename: str = "") -> dict:
-    """An image, video, document… by link; a document may carry the name shown for it."""
+def media_upload_problem(kind: str, mime_type: str, size: int) -> str:
+    """Why Meta would refuse this file on upload ("" when it would take it)."""
+    if kind not in MEDIA_UPLOADS:
+        return f"unknown media kind {kind!r}"
+    types, largest = MEDIA_UPLOADS[kind]
+    if mime_type not in types:
+        return f"a {kind} must be one of {', '.join(sorted(types))}, not {mime_type or '?'}"
+    if size > largest:
+        return f"the file is {size:,} bytes; WhatsApp takes a {kind} of at most {largest:,}"
+    if size <= 0:
+        return "the file is empty"
+    return ""
+
+
+def media_upload_form(kind: str, mime_type: str, size: int) -> dict:
+    """The form fields of an upload (the file goes alongside as `file`).
+    https://developers.facebook.com/docs/whatsapp/cloud-api/reference/media#upload-media"""
+    problem = media_upload_problem(kind, mime_type, size)
+    if problem:
+        raise ValueError(problem)
+    return {"messaging_product": "whatsapp", "type": mime_type}
+
+
+def _media_object(link: str, media_id: str) -> dict:
+    if bool(link) == bool(media_id):
+        raise ValueError("media needs exactly one of a link or an uploaded media id")
+    return {"id": media_id} if media_id else {"link": link}
+
+
+def media(
+    to: str, kind: str, link: str = "", caption: str = "", filename: str = "", media_id: str = ""
+) -> dict:
+    """An image, video, document… by uploaded media id (what posts use: Meta fetches nothing
+    per message) or by link; a document may carry the name shown for it."""
     if kind not in MEDIA_KINDS:
         raise ValueError(f"unknown media kind {kind!r}")
-    body = {"link": link}
+    body = _media_object(link, media_id)
     if caption:
         body["caption"] = _check(caption, "caption", "caption")
     if filename and kind == "document":
         body["filename"] = _check(filename, "filename", "file name")
     return address(to) | {"type": kind, kind: body}
+
+
+def _media_objects(payload: dict) -> list[dict]:
+    """The media objects of a message: its media, or its template's media header."""
+    kind = payload.get("type")
+    if kind in MEDIA_KINDS:
+        return [payload[kind]]
+    found = []
+    if kind == "template":
+        for component in payload.get("template", {}).get("components", []):
+            for parameter in component.get("parameters", []):
+                if parameter.get("type") in MEDIA_KINDS:
+                    found.append(parameter[parameter["type"]])
+    return found
+
+
+def by_media_id(payload: dict, media_id: str) -> dict:
+    """The same message with its media sent by the uploaded `media_id` instead of a link (set
+    in place; a message without media is left as it is)."""
+    for media_object in _media_objects(payload):
+        media_object.pop("link", None)
+        media_object["id"] = media_id
+    return payload
+
+
+def media_id_in(payload: dict) -> str:
+    """The uploaded media id a message carries ("" when none)."""
+    return next((str(m["id"]) for m in _media_objects(payload) if m.get("id")), "")
 
 
 def flatten_parameter(value: str) -> str:
@@ -92,9 +181,9 @@ def text_parameter(value: str) -> dict:
     return {"type": "text", "text": value}
 
 
-def media_parameter(kind: str, link: str) -> dict:
-    """A template's media header: the image, video or document to show."""
-    return {"type": kind, kind: {"link": link}}
+def media_parameter(kind: str, link: str = "", media_id: str = "") -> dict:
+    """A template's media header: the image, video or document to show (by id or link)."""
+    return {"type": kind, kind: _media_object(link, media_id)}
 
 
 def template(

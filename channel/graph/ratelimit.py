@@ -2,7 +2,7 @@
 
 A limit each process counts for itself does not hold across workers. Here every send asks one
 Lua script, atomically, against Redis's own clock. Meta allows 80 messages per second per
-phone number by default, up to 1,000 (WHATSAPP_MPS):
+phone number by default, up to 1,000 (what Meta reports, capped by WHATSAPP_MPS):
 https://developers.facebook.com/docs/whatsapp/cloud-api/overview#throughput
 
 Replies in conversations have priority: bulk sends draw from two buckets, the number's bucket
@@ -20,6 +20,7 @@ from enum import StrEnum
 import redis as redis_lib
 from django.conf import settings
 
+from channel.graph.phone import effective_mps, effective_tier
 from channel.pseudonyms import identity_digest
 from channel.redis_client import redis_client
 
@@ -197,13 +198,15 @@ class UniqueRecipientWindow:
 
 
 def tier_limit() -> int | None:
-    tier = str(settings.WHATSAPP_MESSAGING_TIER)
-    return None if tier == "unlimited" else int(tier)
+    """Meta's messaging limit for the number, capped by WHATSAPP_MESSAGING_TIER (channel.graph.
+    phone); None: unlimited."""
+    return effective_tier()
 
 
 def get_send_limiter() -> SendRateLimiter:
+    """At Meta's throughput for the number, capped by WHATSAPP_MPS (channel.graph.phone)."""
     return SendRateLimiter(
-        rate=float(settings.WHATSAPP_MPS),
+        rate=float(effective_mps()),
         reserve=float(settings.BANDITORE_REPLY_RESERVE),
     )
 

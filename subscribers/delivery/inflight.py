@@ -20,6 +20,9 @@ import time
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
+from channel.graph.errors import Handling
+from channel.graph.media import media_forget
+from channel.graph.payloads import media_id_in
 from subscribers.delivery.settling import Claimed, Outcome, settle
 
 logger = logging.getLogger(__name__)
@@ -111,6 +114,9 @@ class Batch:
             Outcome(self.prepared[n][0], result=result, template=self.prepared[n][2])
             for n, result in answers
         ]
+        gone = [n for n, result in answers if result.handling is Handling.MEDIA_GONE]
+        if gone:  # Meta lost the uploaded file: the retry uploads it again
+            media_forget(media_id_in(self.prepared[n][1]) for n in gone)
         if not due:
             return []
         outcomes, self.outcomes = self.outcomes, []

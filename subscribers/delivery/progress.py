@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 
 from channel import clock
+from channel.graph.phone import effective_mps
 from channel.graph.ratelimit import get_tier_window, tier_limit
 from channel.graph.window import window_cutoff
 from subscribers.delivery.quiet import finish_after_quiet
@@ -26,7 +27,7 @@ def post_counters(post: Post) -> dict[str, int]:
 def bulk_rate() -> float:
     """Messages per second available to posts (replies keep their reserved share)."""
     reserve = float(settings.BANDITORE_REPLY_RESERVE)
-    return max(0.1, float(settings.WHATSAPP_MPS) * (1 - reserve))
+    return max(0.1, float(effective_mps()) * (1 - reserve))
 
 
 def send_duration(*, total: int, needing_template: int, free_slots: int | None = None) -> timedelta:

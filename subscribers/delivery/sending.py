@@ -32,7 +32,8 @@ from channel import clock
 from channel.graph.account import is_paused
 from channel.graph.callbacks import delivery_reference
 from channel.graph.client import get_client
-from channel.graph.payloads import add_callback
+from channel.graph.media import MediaUploadError
+from channel.graph.payloads import add_callback, by_media_id
 from channel.graph.ratelimit import (
     Lane,
     UniqueRecipientWindow,
@@ -44,6 +45,7 @@ from channel.models import MessageTemplate
 from channel.redis_client import redis_client
 from subscribers.delivery.digest_render import PersonalDigest, personal_digests
 from subscribers.delivery.inflight import Batch, Flight
+from subscribers.delivery.media import media_hold, post_media_id
 from subscribers.delivery.payloads import (
     Recipient,
     default_template,
@@ -115,6 +117,7 @@ class _Context:
     post: Post
     templates: dict[str, MessageTemplate | None]
     tier: UniqueRecipientWindow
+    media_id: str = ""  # the post's file, uploaded once (subscribers.delivery.media)
     digest: PersonalDigest | None = None  # a digest's post rendered for this person
 
 
@@ -140,6 +143,8 @@ def _prepare(
         payload = template_payload(post, recipient, template)
     else:
         payload = free_form_payload(ctx.post, recipient)
+    if ctx.media_id:
+        by_media_id(payload, ctx.media_id)
     return add_callback(payload, delivery_reference(claimed.id, claimed.seq)), use_template
 
 
@@ -190,12 +195,19 @@ def _start_batch(post: Post, size: int, wake: threading.Event | None = None) -> 
     batch.paced_at = batch.started  # until requests are handed to the client
     if not batch.claimed:
         return batch
+    try:
+        media_id = post_media_id(post)  # one SELECT once uploaded; the first batch uploads
+    except MediaUploadError as error:
+        hold = media_hold(error)
+        batch.outcomes += [Outcome(claim, held=hold) for claim in batch.claimed]
+        return batch
     recipients = _recipients(batch.claimed)
     languages = {r.language for r in recipients.values()}
     ctx = _Context(
         post=post,
         templates={lang: default_template(lang) for lang in languages},
         tier=get_tier_window(),
+        media_id=media_id,
     )
     digests = None  # a digest's text is each person's own (subscribers.delivery.digest_render)
     if post.kind == Post.Kind.DIGEST:

@@ -27,9 +27,10 @@ from django.utils import timezone
 
 from channel.graph.account import pause_sending
 from channel.graph.callbacks import RANK, MessageStatus, delivery_attempt, rank_sql
-from channel.graph.errors import handling_for
+from channel.graph.errors import Handling, handling_for
 from channel.webhook.parsing import StatusUpdate
 from subscribers.delivery.decisions import failure_decision
+from subscribers.delivery.media import post_media_forget
 from subscribers.delivery.signals import senders_needed
 from subscribers.models import Delivery, Subscriber
 from topics.models import Post
@@ -362,6 +363,9 @@ def _after_failures(failed: list[_Failed], posts: dict[int, str]) -> None:
         Subscriber.objects.filter(id__in=opted_out).update(marketing_opt_out=True)
     if stopped:
         Delivery.objects.filter(id__in=stopped).update(status=Delivery.Status.CANCELLED)
+    gone = {row.post_id for row in failed if handling_for(row.code) is Handling.MEDIA_GONE}
+    if gone:  # Meta lost the posts' uploaded files: their retries upload them again
+        transaction.on_commit(lambda: post_media_forget(gone))
     if pause is not None:
         # Once ours commits, in its own transaction, and before the senders woken below run.
         transaction.on_commit(lambda: pause_sending(code=pause[0], reason=pause[1]))

@@ -13,7 +13,7 @@ from django.utils.translation import gettext as _
 from channel import clock
 from channel.graph.account import is_paused, pause_state
 from channel.graph.window import window_cutoff
-from channel.models import MessageTemplate
+from channel.models import MessageTemplate, PhoneNumberFacts
 from subscribers.delivery.audience import audience_for_topics
 from subscribers.delivery.budget import budget_state, post_estimate
 from subscribers.delivery.payloads import (
@@ -43,7 +43,12 @@ def sending_state(request: HttpRequest) -> dict:
     if not (request.path.startswith("/admin/") and user and user.is_staff):
         return {}
     state = pause_state()
-    return {"sending_paused": state, "can_resume_sending": bool(state and can_publish(user))}
+    return {
+        "sending_paused": state,
+        "can_resume_sending": bool(state and can_publish(user)),
+        # Meta lowered the number's quality, limit or throughput (channel.graph.phone).
+        "phone_drop": PhoneNumberFacts.objects.exclude(drop_notice="").filter(id=1).first(),
+    }
 
 
 @dataclass(frozen=True)

@@ -8,10 +8,10 @@ recipients)."""
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
+from django.db import transaction
 from django.http import Http404, JsonResponse
 from django.shortcuts import redirect
 from django.template.loader import render_to_string
@@ -24,6 +24,9 @@ from django.views.decorators.http import require_POST
 
 from channel.graph.account import resume_sending
 from channel.graph.errors import explain
+from channel.graph.phone import drop_dismiss, effective_mps, phone_facts
+from channel.graph.ratelimit import tier_limit
+from channel.tasks import refresh_phone_facts_task
 from subscribers.delivery import publishing
 from subscribers.delivery.audience import reach_count
 from subscribers.delivery.budget import post_cost_report
@@ -146,8 +149,9 @@ class PostAdmin(admin.ModelAdmin):
         return render_to_string(
             "admin/topics/post/plan.html",
             {"plan": plan, "days": plan.duration.days, "hours": plan.duration.seconds // 3600,
-             "minutes": plan.duration.seconds // 60 % 60, "tier": settings.WHATSAPP_MESSAGING_TIER,
-             "mps": settings.WHATSAPP_MPS},
+             "minutes": plan.duration.seconds // 60 % 60,
+             "tier": "unlimited" if tier_limit() is None else tier_limit(), "mps": effective_mps(),
+             "facts": phone_facts()},
         )  # fmt: skip
 
     @admin.display(description=_("preview"))
@@ -225,6 +229,11 @@ class PostAdmin(admin.ModelAdmin):
                 "resume-sending/",
                 view(require_POST(self.resume_sending_view)),
                 name="topics_post_resume_sending",
+            ),
+            path(
+                "dismiss-phone-notice/",
+                view(require_POST(self.dismiss_phone_notice_view)),
+                name="topics_post_dismiss_phone_notice",
             ),
             path("<int:post_id>/progress/", view(self.progress_view), name="topics_post_progress"),
             path(
@@ -304,5 +313,12 @@ class PostAdmin(admin.ModelAdmin):
             raise PermissionDenied
         if resume_sending(user=request.user):
             record_audit(user=request.user, action="resume_sending", obj="WhatsApp account")
+            # What Meta says about the number now (the pause may have lowered its limits).
+            transaction.on_commit(refresh_phone_facts_task.delay)
             self.message_user(request, _("Sending resumed."))
+        return redirect(request.META.get("HTTP_REFERER") or "admin:index")
+
+    def dismiss_phone_notice_view(self, request):
+        if drop_dismiss():
+            record_audit(user=request.user, action="dismiss_phone_notice", obj="WhatsApp number")
         return redirect(request.META.get("HTTP_REFERER") or "admin:index")

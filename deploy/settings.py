@@ -342,10 +342,6 @@ BANDITORE_SIMULATOR_NUMBERS = env_phone_numbers(
     "BANDITORE_SIMULATOR_NUMBERS", ["+393330000001", "+393330000002", "+447700900123"]
 )
 
-# --- Django basics -----------------------------------------------------------------------
-AUTH_PASSWORD_VALIDATORS = [
-    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 # --- Feeds: the council's RSS/Atom news and civil-protection CAP alerts (README, Feeds) ------
 # A feed's answer must arrive whole within this many seconds and hold at most this many bytes.
 BANDITORE_FEED_TIMEOUT_SECONDS = float(env_decimal("BANDITORE_FEED_TIMEOUT_SECONDS", "20"))
@@ -358,6 +354,10 @@ BANDITORE_CAP_URGENT = env_str(
     "BANDITORE_CAP_URGENT", "severity=Extreme,Severe urgency=Immediate,Expected"
 )
 
+# --- Django basics -----------------------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
 LANGUAGE_CODE = env_str("LANGUAGE_CODE", "it")

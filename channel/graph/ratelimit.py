@@ -20,7 +20,6 @@ from enum import StrEnum
 import redis as redis_lib
 from django.conf import settings
 
-from channel.graph.phone import effective_mps, effective_tier
 from channel.pseudonyms import identity_digest
 from channel.redis_client import redis_client
 
@@ -200,11 +199,15 @@ class UniqueRecipientWindow:
 def tier_limit() -> int | None:
     """Meta's messaging limit for the number, capped by WHATSAPP_MESSAGING_TIER (channel.graph.
     phone); None: unlimited."""
+    from channel.graph.phone import effective_tier  # the database: only when asked (below)
+
     return effective_tier()
 
 
 def get_send_limiter() -> SendRateLimiter:
-    """At Meta's throughput for the number, capped by WHATSAPP_MPS (channel.graph.phone)."""
+    """At Meta's throughput for the number, capped by WHATSAPP_MPS (channel.graph.phone,
+    imported here: the limiter itself must load without Django's models, in bare processes)."""
+    from channel.graph.phone import effective_mps
     return SendRateLimiter(
         rate=float(effective_mps()),
         reserve=float(settings.BANDITORE_REPLY_RESERVE),

@@ -22,7 +22,6 @@ from subscribers.conversation.machine import (
     Text,
     TopicChoice,
     render,
-    sent_at_label,
     step,
 )
 from subscribers.conversation.my_data import my_data_text
@@ -38,7 +37,15 @@ AUTOREPLY_EVERY = 24 * 3600  # at most one "this channel is one-way" per person 
 def topic_choices() -> tuple[list[TopicChoice], dict[str, Topic]]:
     topics = list(Topic.objects.filter(is_active=True).order_by("order", "id"))
     choices = [
-        TopicChoice(t.slug, t.name_it, t.name_en, t.description_it, t.description_en, t.emoji)
+        TopicChoice(
+            t.slug,
+            t.name_it,
+            t.name_en,
+            t.description_it,
+            t.description_en,
+            t.emoji,
+            digest=t.delivery == Topic.Delivery.DIGEST,
+        )
         for t in topics
     ]
     return choices, {t.slug: t for t in topics}
@@ -55,6 +62,10 @@ def find_subscriber(message: InboundMsg) -> Subscriber | None:
     return Subscriber.objects.select_for_update().filter(identity).first()
 
 
+def sent_at_label(when) -> str:
+    return when.strftime("%d/%m/%Y") if when else "—"
+
+
 def person_of(subscriber: Subscriber | None, *, wa_id: str = "") -> Person:
     if subscriber is None:
         # Someone new from outside Italy (country code other than 39) is answered in English
@@ -69,6 +80,7 @@ def person_of(subscriber: Subscriber | None, *, wa_id: str = "") -> Person:
         page=int(subscriber.conversation_context.get("page", 0) or 0),
         since=sent_at_label(subscriber.consented_at or subscriber.created_at),
         record=_has_ledger(subscriber),
+        digest=subscriber.digest_preference,
     )
 
 
@@ -178,6 +190,11 @@ def _apply(  # noqa: C901  (one branch per effect kind)
         elif effect.kind == "language":
             subscriber.language = effect.language
             subscriber.save(update_fields=["language"])
+        elif effect.kind == "digest":  # the weekly digest or everything at once
+            subscriber.digest_preference = effect.choice
+            subscriber.save(update_fields=["digest_preference"])
+            kind = {"weekly": ConsentEvent.Kind.DIGEST_WEEKLY}.get(effect.choice)
+            _ledger(subscriber, kind or ConsentEvent.Kind.DIGEST_IMMEDIATE, message)
         elif effect.kind == "autoreply":
             subscriber.last_autoreply_at = now
             subscriber.save(update_fields=["last_autoreply_at"])

@@ -32,6 +32,8 @@ from subscribers.conversation.vocabulary import (
     ARTICLES,
     AUXILIARIES,
     COMPLAINT,
+    DIGEST_IMMEDIATE_PHRASES,
+    DIGEST_WEEKLY_PHRASES,
     DONE,
     FILLERS,
     FUNCTION_WORDS,
@@ -66,6 +68,8 @@ class Intent(StrEnum):
     ENGLISH = "english"
     ITALIAN = "italian"
     MY_DATA = "my_data"
+    DIGEST_WEEKLY = "digest_weekly"
+    DIGEST_IMMEDIATE = "digest_immediate"
     ERASE = "erase"
     UNKNOWN = "unknown"
 
@@ -89,6 +93,8 @@ COMMANDS: dict[str, tuple[Intent, str]] = {
         (Intent.ENGLISH, "en", "english|inglese"),
         (Intent.ITALIAN, "it", "italiano|italian"),
         (Intent.MY_DATA, "", "i miei dati|my data|dati|data"),
+        (Intent.DIGEST_WEEKLY, "", DIGEST_WEEKLY_PHRASES),
+        (Intent.DIGEST_IMMEDIATE, "", DIGEST_IMMEDIATE_PHRASES),
         (Intent.ERASE, "", "cancella i miei dati|delete my data|cancella dati|delete data"),
     )
     for phrase in phrases.split("|")

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
-from datetime import datetime
 
 from channel.graph import payloads
 from subscribers.conversation import texts
@@ -48,6 +47,7 @@ IDLE = "idle"
 ACCEPT, REFUSE = "consent:yes", "consent:no"
 ERASE_YES, ERASE_NO = "erase:yes", "erase:no"
 JOIN, LEAVE_YES, LEAVE_NO = "join", "leave:yes", "leave:no"
+DIGEST_CHOICES = {"digest:immediate": "immediate", "digest:weekly": "weekly"}  # their taps
 # Not something the person said to us, so never answered (not even "this channel is one-way"):
 # reactions, edits and deletions of earlier messages, Meta's notices and errors, answers to a
 # call-permission request, messages in group chats
@@ -75,6 +75,7 @@ class TopicChoice:
     description_it: str = ""
     description_en: str = ""
     emoji: str = ""
+    digest: bool = False  # its posts may wait for the weekly digest
 
     def name(self, language: str) -> str:
         return self.name_en if language == "en" else self.name_it
@@ -94,6 +95,7 @@ class Person:
     page: int = 0
     since: str = ""
     record: bool = False  # the consent ledger holds past choices of theirs
+    digest: str = ""  # their choice: "immediate", "weekly", "" (not asked yet)
 
 
 @dataclass(frozen=True)
@@ -127,11 +129,11 @@ Reply = Text | Buttons | TopicList | TopicFlow
 
 @dataclass(frozen=True)
 class Effect:
-    kind: (
-        str  # join, consent, refuse, set_topics, leave, erase, language, autoreply, my_data, howto
-    )
+    # join, consent, refuse, set_topics, leave, erase, language, autoreply, my_data, howto, digest
+    kind: str
     topics: frozenset[str] = frozenset()
     language: str = ""
+    choice: str = ""  # digest: "immediate" or "weekly"
 
 
 @dataclass(frozen=True)
@@ -160,7 +162,7 @@ def _text(person: Person, event: Event, said: Understood, topics, flow_id) -> Ou
         if said.intent == Intent.UNKNOWN:
             return Outcome(person, (_consent_question(texts.consent_reask()),))
     if person.state == CHOOSING and person.status == "active":
-        if is_done(event.text):
+        if is_done(event.text) and not said.intent.startswith("digest"):  # "tutto subito"
             return _finish(person, topics, flow_id)
         named = named_topics(event.text, topics)
         if named:
@@ -231,6 +233,8 @@ def _command(person, said: Understood, topics, flow_id) -> Outcome:  # noqa: C90
         person = replace(person, language=language)
         effects = (Effect("language", language=language),) if person.status else ()
         return Outcome(person, (Text(texts.language_set()),), effects)
+    if command in (Intent.DIGEST_IMMEDIATE, Intent.DIGEST_WEEKLY):
+        return _digest(person, command.value.removeprefix("digest_"))
     if command == Intent.MY_DATA:
         # What is stored is in the database: the handler writes the list.
         return Outcome(person, (), (Effect("my_data"),))
@@ -255,6 +259,8 @@ def _reply(person: Person, event: Event, topics, flow_id) -> Outcome:  # noqa: C
             kept = replace(person, status="left", state=NEW, chosen=frozenset(), page=0)
             after = kept if person.record else Person(language=person.language)
             return Outcome(after, (Text(texts.refused(kept=person.record)),), (Effect("refuse"),))
+    if tapped in DIGEST_CHOICES:
+        return _digest(person, DIGEST_CHOICES[tapped])
     # Taps on older messages: what the person meant, given where they are now.
     if tapped in (ACCEPT, JOIN):
         return _command(person, Understood(Intent.JOIN), topics, flow_id)
@@ -319,9 +325,17 @@ def _finish(person: Person, topics, flow_id) -> Outcome:
         )
     person = replace(person, state=IDLE)
     names = _names(person.chosen, topics, person.language)
-    return Outcome(
-        person, (Text(texts.confirmed(names)),), (Effect("set_topics", topics=person.chosen),)
-    )
+    replies: tuple[Reply, ...] = (Text(texts.confirmed(names)),)
+    if not person.digest and any(t.digest for t in topics if t.slug in person.chosen):
+        replies += (Buttons(texts.digest_question(), texts.digest_buttons(DIGEST_CHOICES)),)
+    return Outcome(person, replies, (Effect("set_topics", topics=person.chosen),))
+
+
+def _digest(person: Person, choice: str) -> Outcome:
+    if person.status != "active":
+        return Outcome(person, (Text(texts.not_subscribed()),))
+    reply = Text(texts.digest_set(choice))
+    return Outcome(replace(person, digest=choice), (reply,), (Effect("digest", choice=choice),))
 
 
 def _leave_one(person: Person, slugs: tuple[str, ...], topics) -> Outcome:
@@ -380,7 +394,3 @@ def render(reply: Reply, to: str) -> dict:
         screen="TOPICS",
         data=payloads.flow_checkbox_data("topics", list(reply.options), list(reply.chosen)),
     )
-
-
-def sent_at_label(when: datetime | None) -> str:
-    return when.strftime("%d/%m/%Y") if when else "—"

@@ -9,6 +9,7 @@ long lists show their newest items and a count of the rest.
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db.models import Count, Max, Min, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -16,6 +17,7 @@ from django.utils.translation import gettext as _
 from channel.models import InboundMessage
 from subscribers.conversation import texts
 from subscribers.models import ConsentEvent, Delivery, Subscriber
+from topics.models import Post
 
 MAX_CHARS = 4096
 SHOWN = 10  # newest ledger events and posts listed one by one
@@ -37,6 +39,8 @@ def _event_name(kind: str) -> str:
         "import": _("iscrizione importata da un elenco"),
         "marketing_stop": _("promozioni sospese"),
         "marketing_resume": _("promozioni riattivate"),
+        "digest_weekly": _("scelto il riepilogo settimanale"),
+        "digest_immediate": _("scelto tutto subito"),
     }.get(kind, kind)
 
 
@@ -77,6 +81,8 @@ def _compose(subscriber, identities, profile_name: str, shown: int) -> str:
         names = [topic.name_en if subscriber.language == "en" else topic.name_it
                  for topic in subscriber.topics.order_by("order", "id")]  # fmt: skip
         lines.append(_("• argomenti: %(names)s") % {"names": ", ".join(names) or "—"})
+        choice = subscriber.digest_preference or settings.BANDITORE_DIGEST_DEFAULT
+        lines.append(_("• notizie: %(choice)s") % {"choice": texts.digest_choice_name(choice)})
     lines += _messages(wanted)
     if subscriber is not None:
         lines += _ledger(subscriber, shown)
@@ -135,5 +141,7 @@ def _posts(subscriber: Subscriber, shown: int) -> list[str]:
     newest = deliveries.select_related("post").order_by("-queued_at", "-id")[:shown]
     for delivery in newest:
         title = delivery.post.title[:60]
+        if delivery.post.kind == Post.Kind.DIGEST:  # its title is the staff's, not theirs
+            title = _("riepilogo della settimana")
         lines.append(f"• {_day(delivery.queued_at)} {title}: {_status_of(delivery.status)}")
     return lines

@@ -146,6 +146,40 @@ def confirmed(chosen_names: list[str]) -> str:
     ) % {"names": ", ".join(chosen_names)}
 
 
+def digest_question() -> str:
+    return _(
+        "Come preferisci ricevere le notizie? «Tutto subito», appena escono, oppure «Ogni "
+        "settimana», un solo messaggio con il riepilogo. Gli avvisi urgenti arrivano sempre "
+        "subito. Puoi cambiare quando vuoi scrivendo RIEPILOGO o TUTTO SUBITO."
+    )
+
+
+def digest_button(choice: str) -> str:
+    return _("Ogni settimana") if choice == "weekly" else _("Tutto subito")
+
+
+def digest_buttons(choices: dict[str, str]) -> tuple[tuple[str, str], ...]:
+    return tuple((tap, digest_button(choice)) for tap, choice in choices.items())
+
+
+def digest_set(choice: str) -> str:
+    if choice == "weekly":
+        return _(
+            "Fatto! ✅ Riceverai un messaggio a settimana con il riepilogo delle notizie; gli "
+            "avvisi urgenti arrivano sempre subito. Per riceverle appena escono scrivi TUTTO "
+            "SUBITO."
+        )
+    return _(
+        "Fatto! ✅ Riceverai ogni notizia appena esce. Per un solo messaggio a settimana "
+        "scrivi RIEPILOGO."
+    )
+
+
+def digest_choice_name(choice: str) -> str:
+    """The person's choice as I MIEI DATI lists it."""
+    return _("un riepilogo a settimana") if choice == "weekly" else _("tutto subito")
+
+
 def already_subscribed() -> str:
     return _("La tua iscrizione è già attiva. Ecco i tuoi argomenti:")
 
@@ -236,6 +270,7 @@ def help_text() -> str:
         "• ISCRIVIMI per iscriverti\n"
         "• ARGOMENTI per scegliere gli argomenti\n"
         "• CANCELLAMI per non ricevere più nulla (o CANCELLAMI seguito da un argomento)\n"
+        "• RIEPILOGO per un messaggio a settimana, TUTTO SUBITO per ogni notizia appena esce\n"
         "• I MIEI DATI per sapere cosa conserviamo\n"
         "• CANCELLA I MIEI DATI per cancellarli\n"
         "• ENGLISH for English\n\n"

@@ -118,6 +118,18 @@ SEND_STEMS = (
     "spam",
     "interest",
 )
+# Whole messages choosing the weekly digest or everything at once (also once fillers are gone).
+DIGEST_WEEKLY_PHRASES = (
+    "riepilogo|riepiloghi|riepilogo settimanale|un riepilogo a settimana|riepilogo a settimana|"
+    "riepilogo settimana|riepilogo della settimana|ogni settimana|una volta a settimana|"
+    "settimanale|digest|weekly|weekly digest|digest settimanale|once a week|once week|"
+    "volta settimana|weekly summary|summary"
+)
+DIGEST_IMMEDIATE_PHRASES = (
+    "tutto subito|subito|tutto e subito|tutte subito|notizie subito|ogni notizia subito|"
+    "everything now|everything at once|all at once|at once|immediately|right away|"
+    "no riepilogo|niente riepilogo|no digest|no summary"
+)
 NEWS = _words("notizie notizia news aggiornamenti avvisi updates messaggi")
 # fmt: on
 

@@ -1,9 +1,18 @@
 from __future__ import annotations
 
-from django.contrib import admin
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
+from django.shortcuts import redirect
+from django.urls import path
+from django.utils.html import format_html
+from django.utils.translation import gettext as _
 from redis.exceptions import RedisError
 
-from channel.models import InboundEvent, InboundMessage, OutboundMessage
+from channel.graph.template_sync import TemplateSyncError, templates_sync
+from channel.graph.templates import POST_FIELDS, template_shape
+from channel.models import InboundEvent, InboundMessage, MessageTemplate, OutboundMessage
 from channel.webhook.forgeries import forged_post_counts
 
 
@@ -51,6 +60,130 @@ class OutboundMessageAdmin(ReadOnlyAdmin):
 
 # Registered by topics/admin.py, which adds the audit log entry for each change (channel may
 # not import topics, where the audit log lives).
+class MessageTemplateForm(forms.ModelForm):
+    class Meta:
+        model = MessageTemplate
+        fields = [
+            "name",
+            "language",
+            "category",
+            "status",
+            "header",
+            "body_text",
+            "body_parameters",
+            "is_default",
+            "parameter_format",
+            "components",
+        ]
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if "parameter_format" in self.fields:  # typed by hand: {{1}}, {{2}}… unless chosen
+            self.fields["parameter_format"].required = False
+
+    def clean_parameter_format(self) -> str:
+        chosen = self.cleaned_data.get("parameter_format")
+        return chosen or MessageTemplate.ParameterFormat.POSITIONAL
+
+    def clean_body_parameters(self):
+        """One known post field per body placeholder of the template."""
+        chosen = self.cleaned_data.get("body_parameters")
+        if not isinstance(chosen, list) or not all(f in POST_FIELDS for f in chosen):
+            raise forms.ValidationError(
+                _("A list of post fields, each one of: %(fields)s.")
+                % {"fields": ", ".join(POST_FIELDS)}
+            )
+        instance = self.instance
+        if instance.pk and instance.synced_at:  # the wording is Meta's: count its placeholders
+            wanted = len(template_shape(instance).body_params)
+            if len(chosen) != wanted:
+                raise forms.ValidationError(
+                    _("The template has %(n)s body parameters: choose %(n)s post fields.")
+                    % {"n": wanted}
+                )
+        return chosen
+
+
 class MessageTemplateAdmin(admin.ModelAdmin):
-    list_display = ["name", "language", "category", "status", "is_default"]
-    list_filter = ["category", "status", "language"]
+    form = MessageTemplateForm
+    list_display = [
+        "name",
+        "language",
+        "category",
+        "category_change",
+        "status",
+        "quality_score",
+        "is_default",
+        "synced_at",
+        "gone_at",
+    ]
+    list_filter = ["category", "status", "language", "is_default"]
+    actions = ["acknowledge_category_change"]
+    # What Meta says is read-only once a template is synced: the sync would overwrite it.
+    META_FIELDS = [
+        "name",
+        "language",
+        "category",
+        "status",
+        "header",
+        "body_text",
+        "meta_id",
+        "parameter_format",
+        "components",
+        "quality_score",
+        "rejected_reason",
+        "synced_at",
+        "gone_at",
+        "category_changed_from",
+        "category_changed_at",
+    ]
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is not None and obj.synced_at is not None:
+            return self.META_FIELDS
+        return ["meta_id", "synced_at", "gone_at", "category_changed_from", "category_changed_at"]
+
+    @admin.display(description=_("category change"))
+    def category_change(self, template: MessageTemplate) -> str:
+        """Meta re-categorised the template (e.g. utility → marketing): price and opt-outs
+        change with it, so editors see it until someone acknowledges it."""
+        if not template.category_changed_at:
+            return ""
+        return format_html(
+            '<strong style="color:#ba2121" class="category-changed">⚠ {} → {}</strong>',
+            template.category_changed_from,
+            template.category,
+        )
+
+    @admin.action(description=_("Acknowledge Meta's category change"))
+    def acknowledge_category_change(self, request, queryset) -> None:
+        count = queryset.exclude(category_changed_at=None).update(
+            category_changed_at=None, category_changed_from=""
+        )
+        self.message_user(request, _("%(n)s templates acknowledged.") % {"n": count})
+
+    def changelist_view(self, request, extra_context=None):
+        can_sync = self.has_change_permission(request)
+        return super().changelist_view(request, (extra_context or {}) | {"can_sync": can_sync})
+
+    def get_urls(self):
+        sync = path(
+            "sync/",
+            self.admin_site.admin_view(self.sync_view),
+            name="channel_messagetemplate_sync",
+        )
+        return [sync, *super().get_urls()]
+
+    def sync_view(self, request: HttpRequest) -> HttpResponse:
+        """The "Sync from Meta" button of the template list (POST only)."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not self.has_change_permission(request):
+            raise PermissionDenied
+        try:
+            result = templates_sync(user=request.user)
+        except TemplateSyncError as exc:
+            self.message_user(request, _("Sync failed: %(error)s") % {"error": exc}, messages.ERROR)
+        else:
+            self.message_user(request, result.summary(), messages.SUCCESS)
+        return redirect("admin:channel_messagetemplate_changelist")

@@ -137,6 +137,19 @@ def send_outbound_message_task(self, outbound_id: int) -> str:
         outbound_id = following
 
 
+@shared_task(name="banditore.channel.sync_templates", ignore_result=True)
+def sync_templates_task() -> str:
+    """Nightly: the message templates from Meta (status, category, wording). A failure is
+    logged and changes nothing; tomorrow's run, the command or the admin button try again."""
+    from channel.graph.template_sync import TemplateSyncError, templates_sync
+
+    try:
+        return templates_sync().summary()
+    except TemplateSyncError as exc:
+        logger.warning("template sync failed: %s", exc)
+        return f"failed: {exc}"
+
+
 @shared_task(name="banditore.channel.refresh_phone_facts", ignore_result=True)
 def refresh_phone_facts_task() -> str:
     """Nightly and when sending resumes: the number's throughput, messaging limit, quality and

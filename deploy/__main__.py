@@ -75,6 +75,7 @@ def _prepare_environment(port: int, fake_port: int) -> dict[str, str]:
         env["WHATSAPP_GRAPH_URL"] = f"http://127.0.0.1:{fake_port}"
         env["WHATSAPP_ACCESS_TOKEN"] = "dev-token"
         env.setdefault("WHATSAPP_PHONE_NUMBER_ID", "100000000000001")
+        env.setdefault("WHATSAPP_BUSINESS_ACCOUNT_ID", "100000000000002")  # the fake's templates
         env.setdefault("WHATSAPP_APP_SECRET", "dev-app-secret")
         env.setdefault("WHATSAPP_VERIFY_TOKEN", "dev-verify-token")
         env["BANDITORE_FAKE_GRAPH_PORT"] = str(fake_port)

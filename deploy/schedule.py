@@ -26,6 +26,7 @@ TASK_ROUTES = {
     "banditore.subscribers.prune_idempotency_keys": {"queue": "housekeeping"},
     "banditore.subscribers.count_subscribers": {"queue": "housekeeping"},
     "banditore.channel.refresh_phone_facts": {"queue": "housekeeping"},
+    "banditore.channel.sync_templates": {"queue": "housekeeping"},
     "banditore.feeds.poll_feed": {"queue": "housekeeping"},
     # Each beat entry of the heartbeat names its queue (options below), overriding this.
     "banditore.deploy.heartbeat": {"queue": "housekeeping"},
@@ -63,6 +64,12 @@ BEAT_SCHEDULE["subscribers-prune-idempotency-keys"] = {
 BEAT_SCHEDULE["subscribers-count-subscribers"] = {
     "task": "banditore.subscribers.count_subscribers",
     "schedule": crontab(minute="*/5"),
+}
+# Message templates from Meta (status, category, wording): rejected or re-categorised ones are
+# known before the morning's posts.
+BEAT_SCHEDULE["channel-sync-templates"] = {
+    "task": "banditore.channel.sync_templates",
+    "schedule": crontab(hour=4, minute=23),
 }
 # The phone number's throughput, messaging limit and quality from Meta (channel.graph.phone).
 BEAT_SCHEDULE["channel-refresh-phone-facts"] = {

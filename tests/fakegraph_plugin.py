@@ -53,6 +53,11 @@ class FakeGraphControl:
             },
         )
 
+    def register_meta_template(self, **fields) -> dict:
+        """A template as Meta holds it: name, language, category, status, components,
+        parameter_format, quality_score, previous_category (channel.fakegraph.validation)."""
+        return self._post("templates", fields)
+
     def mark_inbound(self, wa_id: str, **message) -> dict:
         """A person writes to us (opens their 24-hour window). Also sent to the app's webhook
         when a webhook URL is configured."""

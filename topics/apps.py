@@ -13,3 +13,6 @@ class TopicsConfig(AppConfig):
         from topics import receivers
 
         signals.simulator_used.connect(receivers.on_simulator_used, dispatch_uid="topics.simulator")
+        signals.templates_synced.connect(
+            receivers.on_templates_synced, dispatch_uid="topics.templates_synced"
+        )

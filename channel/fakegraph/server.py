@@ -7,6 +7,7 @@ connections. Control endpoints live under ``/_fake/``; everything else is Meta's
 from __future__ import annotations
 
 import asyncio
+import base64
 import bisect
 import contextlib
 import json
@@ -15,8 +16,8 @@ import secrets
 import threading
 import time
 from collections import defaultdict, deque
-from dataclasses import asdict, dataclass, field, fields
-from urllib.parse import parse_qs, urlsplit
+from dataclasses import asdict, dataclass, field, fields, replace
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 
@@ -78,6 +79,7 @@ class FakeConfig:
     access_token: str = "test-access-token"
     app_secret: str = "test-app-secret"
     phone_number_id: str = "100000000000001"
+    waba_id: str = "100000000000002"  # the WhatsApp Business Account: its message_templates
     display_phone_number: str = "390000000000"
     webhook_url: str = ""
     mps: float = 0  # 0 = no throughput limit (Meta: 80 by default; https://developers.facebook.com/documentation/business-messaging/whatsapp/throughput)
@@ -131,6 +133,7 @@ class _State:
         self.config = config
         self.random = random.Random(config.seed)
         self.templates: dict[tuple[str, str], Template] = {}
+        self.next_template_id = 1_000_000_000_000_001  # Meta's template ids: long digit strings
         self.outbox: list[dict] = []
         self.media: dict[str, tuple[Upload, float]] = {}  # media id → (upload, expires at)
         self.uploads = 0
@@ -257,6 +260,8 @@ class FakeGraphServer:
         if path.startswith("/_fake/"):
             return await self._control(method, path[len("/_fake/") :], query, data)
         segments = path.strip("/").split("/")
+        if len(segments) == 3 and segments[2] == "message_templates":
+            return self._message_templates(method, path, headers, query)
         if method == "POST" and len(segments) == 3 and segments[2] == "media":
             return self._upload(segments[1], headers, body)
         if method == "GET" and len(segments) == 2:
@@ -266,6 +271,50 @@ class FakeGraphServer:
                 return 400, _error(100, "Unsupported post request: unknown phone number id.")
             return await self._send(headers, data)
         return 404, _error(100, f"Unknown path components: {path}")
+
+    # --- Meta's template listing ------------------------------------------------------------
+
+    # Fields Meta returns when the request names none (the OpenAPI document's example).
+    TEMPLATE_DEFAULT_FIELDS = ("name", "components", "language", "status", "category", "id")
+
+    def _message_templates(self, method: str, path: str, headers: dict, query: dict):
+        """GET (paged by cursor: `limit`, `after`; `fields`) and DELETE (`name`, optionally
+        `hsm_id`) of /{waba-id}/message_templates, as Meta answers them
+        (https://developers.facebook.com/docs/whatsapp/business-management-api/message-templates)."""
+        state, waba_id = self.state, path.strip("/").split("/")[1]
+        if headers.get("authorization", "") != f"Bearer {state.config.access_token}":
+            return 401, _error(190, "Invalid OAuth access token - Cannot parse access token")
+        if waba_id != state.config.waba_id:
+            return 400, _error(100, f"Unsupported request. Object with ID '{waba_id}' not found.")
+        if method == "DELETE":
+            name, hsm_id = query.get("name", ""), query.get("hsm_id", "")
+            gone = [
+                key for key, t in state.templates.items() if t.name == name and hsm_id in ("", t.id)
+            ]
+            if not name or not gone:
+                return 400, _error(100, "Message template not found.")
+            for key in gone:
+                del state.templates[key]
+            return 200, {"success": True}
+        if method != "GET":
+            return 400, _error(100, f"Unsupported {method.lower()} request.")
+        try:
+            limit = min(max(int(query.get("limit", 25)), 1), 1000)
+            start = _cursor_offset(query["after"]) if query.get("after") else 0
+        except ValueError:
+            return 400, _error(100, "Invalid parameter: limit or after.")
+        wanted = [f.strip() for f in query.get("fields", "").split(",") if f.strip()]
+        listed = list(state.templates.values())
+        fields_ = wanted or self.TEMPLATE_DEFAULT_FIELDS
+        page = [_template_listing(t, fields_) for t in listed[start : start + limit]]
+        answer: dict = {"data": page}
+        if page:
+            end = start + len(page)
+            answer["paging"] = {"cursors": {"before": _cursor(start), "after": _cursor(end)}}
+            if end < len(listed):  # Meta leaves `next` out on the last page
+                following = urlencode({**query, "after": _cursor(end)})
+                answer["paging"]["next"] = f"{self.url}{path}?{following}"
+        return 200, answer
 
     # --- Meta's media upload and phone number endpoints ---------------------------------------
 
@@ -577,6 +626,9 @@ class FakeGraphServer:
             return 200, asdict(config)
         if name == "templates":
             template = Template(**data)
+            if not template.id:
+                template = replace(template, id=str(state.next_template_id))
+                state.next_template_id += 1
             state.templates[(template.name, template.language)] = template
             return 200, asdict(template)
         if name == "inbound":
@@ -640,6 +692,41 @@ class FakeGraphServer:
             "statuses_sent": state.statuses_sent,
             "pending_statuses": self._pending,
         }
+
+
+def _cursor(offset: int) -> str:
+    """An opaque cursor, base64 like Meta's (e.g. "MjQZD")."""
+    return base64.urlsafe_b64encode(f"offset:{offset}".encode()).decode().rstrip("=")
+
+
+def _cursor_offset(cursor: str) -> int:
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValueError("bad cursor") from exc
+    if not text.startswith("offset:") or not text[7:].isdigit():
+        raise ValueError("bad cursor")
+    return int(text[7:])
+
+
+def _template_listing(template: Template, wanted) -> dict:
+    """One template as GET /{waba-id}/message_templates lists it: Meta's upper-case status
+    and category, its components, and only the fields asked for (id always)."""
+    parts = template.parts()
+    order = ("HEADER", "BODY", "FOOTER", "BUTTONS")
+    full = {
+        "id": template.id,
+        "name": template.name,
+        "language": template.language,
+        "status": template.status.upper(),
+        "category": template.category.upper(),
+        "components": template.components or [parts[k] for k in order if k in parts],
+        "parameter_format": template.parameter_format.upper(),
+        "quality_score": {"score": template.quality_score, "date": int(time.time())},
+    }
+    if template.previous_category:
+        full["previous_category"] = template.previous_category.upper()
+    return {k: v for k, v in full.items() if k == "id" or k in wanted}
 
 
 def _error(code: int, details: str) -> dict:

@@ -34,6 +34,9 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
 from channel import signals
+from channel.graph.rendering import formatted, sent_values, template_bubble
+from channel.graph.templates import template_shape
+from channel.models import MessageTemplate
 from channel.webhook.envelope import webhook_envelope
 from channel.webhook.signatures import HEADER, sign
 
@@ -227,11 +230,37 @@ def simulator_outbox(request: HttpRequest) -> JsonResponse:
             {"error": _("API finta non raggiungibile: %(error)r") % {"error": exc}}, status=502
         )
     messages = [
-        {"seq": item.get("seq"), "id": item.get("id"), "payload": item.get("payload")}
+        {
+            "seq": item.get("seq"),
+            "id": item.get("id"),
+            "payload": item.get("payload"),
+            "html": shown_html(item.get("payload")),
+        }
         for item in items
         if isinstance(item, dict) and isinstance(item.get("seq"), int) and item["seq"] > after
     ]
     return JsonResponse({"messages": messages})
+
+
+def shown_html(payload) -> str:
+    """A text or template message as the phone shows it, by the desk preview's renderer
+    (channel.graph.rendering); "" for other kinds, which the page draws itself."""
+    if not isinstance(payload, dict):
+        return ""
+    if payload.get("type") == "text" and isinstance(payload.get("text"), dict):
+        return formatted(str(payload["text"].get("body", "")))
+    sent = payload.get("template")
+    if payload.get("type") != "template" or not isinstance(sent, dict):
+        return ""
+    language = sent.get("language") if isinstance(sent.get("language"), dict) else {}
+    template = MessageTemplate.objects.filter(
+        name=str(sent.get("name", "")), language=str(language.get("code", ""))
+    ).first()
+    if template is None:
+        return ""
+    shape = template_shape(template)
+    header, body = sent_values(shape, sent)
+    return template_bubble(shape, body, header)
 
 
 app_name = "simulator"

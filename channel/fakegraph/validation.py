@@ -10,7 +10,7 @@ from __future__ import annotations
 import email.parser
 import email.policy
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -21,16 +21,74 @@ class Rejection:
 
 @dataclass(frozen=True)
 class Template:
+    """A template in the fake's registry. With `components` (Meta's shape, as listed by
+    GET /{waba-id}/message_templates) the parameters a send must fill come from them; without,
+    from `body_params` and `header`."""
+
     name: str
     language: str
     category: str = "utility"
     body_params: int = 0
     header: str = ""  # "", "text", "image", "video", "document"
     status: str = "approved"
+    components: list = field(default_factory=list, hash=False)
+    parameter_format: str = "POSITIONAL"  # or NAMED: {{name}} placeholders
+    quality_score: str = "GREEN"
+    previous_category: str = ""
+    id: str = ""
+
+    @property
+    def named(self) -> bool:
+        return self.parameter_format.upper() == "NAMED"
+
+    def parts(self) -> dict:
+        """Meta's components: as registered, or built from body_params and header."""
+        if self.components:
+            return {str(c.get("type", "")).upper(): c for c in self.components}
+        parts = {
+            "BODY": {
+                "type": "BODY",
+                "text": " ".join(f"{{{{{n}}}}}" for n in range(1, self.body_params + 1)) or "-",
+            }
+        }
+        if self.header == "text":
+            parts["HEADER"] = {"type": "HEADER", "format": "TEXT", "text": "{{1}}"}
+        elif self.header:
+            parts["HEADER"] = {"type": "HEADER", "format": self.header.upper()}
+        return parts
+
+    def body_names(self) -> list[str]:
+        """The body's placeholders, distinct, in the order a send gives them."""
+        found = list(
+            dict.fromkeys(_PLACEHOLDER.findall(self.parts().get("BODY", {}).get("text") or ""))
+        )
+        return found if self.named else sorted(found, key=lambda p: int(p) if p.isdigit() else 0)
+
+    def header_kind(self) -> str:
+        """What the header's one parameter must be: "", "text", "image", "video", "document"."""
+        header = self.parts().get("HEADER")
+        if not header:
+            return ""
+        kind = str(header.get("format", "TEXT")).lower()
+        if kind == "text":
+            return "text" if _PLACEHOLDER.search(header.get("text") or "") else ""
+        return kind if kind in ("image", "video", "document") else ""
+
+    def url_variables(self) -> set[int]:
+        """Indexes of the URL buttons whose address ends in a variable."""
+        buttons = self.parts().get("BUTTONS", {}).get("buttons") or []
+        return {
+            i
+            for i, b in enumerate(buttons)
+            if isinstance(b, dict)
+            and str(b.get("type", "")).upper() == "URL"
+            and _PLACEHOLDER.search(b.get("url") or "")
+        }
 
 
 MEDIA_TYPES = ("image", "video", "audio", "document", "sticker")
 _PARAM_BAD = re.compile(r"[\n\t]| {5,}")
+_PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z0-9_]+)\s*\}\}")
 
 
 def _too_long(value, limit: int) -> bool:
@@ -212,6 +270,7 @@ def _validate_template(  # noqa: C901  (one rule a branch)
         return Rejection(100, "template.components must be a list.")
     params: list = []
     header_params: list = []
+    button_params: dict[int, list] = {}
     for component in components:
         if not isinstance(component, dict):
             return Rejection(100, "Each component must be an object.")
@@ -219,10 +278,14 @@ def _validate_template(  # noqa: C901  (one rule a branch)
             params = component.get("parameters") or []
         elif component.get("type") == "header":
             header_params = component.get("parameters") or []
-    if len(params) != template.body_params:
-        return Rejection(
-            132000, f"Expected {template.body_params} body parameters, got {len(params)}."
-        )
+        elif component.get("type") == "button" and component.get("sub_type") == "url":
+            index = component.get("index")
+            if not (isinstance(index, str | int) and str(index).isdigit()):
+                return Rejection(100, "A button component needs its index.")
+            button_params[int(index)] = component.get("parameters") or []
+    names = template.body_names()
+    if len(params) != len(names):
+        return Rejection(132000, f"Expected {len(names)} body parameters, got {len(params)}.")
     for param in params:
         if not isinstance(param, dict) or param.get("type") != "text":
             return Rejection(132012, "Body parameters must be of type text.")
@@ -233,11 +296,22 @@ def _validate_template(  # noqa: C901  (one rule a branch)
             return Rejection(132018, "Param text cannot have new-line/tab or more than 4 spaces.")
         if len(value) > 1024:
             return Rejection(132005, "Translated text too long.")
-    if template.header:
-        if len(header_params) != 1 or header_params[0].get("type") != template.header:
-            return Rejection(132012, f"The header needs one {template.header} parameter.")
+    # Named templates: every parameter says which {{name}} it fills
+    # (https://developers.facebook.com/docs/whatsapp/cloud-api/guides/send-message-templates).
+    if template.named and sorted(str(p.get("parameter_name")) for p in params) != sorted(names):
+        return Rejection(132000, f"Body parameters must be named {', '.join(names)}.")
+    header = template.header_kind()
+    if header:
+        if len(header_params) != 1 or header_params[0].get("type") != header:
+            return Rejection(132012, f"The header needs one {header} parameter.")
     elif header_params:
         return Rejection(132000, "This template has no header parameters.")
+    variables = template.url_variables()
+    if set(button_params) != variables:
+        return Rejection(132000, f"URL buttons with a variable: {sorted(variables) or 'none'}.")
+    for values in button_params.values():
+        if len(values) != 1 or not isinstance(values[0], dict) or not values[0].get("text"):
+            return Rejection(132000, "A URL button takes one text parameter.")
     return None
 
 

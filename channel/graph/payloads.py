@@ -177,8 +177,10 @@ def flatten_parameter(value: str) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
-def text_parameter(value: str) -> dict:
-    return {"type": "text", "text": value}
+def text_parameter(value: str, name: str = "") -> dict:
+    """A text parameter; `name` for a template whose parameter_format is NAMED
+    (https://developers.facebook.com/docs/whatsapp/cloud-api/guides/send-message-templates)."""
+    return {"type": "text", "text": value} | ({"parameter_name": name} if name else {})
 
 
 def media_parameter(kind: str, link: str = "", media_id: str = "") -> dict:
@@ -187,16 +189,35 @@ def media_parameter(kind: str, link: str = "", media_id: str = "") -> dict:
 
 
 def template(
-    to: str, name: str, language: str, body_params: list[str], header: dict | None = None
+    to: str,
+    name: str,
+    language: str,
+    body_params: list[str] | dict[str, str],
+    header: dict | None = None,
+    url_buttons: list[tuple[int, str]] = (),
 ) -> dict:
-    """An approved template: `body_params` fill {{1}}, {{2}}…; `header` is a text_parameter or
-    media_parameter when the template has a header."""
+    """An approved template: `body_params` fill {{1}}, {{2}}… in order, or, as a dict,
+    {{name}}-style parameters by name; `header` is a text_parameter or media_parameter when the
+    template's header takes one; `url_buttons` give the variable suffix of each URL button
+    with one, by the button's index."""
     components = []
     if header:
         components.append({"type": "header", "parameters": [header]})
-    if body_params:
+    if isinstance(body_params, dict):
+        parameters = [text_parameter(value, key) for key, value in body_params.items()]
+    else:
         parameters = [text_parameter(value) for value in body_params]
+    if parameters:
         components.append({"type": "body", "parameters": parameters})
+    for index, suffix in url_buttons:
+        components.append(
+            {
+                "type": "button",
+                "sub_type": "url",
+                "index": str(index),
+                "parameters": [text_parameter(_check(suffix, "parameter", "button URL"))],
+            }
+        )
     body = {"name": name, "language": {"code": language}}
     if components:
         body["components"] = components

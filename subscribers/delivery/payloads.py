@@ -12,8 +12,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.conf import settings
+from django.utils.translation import gettext as _
 
 from channel.graph import payloads
+from channel.graph.templates import Shape, template_shape
 from channel.models import MessageTemplate
 from topics.models import Post
 
@@ -35,7 +37,7 @@ class Recipient:
 def default_template(language: str) -> MessageTemplate | None:
     """The approved template for posts in this language, else the Italian one."""
     templates = MessageTemplate.objects.filter(
-        is_default=True, status=MessageTemplate.Status.APPROVED
+        is_default=True, status=MessageTemplate.Status.APPROVED, gone_at__isnull=True
     )
     by_language = {t.language.split("_")[0]: t for t in templates}
     return by_language.get(language) or by_language.get("it")
@@ -73,27 +75,105 @@ def free_form_payload(post: Post, recipient: Recipient) -> dict:
     return payloads.text(recipient.to, text[: payloads.LIMITS["text"]], preview_url=preview)
 
 
-def template_parameters(post: Post, template: MessageTemplate) -> list[str]:
-    values = {"title": post.title, "body": post.body, "link": post.link or settings.SITE_URL}
-    return [payloads.flatten_parameter(values.get(name, "")) for name in template.body_parameters]
+class TemplateMismatch(ValueError):
+    """The template cannot carry this post; the message says why, for the editor."""
+
+
+@dataclass(frozen=True)
+class TemplateFill:
+    """A post's fields on a template's parameters, component by component."""
+
+    template: MessageTemplate
+    shape: Shape
+    header: dict | None  # the header's wire parameter
+    header_values: dict[str, str]  # placeholder → value, for the preview
+    body: dict[str, str]  # placeholder → value, in the order Meta expects
+    buttons: list[tuple[int, str]]  # URL buttons: index → the link's variable part
+
+
+def _link_suffix(post: Post, template: MessageTemplate, prefix: str) -> str:
+    """The part of the post's link a URL button appends to its fixed prefix. Never our own
+    address: a post without a link cannot use a template whose button needs one."""
+    if not post.link:
+        raise TemplateMismatch(
+            _(
+                "The template “%(name)s” has a link button, and this post has no link: add "
+                "a link to the post, or mark a template without a link button for posts."
+            )
+            % {"name": template.name}
+        )
+    if not post.link.startswith(prefix) or len(post.link) == len(prefix):
+        raise TemplateMismatch(
+            _("The template “%(name)s” opens links starting with %(prefix)s only.")
+            % {"name": template.name, "prefix": prefix}
+        )
+    return post.link[len(prefix) :]
+
+
+def template_fill(post: Post, template: MessageTemplate) -> TemplateFill:
+    """Header text parameter ← the title; body parameters ← the fields chosen on the template
+    (`body_parameters`, one per placeholder); URL button ← the post's link. Raises
+    TemplateMismatch when the post cannot fill the template."""
+    shape = template_shape(template)
+    if len(template.body_parameters) != len(shape.body_params):
+        raise TemplateMismatch(
+            _("The template “%(name)s” has %(n)s body parameters and %(m)s post fields chosen.")
+            % {
+                "name": template.name,
+                "n": len(shape.body_params),
+                "m": len(template.body_parameters),
+            }
+        )
+    values = {"title": post.title, "body": post.body}
+    body = {}
+    for placeholder, field in zip(shape.body_params, template.body_parameters, strict=True):
+        if field == "link":
+            if not post.link:
+                raise TemplateMismatch(
+                    _("The template “%(name)s” shows the post's link, and this post has none.")
+                    % {"name": template.name}
+                )
+            body[placeholder] = post.link
+        else:
+            body[placeholder] = payloads.flatten_parameter(values.get(field, ""))
+    header, header_values = None, {}
+    if shape.header_param is not None:
+        title = payloads.flatten_parameter(post.title)[: payloads.LIMITS["header"]]
+        header_values = {shape.header_param: title}
+        header = payloads.text_parameter(title, shape.header_param if shape.named else "")
+    elif shape.header_format in ("IMAGE", "VIDEO", "DOCUMENT", "MEDIA"):
+        link, kind = media_link(post), post.media_kind or Post.MediaKind.IMAGE
+        wanted = kind if shape.header_format == "MEDIA" else shape.header_format.lower()
+        if not link or wanted != kind:
+            raise TemplateMismatch(
+                _("The template “%(name)s” shows a %(kind)s at the top: add one to the post.")
+                % {"name": template.name, "kind": Post.MediaKind(wanted).label}
+            )
+        header = payloads.media_parameter(kind, link)
+    buttons = [
+        (button.index, _link_suffix(post, template, button.url_prefix))
+        for button in shape.url_buttons
+    ]
+    return TemplateFill(template, shape, header, header_values, body, buttons)
+
+
+def template_problem(post: Post, template: MessageTemplate) -> str:
+    """Why this post cannot go out as this template, or "" when it can."""
+    try:
+        template_fill(post, template)
+    except TemplateMismatch as exc:
+        return str(exc)
+    return ""
 
 
 def template_payload(post: Post, recipient: Recipient, template: MessageTemplate) -> dict:
-    header = None
-    if template.header == MessageTemplate.Header.TEXT:
-        header = payloads.text_parameter(post.title[: payloads.LIMITS["header"]])
-    elif template.header == MessageTemplate.Header.MEDIA and media_link(post):
-        kind = post.media_kind or Post.MediaKind.IMAGE
-        header = payloads.media_parameter(kind, media_link(post))
-    parameters = template_parameters(post, template)
+    filled = template_fill(post, template)
+    body = filled.body if filled.shape.named else list(filled.body.values())
     return payloads.template(
-        recipient.to, template.name, template.language, parameters, header=header
+        recipient.to,
+        template.name,
+        template.language,
+        body,
+        header=filled.header,
+        url_buttons=filled.buttons,
     )
-
-
-def template_preview_text(post: Post, template: MessageTemplate) -> str:
-    """The template's approved wording with the post's parameters filled in."""
-    text = template.body_text
-    for index, value in enumerate(template_parameters(post, template), start=1):
-        text = text.replace("{{" + str(index) + "}}", value)
-    return text

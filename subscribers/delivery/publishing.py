@@ -23,7 +23,7 @@ from channel.graph.errors import Handling, handling_for
 from channel.graph.window import window_cutoff
 from subscribers.delivery.budget import OverBudget, budget_check, post_estimate
 from subscribers.delivery.digest import at_once_condition, waits_for_digest
-from subscribers.delivery.payloads import default_template
+from subscribers.delivery.payloads import default_template, template_problem
 from subscribers.delivery.quiet import quiet_until
 from subscribers.delivery.settling import stop_senders
 from subscribers.delivery.signals import senders_needed
@@ -65,6 +65,11 @@ def audit(*, action: str, post: Post, user=None, token=None, **details) -> None:
 
 def missing_templates(post: Post, now: datetime | None = None) -> list[str]:
     """Languages of people outside the 24-hour window that have no approved template."""
+    outside = _outside_languages(post, now)
+    return sorted({lang for lang in outside if default_template(lang) is None})
+
+
+def _outside_languages(post: Post, now: datetime | None) -> set[str]:
     outside = (
         Subscriber.objects.filter(
             status=Subscriber.Status.ACTIVE,
@@ -74,7 +79,19 @@ def missing_templates(post: Post, now: datetime | None = None) -> list[str]:
         .values_list("language", flat=True)
         .distinct()
     )
-    return sorted({lang for lang in outside if default_template(lang) is None})
+    return set(outside)
+
+
+def template_problems(post: Post, now: datetime | None = None) -> list[str]:
+    """Why the templates of the people outside the window cannot carry this post (e.g. a
+    link button and a post without a link), one line each; empty when they all can."""
+    problems = []
+    for language in sorted(_outside_languages(post, now)):
+        template = default_template(language)
+        problem = template_problem(post, template) if template else ""
+        if problem and problem not in problems:
+            problems.append(problem)
+    return problems
 
 
 def check_publishable(post: Post, now: datetime | None = None) -> None:
@@ -99,6 +116,9 @@ def check_publishable(post: Post, now: datetime | None = None) -> None:
             )
             % {"languages": ", ".join(missing)}
         )
+    problems = template_problems(post, now)
+    if problems:
+        raise PublishError(" ".join(problems))
 
 
 def fan_out(post: Post) -> int:

@@ -48,6 +48,7 @@ from subscribers.delivery.inflight import Batch, Flight
 from subscribers.delivery.media import media_hold, post_media_id
 from subscribers.delivery.payloads import (
     Recipient,
+    TemplateMismatch,
     default_template,
     free_form_payload,
     template_payload,
@@ -140,7 +141,10 @@ def _prepare(
         post = ctx.post
         if ctx.digest is not None:
             post = ctx.digest.for_template(template, claimed.subscriber_id, recipient.language)
-        payload = template_payload(post, recipient, template)
+        try:
+            payload = template_payload(post, recipient, template)
+        except TemplateMismatch as exc:  # publishing checks it; the template changed since
+            return Outcome(claimed, held=("failed", 0, None, str(exc)[:300]))
     else:
         payload = free_form_payload(ctx.post, recipient)
     if ctx.media_id:

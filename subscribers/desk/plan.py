@@ -12,15 +12,18 @@ from django.utils.translation import gettext as _
 
 from channel import clock
 from channel.graph.account import is_paused, pause_state
+from channel.graph.rendering import formatted, template_bubble
 from channel.graph.window import window_cutoff
 from channel.models import MessageTemplate, PhoneNumberFacts
 from subscribers.delivery.audience import audience_for_topics
 from subscribers.delivery.budget import budget_state, post_estimate
 from subscribers.delivery.payloads import (
+    TemplateMismatch,
     default_template,
     free_form_text,
     media_link,
-    template_preview_text,
+    template_fill,
+    template_problem,
 )
 from subscribers.delivery.progress import send_duration
 from subscribers.delivery.quiet import finish_after_quiet, quiet_note
@@ -78,6 +81,28 @@ def _template_missing(outside: int) -> str:
     return _("No approved template: %(n)s people outside the 24-hour window.") % {"n": outside}
 
 
+def _template_warnings(post: Post, template: MessageTemplate) -> list[str]:
+    """The template cannot carry this post (e.g. it has a link button and the post has no
+    link), or Meta changed its category since an editor last looked."""
+    warnings = []
+    problem = template_problem(post, template)
+    if problem:
+        warnings.append(problem)
+    if template.category_changed_at:
+        warnings.append(
+            _(
+                "Meta changed the category of the template “%(name)s” from %(old)s to %(new)s: "
+                "the price and who may receive it change with it (Message templates)."
+            )
+            % {
+                "name": template.name,
+                "old": template.category_changed_from,
+                "new": template.get_category_display(),
+            }
+        )
+    return warnings
+
+
 def post_plan(post: Post) -> Plan:
     """What sending this post now means: who, how (free-form or template), cost and time.
     Two COUNTs over the audience; nothing is loaded per person."""
@@ -102,6 +127,8 @@ def post_plan(post: Post) -> Plan:
         )
     if outside and template is None:
         warnings.append(_template_missing(outside))
+    if outside and template is not None:
+        warnings.extend(_template_warnings(post, template))
     if is_paused():
         warnings.append(_("Sending is paused because of a WhatsApp account problem."))
     if post.is_expired():
@@ -124,13 +151,26 @@ def post_plan(post: Post) -> Plan:
     )
 
 
-def post_preview(post: Post) -> dict[str, str]:
+def post_preview(post: Post) -> dict:
     """The post as WhatsApp shows it: free-form, and the template version with its real
-    wording and the post's parameters filled in (the same code the sender uses)."""
+    wording (header, body, footer, buttons) and the post's fields filled in by the same code
+    the sender uses; WhatsApp's formatting rendered (channel.graph.rendering)."""
     template = default_template("it")
-    return {
-        "free_form": free_form_text(post),
+    preview = {
+        "free_form": formatted(free_form_text(post)),
         "media": media_link(post),
-        "template": template_preview_text(post, template) if template else "",
+        "template": "",
         "template_name": template.name if template else "",
+        "template_problem": "",
+        "category_changed": bool(template and template.category_changed_at),
     }
+    if template is not None:
+        try:
+            filled = template_fill(post, template)
+        except TemplateMismatch as exc:
+            preview["template_problem"] = str(exc)
+        else:
+            preview["template"] = template_bubble(
+                filled.shape, filled.body, filled.header_values, media=media_link(post)
+            )
+    return preview

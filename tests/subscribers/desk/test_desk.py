@@ -137,7 +137,9 @@ def test_the_plan_names_an_approved_template_not_marked_for_posts():
 def test_the_preview_fills_the_template_with_the_post(client, post):
     log_in_as(client, "Redattore")
     preview = post_preview(post)
-    assert preview["template"] == f"{post.title}: {post.body}"
+    assert (
+        f'<div class="wa-body">{escape(f"{post.title}: {post.body}")}</div>' in preview["template"]
+    )
     page = client.get(f"/admin/topics/post/{post.pk}/change/").content.decode()
     assert 'id="post-plan"' in page and 'id="post-preview"' in page
     assert escape(f"{post.title}: {post.body}") in page

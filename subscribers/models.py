@@ -7,6 +7,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
+from channel.identity import USER_ID_MAX_LENGTH
 from topics.models import Post, Topic
 
 
@@ -63,7 +64,7 @@ class Subscriber(models.Model):
     )
     # Business-scoped user id: Meta's usernames mean some people come without a phone number.
     user_id = models.CharField(  # noqa: DJ001  (NULL, not "", so UNIQUE allows many absent)
-        _("WhatsApp user id"), max_length=128, unique=True, null=True, blank=True
+        _("WhatsApp user id"), max_length=USER_ID_MAX_LENGTH, unique=True, null=True, blank=True
     )
     language = models.CharField(
         _("language"), max_length=2, choices=Language, default=Language.ITALIAN
@@ -190,6 +191,7 @@ class ConsentEvent(models.Model):
         IMPORT = "import", _("imported from an existing list")
         MARKETING_STOP = "marketing_stop", _("stopped marketing messages")
         MARKETING_RESUME = "marketing_resume", _("resumed marketing messages")
+        NUMBER_CHANGED = "number_changed", _("changed their WhatsApp number")
         DIGEST_WEEKLY = "digest_weekly", _("chose the weekly digest")
         DIGEST_IMMEDIATE = "digest_immediate", _("chose everything at once")
 

@@ -19,11 +19,15 @@ from django.utils.translation import gettext as _
 
 from channel.graph.account import is_paused
 from channel.graph.errors import explain
+from channel.graph.media import MediaUploadError
+from channel.graph.payloads import by_media_id
 from channel.graph.window import in_window, window_cutoff
 from channel.models import InboundMessage, OutboundMessage, OutboundStatus
 from channel.service_messages import SendOutcome, send_outbound_later, send_outbound_message
+from subscribers.delivery.media import post_media_id
 from subscribers.delivery.payloads import (
     Recipient,
+    TemplateMismatch,
     default_template,
     free_form_payload,
     template_payload,
@@ -105,13 +109,24 @@ def post_send_test(*, post: Post, user=None) -> list[TrialResult]:
         raise PublishError(
             _("Sending is paused because of a WhatsApp account problem; resume it first.")
         )
+    try:
+        # Uploaded now, the file's id is the one the broadcast reuses (subscribers.delivery.media).
+        media_id = post_media_id(post)
+    except MediaUploadError as error:
+        raise PublishError(
+            _("WhatsApp did not accept the post's file: %(error)s") % {"error": error.text}
+        ) from None
+
+    def by_id(payload: dict) -> dict:
+        return by_media_id(payload, media_id) if media_id else payload
+
     results = []
     for wa_id in numbers:
         recipient = _recipient(wa_id)
         template = default_template(recipient.language)
         masked = mask_phone(wa_id)
         if in_window(recipient.last_inbound_at):
-            ok, detail = _send(free_form_payload(post, recipient), wa_id)
+            ok, detail = _send(by_id(free_form_payload(post, recipient)), wa_id)
             results.append(TrialResult(masked, "free_form", ok, detail))
         else:
             detail = _(
@@ -124,7 +139,12 @@ def post_send_test(*, post: Post, user=None) -> list[TrialResult]:
             detail = _("not sent: there is no approved template (Message templates).")
             results.append(TrialResult(masked, "template", False, detail))
         else:
-            ok, detail = _send(template_payload(post, recipient, template), wa_id)
+            try:
+                payload = template_payload(post, recipient, template)
+            except TemplateMismatch as exc:  # e.g. a link button and a post without a link
+                ok, detail = False, _("not sent: %(why)s") % {"why": exc}
+            else:
+                ok, detail = _send(by_id(payload), wa_id)
             results.append(TrialResult(masked, "template", ok, detail))
     audit(
         action="test_send",

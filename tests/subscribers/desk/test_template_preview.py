@@ -96,3 +96,21 @@ def test_the_chat_simulator_shows_a_sent_template_by_the_same_renderer():
     assert shown_html({"type": "text", "text": {"body": "*ciao* <a>"}}) == (
         "<strong>ciao</strong> &lt;a&gt;"
     )
+
+
+def test_a_test_send_explains_a_template_that_cannot_carry_the_post(client, settings, fake_graph):
+    from django.contrib.messages import get_messages
+
+    from tests.subscribers.desk.helpers import confirm
+
+    settings.BANDITORE_TEST_NUMBERS = ["393330000002"]
+    synced_template()
+    post = make_post(link="")
+    log_in_as(client, "Pubblicatore")
+    response = confirm(client, "send_test", post, follow=True)
+    texts = [str(m) for m in get_messages(response.wsgi_request)] or [
+        str(m) for m in response.context["messages"]
+    ]
+    # The desk speaks Italian: “… e questa notizia non ha un link: aggiungi un link …”.
+    assert any("modello" in t and "non ha un link" in t for t in texts), texts
+    assert fake_graph.outbox() == []  # nothing sent with a made-up link

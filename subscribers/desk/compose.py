@@ -19,6 +19,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from channel.graph.payloads import LIMITS as WHATSAPP_LIMITS
+from channel.graph.payloads import MEDIA_UPLOADS
 from topics.models import POST_BODY_MAX, Post
 
 Kind = Post.MediaKind
@@ -33,12 +34,17 @@ class MediaRule:
 
 
 RULES: dict[str, MediaRule] = {
-    Kind.IMAGE: MediaRule(5 * MB, ("jpg", "jpeg", "png"), gettext_lazy("JPEG or PNG, up to 5 MB")),
+    # Meta's sizes, one place (channel.graph.payloads.MEDIA_UPLOADS, also checked at upload).
+    Kind.IMAGE: MediaRule(
+        MEDIA_UPLOADS["image"][1], ("jpg", "jpeg", "png"), gettext_lazy("JPEG or PNG, up to 5 MB")
+    ),
     Kind.VIDEO: MediaRule(
-        16 * MB, ("mp4",), gettext_lazy("MP4 (H.264 video, AAC audio), up to 16 MB")
+        MEDIA_UPLOADS["video"][1],
+        ("mp4",),
+        gettext_lazy("MP4 (H.264 video, AAC audio), up to 16 MB"),
     ),
     Kind.DOCUMENT: MediaRule(
-        100 * MB,
+        MEDIA_UPLOADS["document"][1],
         ("pdf", "doc", "docx", "xls", "xlsx", "ppt", "pptx", "txt"),
         gettext_lazy("PDF, Word, Excel, PowerPoint or text, up to 100 MB"),
     ),

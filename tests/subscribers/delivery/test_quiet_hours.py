@@ -133,14 +133,15 @@ def test_the_progress_panel_and_the_plan_say_so(fake_graph, template, settings):
     post = make_post(topics=[topic])
     with clock.frozen(at(1, 20, 59) + timedelta(seconds=30)):
         plan = post_plan(post)
-        assert plan.quiet == "paused for quiet hours until 08:00"
+        # Staff screens are in Italian ("paused for quiet hours until 08:00").
+        assert plan.quiet == "in pausa per le ore di silenzio fino alle 08:00"
         assert plan.finish > at(2, 8)
     Post.objects.filter(pk=post.pk).update(status=Post.Status.SENDING)
     publishing.fan_out(post)
     post.refresh_from_db()
     with clock.frozen(at(1, 22)):
         report = progress_report(post)
-        assert report["quiet"] == "paused for quiet hours until 08:00"
+        assert report["quiet"] == "in pausa per le ore di silenzio fino alle 08:00"
         assert estimated_finish(post) > at(2, 8)
     with clock.frozen(at(1, 12)):
         assert progress_report(post)["quiet"] == ""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.core.cache import cache
 
 from channel import clock
 from channel.graph.phone import effective_mps
@@ -16,6 +17,10 @@ from subscribers.models import Delivery, Subscriber
 from topics.models import Post
 
 STATUSES = list(Delivery.Status.values)
+# The finish estimate's people inside the 24-hour window: looked up one by one up to this many,
+# past it counted at most once per INSIDE_KEPT_SECONDS per post (see _left_inside_window).
+INSIDE_PROBES = 200
+INSIDE_KEPT_SECONDS = 60
 
 
 def post_counters(post: Post) -> dict[str, int]:
@@ -74,12 +79,17 @@ def estimated_finish(post: Post, now: datetime | None = None) -> datetime | None
 
 def _left_inside_window(post: Post, now: datetime) -> int:
     """The post's rows still to send to people inside the 24-hour window: those who wrote in
-    the last 24 hours (index on last_inbound_at, usually few), each looked up in the post's
-    rows by UNIQUE(post, subscriber). Everyone else left needs the template: the whole
-    audience is never read."""
-    inside = Subscriber.objects.filter(last_inbound_at__gt=window_cutoff(now)).values("pk")
-    return Delivery.objects.filter(
+    the last 24 hours (index on last_inbound_at), each looked up in the post's rows by
+    UNIQUE(post, subscriber). Everyone else left needs the template: the whole audience is
+    never read. Past INSIDE_PROBES such people (33,000 lookups took 1 s on 1M rows) the count
+    is kept for INSIDE_KEPT_SECONDS, so a panel refreshed every 2 s pays it once a minute."""
+    inside = Subscriber.objects.filter(last_inbound_at__gt=window_cutoff(now))
+    rows = Delivery.objects.filter(
         post=post,
         status__in=[Delivery.Status.QUEUED, Delivery.Status.SENDING],
-        subscriber_id__in=inside,
-    ).count()
+        subscriber_id__in=inside.values("pk"),
+    )
+    if inside.values("pk").order_by()[: INSIDE_PROBES + 1].count() <= INSIDE_PROBES:
+        return rows.count()
+    key = f"banditore:progress:inside-window:{post.pk}"
+    return cache.get_or_set(key, rows.count, timeout=INSIDE_KEPT_SECONDS)

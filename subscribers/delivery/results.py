@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db.models import Count, F, Max, Q, QuerySet
+from django.db.models import Count, F, Q, QuerySet
 
 from channel.graph.account import pause_state
-from channel.graph.errors import explain
+from channel.graph.errors import Handling, explain, handling_for
+from subscribers.delivery.counters import failed_by_code
 from subscribers.delivery.progress import estimated_finish, post_counters
 from subscribers.delivery.quiet import quiet_note, quiet_until
 from subscribers.models import Delivery
@@ -50,22 +51,19 @@ def progress_report(post: Post) -> dict:
 
 
 def failures_by_error(post: Post) -> list[dict]:
-    """One line per error code; a code channel.graph.errors does not know shows what Meta
-    said about it (one of its rows' texts: Meta's title and details)."""
-    rows = (
-        Delivery.objects.filter(post=post, status=Delivery.Status.FAILED)
-        .values("last_error_code")
-        .annotate(n=Count("id"), meta=Max("last_error_text"))
-        .order_by("-n")
-    )
-    return [
-        {
-            "code": row["last_error_code"],
-            "count": row["n"],
-            "why": explain(row["last_error_code"], row["meta"] or ""),
-        }
-        for row in rows
-    ]
+    """One line per error code, the most frequent first, from the post's counters
+    (subscribers.delivery.counters); a code channel.graph.errors does not know shows what Meta
+    said about it (one of its rows' texts: Meta's title and details, by delivery_failed_idx)."""
+    rows = []
+    for code, n in sorted(failed_by_code(post.pk).items(), key=lambda item: -item[1]):
+        meta = ""
+        if code is not None and handling_for(code) is Handling.UNKNOWN:
+            texts = Delivery.objects.filter(
+                post=post, status=Delivery.Status.FAILED, last_error_code=code
+            ).values_list("last_error_text", flat=True)
+            meta = next(iter(texts.order_by()[:1]), "")
+        rows.append({"code": code, "count": n, "why": explain(code, meta)})
+    return rows
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,8 @@ from channel import clock
 from channel.graph.phone import effective_mps
 from channel.graph.ratelimit import get_tier_window, tier_limit
 from channel.graph.window import window_cutoff
-from subscribers.delivery.quiet import finish_after_quiet
 from subscribers.delivery.counters import post_counts
+from subscribers.delivery.quiet import finish_after_quiet
 from subscribers.models import Delivery, Subscriber
 from topics.models import Post
 

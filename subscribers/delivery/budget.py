@@ -62,8 +62,8 @@ class CostReport:
 
 
 def post_cost_report(post: Post) -> CostReport:
-    published = (
-        AuditEntry.objects.filter(action="publish", details__post_id=post.pk)
+    published = (  # a digest's (subscribers.delivery.digest) may carry its estimate_eur too
+        AuditEntry.objects.filter(action__in=("publish", "digest"), details__post_id=post.pk)
         .order_by("-at", "-pk")
         .values_list("details", flat=True)
         .first()
@@ -77,13 +77,21 @@ def post_cost_report(post: Post) -> CostReport:
     return CostReport(estimate, actual.rounded, actual.messages, actual.unpriced)
 
 
-def committed_estimate(now: datetime | None = None) -> Estimate:
-    """What posts being sent still have queued or in flight, priced like a plan."""
+def committed_estimate(
+    now: datetime | None = None, *, post_id: int | None = None, excluding: int | None = None
+) -> Estimate:
+    """What posts being sent (or the one `post_id`) still have queued or in flight, priced
+    like a plan. A digest, fanned out before it is checked, is `post_id` for its estimate and
+    `excluding` for what is committed besides it."""
     template = default_template("it")
     rows = Delivery.objects.filter(
         status__in=(Delivery.Status.QUEUED, Delivery.Status.SENDING),
         post__status=Post.Status.SENDING,
     )
+    if post_id is not None:
+        rows = rows.filter(post_id=post_id)
+    if excluding is not None:
+        rows = rows.exclude(post_id=excluding)
     inside = Q(used_template=False, subscriber__last_inbound_at__gt=window_cutoff(now))
     return estimate_for(
         rows, template.category if template else "", inside=inside, number="subscriber__wa_id"
@@ -107,11 +115,12 @@ class BudgetState:
         return self.spent / self.budget if self.budget else None
 
 
-def budget_state(now: datetime | None = None) -> BudgetState:
+def budget_state(now: datetime | None = None, *, excluding: int | None = None) -> BudgetState:
     budget = settings.BANDITORE_MONTHLY_BUDGET_EUR
     if budget is None:
         return BudgetState(None, spent_this_month(now).rounded, Decimal(0))
-    return BudgetState(budget, spent_this_month(now).rounded, committed_estimate(now).eur)
+    committed = committed_estimate(now, excluding=excluding).eur
+    return BudgetState(budget, spent_this_month(now).rounded, committed)
 
 
 class OverBudget(Exception):  # noqa: N818  (a refusal, like PublishError)
@@ -149,11 +158,15 @@ class OverBudget(Exception):  # noqa: N818  (a refusal, like PublishError)
         }
 
 
-def budget_check(estimate: Decimal, urgent: bool, now: datetime | None = None) -> str:
+def budget_check(
+    estimate: Decimal, urgent: bool, now: datetime | None = None, *, excluding: int | None = None
+) -> str:
     """'' when `estimate` fits in what is left (or there is no budget). Over it: raises
     OverBudget for a non-urgent post or digest; for an urgent one returns the warning, and the
-    caller sends it anyway and audits the override."""
-    state = budget_state(now)
+    caller sends it anyway and audits the override. A digest checks itself after its fan-out,
+    inside the same transaction (an OverBudget rolls it back):
+    `budget_check(committed_estimate(post_id=d.pk).eur, urgent=False, excluding=d.pk)`."""
+    state = budget_state(now, excluding=excluding)
     if state.left is None or estimate <= state.left:
         return ""
     refusal = OverBudget(estimate, state)

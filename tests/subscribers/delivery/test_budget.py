@@ -18,7 +18,7 @@ from channel.models import MessageTemplate
 from deploy.alerts import alerts_check, budget_alert
 from deploy.env import env_optional_decimal
 from subscribers.delivery import publishing
-from subscribers.delivery.budget import OverBudget, budget_check, budget_state
+from subscribers.delivery.budget import OverBudget, budget_check, budget_state, committed_estimate
 from subscribers.models import Delivery
 from tests.factories import log_in_as, make_delivery, make_post, make_subscriber, make_topic
 from tests.subscribers.api.helpers import client_for, token_with_key
@@ -168,3 +168,17 @@ def test_the_80_percent_mail_goes_once_a_month(settings):
     with clock.frozen(next_month.astimezone(ROME)):
         assert budget_alert()
     assert len(mail.outbox) == 2
+
+
+def test_a_digest_checks_itself_after_its_fan_out_without_counting_itself_twice():
+    """The weekly digest fans out first (one statement), then asks the budget inside the same
+    transaction: its own queued rows are its estimate, not also 'committed'."""
+    digest = five_people_post()
+    Post.objects.filter(pk=digest.pk).update(status=Post.Status.SENDING)
+    publishing.fan_out(digest)
+    estimate = committed_estimate(post_id=digest.pk).eur
+    assert estimate == Decimal("0.35")
+    with pytest.raises(OverBudget) as refused:
+        budget_check(estimate, urgent=False, excluding=digest.pk)
+    assert refused.value.figures["left_eur"] == "0.10"  # € 1 − € 0.90, the digest not in it
+    assert budget_check(Decimal("0.05"), urgent=False, excluding=digest.pk) == ""

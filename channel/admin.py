@@ -10,8 +10,8 @@ from django.utils.html import format_html
 from django.utils.translation import gettext as _
 from redis.exceptions import RedisError
 
-from channel.graph.template_sync import TemplateSyncError, templates_sync
-from channel.graph.templates import POST_FIELDS, template_shape
+from channel.graph.template_shapes import POST_FIELDS, template_shape
+from channel.graph.templates import TemplateSyncError, templates_sync
 from channel.models import InboundEvent, InboundMessage, MessageTemplate, OutboundMessage
 from channel.webhook.forgeries import forged_post_counts
 

@@ -137,7 +137,7 @@ class OutboundMessage(models.Model):
 class MessageTemplate(models.Model):
     """An approved WhatsApp template, used for people outside the 24-hour window.
 
-    Synced from Meta (channel.graph.template_sync: name, language, category, status, quality,
+    Synced from Meta (channel.graph.templates: name, language, category, status, quality,
     components as Meta returns them); the council only chooses which one posts use and which
     post field fills each parameter. Rows Meta no longer lists are marked gone, never deleted.
     """
@@ -193,7 +193,7 @@ class MessageTemplate(models.Model):
         help_text=_("Posts use this template for people outside the 24-hour window."),
     )
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
-    # What Meta says (template_sync); empty on rows typed by hand before the sync existed.
+    # What Meta says (channel.graph.templates); empty on rows typed by hand before the sync.
     meta_id = models.CharField(_("id at Meta"), max_length=64, blank=True)
     parameter_format = models.CharField(
         _("parameter format"),

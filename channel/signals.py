@@ -16,6 +16,6 @@ statuses_received = Signal()
 preferences_received = Signal()
 # user, wa_id, what (a short description): someone played a citizen in the chat simulator.
 simulator_used = Signal()
-# user (None for the nightly task), result (channel.graph.template_sync.SyncResult): the
+# user (None for the nightly task), result (channel.graph.templates.SyncResult): the
 # message templates were read from Meta; what changed belongs in the audit log.
 templates_synced = Signal()

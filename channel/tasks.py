@@ -141,7 +141,7 @@ def send_outbound_message_task(self, outbound_id: int) -> str:
 def sync_templates_task() -> str:
     """Nightly: the message templates from Meta (status, category, wording). A failure is
     logged and changes nothing; tomorrow's run, the command or the admin button try again."""
-    from channel.graph.template_sync import TemplateSyncError, templates_sync
+    from channel.graph.templates import TemplateSyncError, templates_sync
 
     try:
         return templates_sync().summary()

@@ -221,7 +221,7 @@ CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 WHATSAPP_GRAPH_URL = env_str("WHATSAPP_GRAPH_URL", "https://graph.facebook.com").rstrip("/")
 WHATSAPP_API_VERSION = env_str("WHATSAPP_API_VERSION", "v25.0")
 WHATSAPP_PHONE_NUMBER_ID = env_str("WHATSAPP_PHONE_NUMBER_ID")
-# The WhatsApp Business Account whose message templates are synced nightly (template_sync).
+# The WhatsApp Business Account whose message templates are synced (channel.graph.templates).
 WHATSAPP_BUSINESS_ACCOUNT_ID = env_str("WHATSAPP_BUSINESS_ACCOUNT_ID")
 WHATSAPP_DISPLAY_PHONE_NUMBER = env_str("WHATSAPP_DISPLAY_PHONE_NUMBER")
 WHATSAPP_ACCESS_TOKEN = env_str("WHATSAPP_ACCESS_TOKEN")

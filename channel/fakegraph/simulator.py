@@ -35,7 +35,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from channel import signals
 from channel.graph.rendering import formatted, sent_values, template_bubble
-from channel.graph.templates import template_shape
+from channel.graph.template_shapes import template_shape
 from channel.models import MessageTemplate
 from channel.webhook.envelope import webhook_envelope
 from channel.webhook.signatures import HEADER, sign

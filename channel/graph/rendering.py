@@ -13,7 +13,7 @@ import re
 from django.utils.html import escape, format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
-from channel.graph.templates import Shape, fill
+from channel.graph.template_shapes import Shape, fill
 
 _MONO = re.compile(r"```(.+?)```", re.DOTALL)
 # A marker pair around text that starts and ends with a non-space, not inside a word

@@ -1,153 +1,207 @@
-"""A message template's shape: which parameters it takes, in which component.
+"""Message templates from Meta: `templates_sync()` reads every page of
+GET /{WABA-ID}/message_templates and brings the MessageTemplate rows in line.
+https://developers.facebook.com/docs/whatsapp/business-management-api/message-templates
 
-Meta lists each template's components (header, body, footer, buttons) with `{{1}}`-style
-placeholders, or `{{name}}`-style ones when its `parameter_format` is NAMED
-(https://developers.facebook.com/docs/whatsapp/business-management-api/message-templates).
-A send must fill exactly those: the header's one text parameter, every body parameter, and
-the variable suffix of each URL button
-(https://developers.facebook.com/docs/whatsapp/cloud-api/guides/send-message-templates).
-Rows typed by hand before the sync (no components) get the shape their old fields described.
+Meta is the source of truth for what a template says (name, language, category, status,
+quality, components, parameter format); the council keeps only its own choices (which template
+posts use, which post field fills each body parameter). A template Meta no longer lists is
+marked gone, never deleted (posts and the audit log point at it). Nothing is written unless
+the whole listing was read: a failure half-way changes nothing.
 """
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, field
 
+import httpx
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from channel import signals
+from channel.graph.template_shapes import shape_from_components, suggested_fields
 from channel.models import MessageTemplate
 
-_PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z0-9_]+)\s*\}\}")
+logger = logging.getLogger(__name__)
 
-# Post fields a template parameter can show. A parameter named like a key is filled with that
-# field when the sync first sees it (the editor may change the choice in the admin).
-POST_FIELDS = ("title", "body", "link")
-FIELD_FOR_NAME = {
-    "title": "title",
-    "titolo": "title",
-    "headline": "title",
-    "subject": "title",
-    "oggetto": "title",
-    "body": "body",
-    "text": "body",
-    "testo": "body",
-    "summary": "body",
-    "sommario": "body",
-    "message": "body",
-    "messaggio": "body",
-    "content": "body",
-    "contenuto": "body",
-    "link": "link",
-    "url": "link",
-    "collegamento": "link",
-}
+FIELDS = (
+    "id,name,language,status,category,previous_category,components,parameter_format,"
+    "quality_score,rejected_reason"
+)
+PAGE_SIZE = 100
+# A business account holds at most 250 templates (Meta's error 2388019): 50 pages of 100 is
+# far beyond any real listing, and stops a server that keeps answering with a `next`.
+MAX_PAGES = 50
 
 
-@dataclass(frozen=True)
-class Button:
-    kind: str  # Meta's type: QUICK_REPLY, URL, PHONE_NUMBER, COPY_CODE, FLOW…
-    text: str
-    url: str = ""
-    index: int = 0
+class TemplateSyncError(Exception):
+    """The listing could not be read; nothing was changed."""
+
+
+@dataclass
+class SyncResult:
+    pages: int = 0
+    seen: int = 0
+    created: list[str] = field(default_factory=list)
+    status_changed: list[str] = field(default_factory=list)  # "name (it): approved → paused"
+    category_changed: list[str] = field(default_factory=list)
+    gone: list[str] = field(default_factory=list)
 
     @property
-    def url_prefix(self) -> str | None:
-        """A URL button with a variable: the fixed part the post's link must start with (Meta
-        appends the parameter to it). None for a fixed URL or another kind of button."""
-        if self.kind != "URL" or not _PLACEHOLDER.search(self.url):
-            return None
-        return self.url[: _PLACEHOLDER.search(self.url).start()]
+    def changed(self) -> bool:
+        return bool(self.created or self.status_changed or self.category_changed or self.gone)
+
+    def summary(self) -> str:
+        parts = [f"{self.seen} templates read from Meta ({self.pages} pages)"]
+        for label, items in (
+            ("new", self.created),
+            ("status changed", self.status_changed),
+            ("category changed", self.category_changed),
+            ("gone from Meta", self.gone),
+        ):
+            if items:
+                parts.append(f"{label}: {', '.join(items)}")
+        return "; ".join(parts)
 
 
-@dataclass(frozen=True)
-class Shape:
-    named: bool
-    header_format: str  # "", TEXT, IMAGE, VIDEO, DOCUMENT, LOCATION; MEDIA: typed by hand, any
-    header_text: str
-    header_param: str | None  # the header text's placeholder, if it has one
-    body_text: str
-    body_params: tuple[str, ...]  # "1", "2"… or names, in the order Meta expects them
-    footer: str
-    buttons: tuple[Button, ...]
-
-    @property
-    def url_buttons(self) -> tuple[Button, ...]:
-        return tuple(b for b in self.buttons if b.url_prefix is not None)
-
-
-def placeholders(text: str, named: bool) -> tuple[str, ...]:
-    """Distinct placeholders of a text: by number when positional, else in order of use."""
-    seen = list(dict.fromkeys(_PLACEHOLDER.findall(text or "")))
-    if named:
-        return tuple(seen)
-    return tuple(sorted(seen, key=lambda p: int(p) if p.isdigit() else 0))
+def _get(url: str, params: dict) -> dict:
+    """One page of the listing (a few a night: a plain httpx request, which honours
+    HTTPS_PROXY/NO_PROXY). Raises TemplateSyncError with Meta's own words."""
+    headers = {"Authorization": f"Bearer {settings.WHATSAPP_ACCESS_TOKEN}"}
+    try:
+        response = httpx.get(
+            url, params=params, headers=headers, timeout=float(settings.BANDITORE_HTTP_TIMEOUT)
+        )
+        body = response.json()
+    except (httpx.HTTPError, ValueError) as exc:
+        raise TemplateSyncError(f"Meta did not list the templates: {exc!r}"[:500]) from exc
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict) or not response.is_success or not isinstance(body, dict):
+        detail = error.get("message", "") if isinstance(error, dict) else ""
+        raise TemplateSyncError(
+            f"Meta did not list the templates: HTTP {response.status_code} {detail}"[:500]
+        )
+    return body
 
 
-def fill(text: str, values: dict[str, str]) -> str:
-    """The text with each placeholder replaced by its value (unknown ones stay as they are)."""
-    return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), text or "")
+def fetch_templates() -> tuple[list[dict], int]:
+    """Every template of the business account, following Meta's cursor paging to the last
+    page (the one without `paging.next`). Raises TemplateSyncError."""
+    waba = settings.WHATSAPP_BUSINESS_ACCOUNT_ID
+    if not waba:
+        raise TemplateSyncError(
+            "WHATSAPP_BUSINESS_ACCOUNT_ID is not set: the id of the WhatsApp Business Account "
+            "(WhatsApp Manager → Account tools), whose templates are read."
+        )
+    base = settings.WHATSAPP_GRAPH_URL.rstrip("/")
+    url = f"{base}/{settings.WHATSAPP_API_VERSION}/{waba}/message_templates"
+    items, after, seen_cursors = [], None, set()
+    for page in range(1, MAX_PAGES + 1):
+        # The next page is asked of our own Graph URL with the `after` cursor, never of the
+        # address in `paging.next`: the access token goes to no other host.
+        params = {"fields": FIELDS, "limit": PAGE_SIZE} | ({"after": after} if after else {})
+        answer = _get(url, params)
+        data = answer.get("data")
+        if not isinstance(data, list):
+            raise TemplateSyncError("Meta's answer has no list of templates (`data`).")
+        items.extend(item for item in data if isinstance(item, dict))
+        paging = answer.get("paging") if isinstance(answer.get("paging"), dict) else {}
+        cursors = paging.get("cursors") if isinstance(paging.get("cursors"), dict) else {}
+        after = cursors.get("after")
+        if not paging.get("next") or not data:
+            return items, page
+        if not isinstance(after, str) or not after or after in seen_cursors:
+            raise TemplateSyncError("Meta's paging has a `next` page but no new cursor.")
+        seen_cursors.add(after)
+    raise TemplateSyncError(f"More than {MAX_PAGES} pages of templates: stopped.")
 
 
-def shape_from_components(components: list, named: bool) -> Shape:
-    parts = {"header_format": "", "header_text": "", "body_text": "", "footer": ""}
-    buttons: list[Button] = []
-    for component in components if isinstance(components, list) else []:
-        if not isinstance(component, dict):
-            continue
-        kind = str(component.get("type", "")).upper()
-        if kind == "HEADER":
-            parts["header_format"] = str(component.get("format", "TEXT")).upper()
-            parts["header_text"] = str(component.get("text") or "")
-        elif kind == "BODY":
-            parts["body_text"] = str(component.get("text") or "")
-        elif kind == "FOOTER":
-            parts["footer"] = str(component.get("text") or "")
-        elif kind == "BUTTONS":
-            for index, button in enumerate(component.get("buttons") or []):
-                if isinstance(button, dict):
-                    buttons.append(
-                        Button(
-                            kind=str(button.get("type", "")).upper(),
-                            text=str(button.get("text") or ""),
-                            url=str(button.get("url") or ""),
-                            index=index,
-                        )
-                    )
-    header_params = placeholders(parts["header_text"], named)
-    return Shape(
-        named=named,
-        header_param=header_params[0] if header_params else None,
-        body_params=placeholders(parts["body_text"], named),
-        buttons=tuple(buttons),
-        **parts,
-    )
+def _lower(value, limit: int) -> str:
+    return str(value or "").strip().lower()[:limit]
 
 
-def template_shape(template: MessageTemplate) -> Shape:
-    named = template.parameter_format == MessageTemplate.ParameterFormat.NAMED
-    if template.components:
-        return shape_from_components(template.components, named)
-    # Typed by hand: a text header was the post's title, a media header the post's media.
-    header = {"text": ("TEXT", "{{1}}", "1"), "media": ("MEDIA", "", None)}.get(
-        template.header, ("", "", None)
-    )
-    return Shape(
-        named=named,
-        header_format=header[0],
-        header_text=header[1],
-        header_param=header[2],
-        body_text=template.body_text,
-        body_params=placeholders(template.body_text, named),
-        footer="",
-        buttons=(),
-    )
+def _header(shape) -> str:
+    if shape.header_param is not None:
+        return MessageTemplate.Header.TEXT
+    if shape.header_format in ("IMAGE", "VIDEO", "DOCUMENT"):
+        return MessageTemplate.Header.MEDIA
+    return MessageTemplate.Header.NONE
 
 
-def suggested_fields(shape: Shape) -> list[str]:
-    """Which post field fills each body parameter, when nobody chose yet: by name when the
-    template names them, else title then body (a single parameter: the body), then the link."""
-    if shape.named:
-        return [FIELD_FOR_NAME.get(name.lower(), "body") for name in shape.body_params]
-    count = len(shape.body_params)
-    if count == 1:
-        return ["body"]
-    return (["title", "body", "link"] + ["body"] * count)[:count]
+def _apply(row: MessageTemplate, item: dict, now) -> list[str]:
+    """Copy Meta's facts onto the row; return the names of the changed fields."""
+    named = _lower(item.get("parameter_format"), 16) == "named"
+    components = item.get("components") if isinstance(item.get("components"), list) else []
+    shape = shape_from_components(components, named)
+    quality = item.get("quality_score")
+    values = {
+        "meta_id": str(item.get("id") or "")[:64],
+        "status": _lower(item.get("status"), 16),
+        "category": _lower(item.get("category"), 16),
+        "parameter_format": "named" if named else "positional",
+        "components": components,
+        "quality_score": _lower(quality.get("score") if isinstance(quality, dict) else "", 16),
+        "rejected_reason": str(item.get("rejected_reason") or "").replace("NONE", "")[:200],
+        "body_text": shape.body_text,
+        "header": _header(shape),
+        "gone_at": None,
+    }
+    # The council's choice of post fields stays while it fits the template's parameters.
+    if len(row.body_parameters or []) != len(shape.body_params):
+        values["body_parameters"] = suggested_fields(shape)
+    changed = [name for name, value in values.items() if getattr(row, name) != value]
+    for name, value in values.items():
+        setattr(row, name, value)
+    row.synced_at = now
+    return changed
+
+
+def templates_sync(user=None) -> SyncResult:
+    """Read every template from Meta and update, add or mark gone the rows. Raises
+    TemplateSyncError (nothing changed) when the listing cannot be read. `user`: who asked
+    (the admin button), for the audit log; None for the command and the nightly task."""
+    items, pages = fetch_templates()
+    result, now = SyncResult(pages=pages), timezone.now()
+    listed = set()
+    with transaction.atomic():
+        rows = {(r.name, r.language): r for r in MessageTemplate.objects.select_for_update()}
+        for item in items:
+            name, language = str(item.get("name") or "")[:512], str(item.get("language") or "")
+            if not name or not language or (name, language) in listed:
+                continue
+            listed.add((name, language))
+            result.seen += 1
+            label = f"{name} ({language})"
+            row = rows.get((name, language))
+            created = row is None
+            if created:
+                row = MessageTemplate(name=name, language=language[:15])
+            old_status, old_category = row.status, row.category
+            _apply(row, item, now)
+            previous = _lower(item.get("previous_category"), 16)
+            if not created and old_status != row.status:
+                result.status_changed.append(f"{label}: {old_status} → {row.status}")
+            moved_from = old_category if not created and old_category != row.category else ""
+            if created and previous and previous != row.category:
+                moved_from = previous  # Meta re-categorised it before we first saw it
+            if moved_from:
+                row.category_changed_from, row.category_changed_at = moved_from, now
+                result.category_changed.append(f"{label}: {moved_from} → {row.category}")
+                logger.warning(
+                    "template %s: Meta changed its category from %s to %s",
+                    label,
+                    moved_from,
+                    row.category,
+                )
+            row.save()
+            if created:
+                result.created.append(label)
+        for key, row in rows.items():
+            if key not in listed and row.gone_at is None:
+                row.gone_at = now
+                row.save(update_fields=["gone_at", "updated_at"])
+                result.gone.append(f"{row.name} ({row.language})")
+        signals.templates_synced.send(sender=MessageTemplate, user=user, result=result)
+    logger.info("template sync: %s", result.summary())
+    return result

@@ -15,7 +15,7 @@ from django.conf import settings
 from django.utils.translation import gettext as _
 
 from channel.graph import payloads
-from channel.graph.templates import Shape, template_shape
+from channel.graph.template_shapes import Shape, template_shape
 from channel.models import MessageTemplate
 from topics.models import Post
 

@@ -120,7 +120,7 @@ DEV_TEMPLATES = [
 
 def sync_once() -> bool:
     """The templates above in the admin at once (beat syncs nightly): True when done."""
-    from channel.graph.template_sync import TemplateSyncError, templates_sync
+    from channel.graph.templates import TemplateSyncError, templates_sync
 
     try:
         templates_sync()

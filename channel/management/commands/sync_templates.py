@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
-from channel.graph.template_sync import TemplateSyncError, templates_sync
+from channel.graph.templates import TemplateSyncError, templates_sync
 
 
 class Command(BaseCommand):

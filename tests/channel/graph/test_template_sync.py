@@ -9,8 +9,8 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from channel.fakegraph.server import FakeConfig
-from channel.graph import template_sync
-from channel.graph.template_sync import TemplateSyncError, templates_sync
+from channel.graph import templates
+from channel.graph.templates import TemplateSyncError, templates_sync
 from channel.models import MessageTemplate
 from subscribers.delivery.payloads import default_template
 from tests.factories import log_in_as, make_template
@@ -47,7 +47,7 @@ def delete_at_meta(meta, settings, name: str) -> None:
 
 
 def test_every_page_is_read_and_meta_facts_are_kept(meta, monkeypatch):
-    monkeypatch.setattr(template_sync, "PAGE_SIZE", 2)
+    monkeypatch.setattr(templates, "PAGE_SIZE", 2)
     for n in range(5):
         register(meta, f"avviso_{n}", quality_score="YELLOW" if n == 3 else "GREEN")
     register(

@@ -9,7 +9,7 @@ from django.utils import translation
 
 from channel.fakegraph.server import FakeConfig
 from channel.graph.client import get_client
-from channel.graph.template_sync import templates_sync
+from channel.graph.templates import templates_sync
 from channel.models import MessageTemplate
 from subscribers.delivery import publishing
 from subscribers.delivery.payloads import (

@@ -234,3 +234,25 @@ def test_last_months_messages_do_not_count_this_month():
         sent_at=timezone.now() - timedelta(days=40)
     )
     assert spend().total.messages == 0
+
+
+def test_the_digest_saving_is_the_messages_it_avoided_times_the_rate():
+    """Three posts gathered in one digest for two followers: 6 messages at once, 2 digests,
+    4 avoided, at the default template's rate (utility, € 0.03)."""
+    make_template()
+    topic, other = make_topic(), make_topic()
+    people = [make_subscriber(topics=[topic]) for _ in range(2)]
+    digest = make_post(
+        topics=[topic],
+        kind=Post.Kind.DIGEST,
+        digest_of=timezone.localdate(),
+        status=Post.Status.SENT,
+        published_at=timezone.now(),
+    )
+    for n in range(3):
+        make_post(topics=[topic], title=f"Avviso {n}", digest=digest, status=Post.Status.SENT)
+    make_post(topics=[other], digest=digest, status=Post.Status.SENT)  # nobody here follows it
+    for person in people:
+        _billed(digest, person, category="utility")
+    saving = spend().digest
+    assert (saving.messages_avoided, saving.eur) == (4, Decimal("0.12"))

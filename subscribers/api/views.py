@@ -70,7 +70,11 @@ def _errors(*codes: int) -> dict[int, OpenApiResponse]:
         415: OpenApiResponse(
             ErrorOutput, description="Send JSON (Content-Type: application/json)."
         ),
-        422: OpenApiResponse(ErrorOutput, description="Publishing was refused (see the message)."),
+        422: OpenApiResponse(
+            ErrorOutput,
+            description="Publishing was refused (see the message). Over the monthly budget the "
+            "body also has estimate_eur, left_eur, budget_eur, spent_eur and committed_eur.",
+        ),
         429: OpenApiResponse(ErrorOutput, description="Too many requests: see Retry-After."),
     }
     # Every operation can answer 401 (key), 406 (Accept) and 429 (throttle); the schema lists all

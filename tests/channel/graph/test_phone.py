@@ -15,7 +15,7 @@ from channel.tasks import refresh_phone_facts_task
 from deploy.alerts import alerts_check
 from deploy.ops import ops_status
 from subscribers.delivery.progress import bulk_rate
-from tests.factories import log_in_as
+from tests.factories import log_in_as, make_post, make_topic
 
 pytestmark = pytest.mark.django_db
 
@@ -122,6 +122,13 @@ def test_the_status_page_and_the_plan_show_metas_facts(fake_graph, settings, red
     status = admin.get("/ops/status").json()["phone_number"]
     assert status["throughput"] == "HIGH" and status["quality_rating"] == "YELLOW"
     assert status["messages_per_second"] == 1000 and status["daily_limit"] == 2000
+    post = make_post(topics=[make_topic()])
+    editor = Client()
+    log_in_as(editor, "Pubblicatore")
+    page = editor.get(f"/admin/topics/post/{post.pk}/change/").content.decode()
+    assert 'id="plan-meta"' in page and "YELLOW" in page and "HIGH" in page
+    i = page.find("plan-meta")
+    assert "(1000 " in page[i - 600 : i]  # the plan's duration at Meta's HIGH throughput
 
 
 def test_resuming_sending_reads_the_facts_again(

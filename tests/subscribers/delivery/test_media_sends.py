@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
-from channel.models import MediaUpload
+from channel.models import MediaUpload, MessageTemplate
 from subscribers.delivery import publishing, sending
 from subscribers.models import Delivery
-from tests.factories import make_post, make_subscriber, make_topic
+from tests.factories import make_post, make_subscriber, make_template, make_topic
 from tests.subscribers.delivery.helpers import fast_sending
 from tests.subscribers.helpers import run_concurrently
 from topics.models import Post
@@ -74,3 +76,23 @@ def test_media_meta_lost_is_uploaded_again_and_the_post_still_arrives(fake_graph
     assert fake_graph.stats()["rejected"] == {"131053": 5}  # the batch in flight with it
     assert fake_graph.stats()["media_uploads"] == 2
     assert set(Delivery.objects.values_list("status", flat=True)) == {"sent"}
+
+
+def test_a_template_with_a_media_header_carries_the_same_uploaded_id(fake_graph):
+    """Outside the 24-hour window the template's image header is sent by id too."""
+    fake_graph.register_template("avviso_foto", "it", "utility", body_params=2, header="image")
+    make_template(name="avviso_foto", header=MessageTemplate.Header.MEDIA)
+    post = image_post(fake_graph, 2)
+    topic = post.topics.get()
+    make_subscriber(topics=[topic], last_inbound_at=timezone.now() - timedelta(days=3))
+    publishing.post_publish(post=post)
+    sending.drain_post(post.pk)
+    kinds = sorted(entry["payload"]["type"] for entry in fake_graph.outbox())
+    assert kinds == ["image", "image", "template"]
+    [template] = [
+        e["payload"]["template"] for e in fake_graph.outbox() if "template" in e["payload"]
+    ]
+    [header] = [c for c in template["components"] if c["type"] == "header"]
+    upload = MediaUpload.objects.get()
+    assert header["parameters"] == [{"type": "image", "image": {"id": upload.media_id}}]
+    assert fake_graph.stats()["media_uploads"] == 1

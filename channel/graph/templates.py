@@ -205,3 +205,63 @@ def templates_sync(user=None) -> SyncResult:
         signals.templates_synced.send(sender=MessageTemplate, user=user, result=result)
     logger.info("template sync: %s", result.summary())
     return result
+
+
+# --- webhooks: Meta tells us at once when a template changes -------------------------------
+
+
+@dataclass(frozen=True)
+class TemplateEvent:
+    """One of Meta's template webhooks (fields `message_template_status_update`,
+    `template_category_update`, `message_template_quality_update`:
+    https://developers.facebook.com/docs/whatsapp/business-management-api/message-templates)."""
+
+    meta_id: str
+    name: str
+    language: str
+    status: str = ""  # the event, lowercased: approved, rejected, paused, disabled…
+    category: str = ""  # the new category
+    quality: str = ""  # the new quality score
+    reason: str = ""
+
+
+# Events that say the template is back in service, and ones that are not a status.
+_BACK_TO_APPROVED = {"reinstated", "unpaused"}
+_NOT_A_STATUS = {"flagged"}  # quality fell: still approved until Meta pauses it
+
+
+def template_events_apply(events: list[TemplateEvent]) -> SyncResult:
+    """Apply Meta's template webhooks to the rows they name (by Meta's id, else name and
+    language): a status other than approved stops sends at once, a category change is flagged
+    as by the sync. A template we have never synced is left to the next sync."""
+    result, now = SyncResult(), timezone.now()
+    for event in events:
+        rows = MessageTemplate.objects.select_for_update()
+        row = rows.filter(meta_id=event.meta_id).first() if event.meta_id else None
+        if row is None and event.name:
+            row = rows.filter(name=event.name, language=event.language).first()
+        if row is None:
+            continue
+        label, fields = f"{row.name} ({row.language})", ["updated_at"]
+        status = "approved" if event.status in _BACK_TO_APPROVED else event.status[:16]
+        if status and status not in _NOT_A_STATUS and status != row.status:
+            result.status_changed.append(f"{label}: {row.status} → {status}")
+            row.status = status
+            fields += ["status"]
+            if event.reason and event.reason.upper() != "NONE":
+                row.rejected_reason = event.reason[:200]
+                fields += ["rejected_reason"]
+        if event.quality or event.status == "flagged":
+            row.quality_score = (event.quality or "red")[:16]
+            fields += ["quality_score"]
+        if event.category and event.category[:16] != row.category:
+            line = f"{label}: {row.category} → {event.category[:16]}"
+            result.category_changed.append(line)
+            logger.warning("template %s: Meta changed its category (webhook)", line)
+            row.category_changed_from, row.category_changed_at = row.category, now
+            row.category = event.category[:16]
+            fields += ["category", "category_changed_from", "category_changed_at"]
+        row.save(update_fields=fields)
+    if result.changed:
+        signals.templates_synced.send(sender=MessageTemplate, user=None, result=result)
+    return result

@@ -24,6 +24,7 @@ from django.utils import timezone
 from channel import signals
 from channel.erasure import erased_among
 from channel.graph.account import pause_for_account_errors
+from channel.graph.templates import template_events_apply
 from channel.identity import USER_ID_MAX_LENGTH
 from channel.models import InboundEvent, InboundMessage
 from channel.service_messages import apply_outbound_statuses, is_service_status
@@ -151,6 +152,10 @@ def _process_batch(*, limit: int) -> dict[int, list[str]]:
         statuses = [(row_id, u) for row_id, p in parsed.items() for u in p.statuses]
         if statuses:
             _dispatch_statuses(statuses, problems)
+        # Meta's template webhooks: a paused or re-categorised template is known at once.
+        events = [e for webhook in parsed.values() for e in webhook.template_events]
+        if events:
+            template_events_apply(events)
         # Meta's system-level errors (`value.errors[]`): an account-level one pauses sending.
         pause_for_account_errors(
             [e for webhook in parsed.values() for e in webhook.errors], source="webhook"

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from channel.graph.templates import TemplateEvent
 from channel.identity import is_user_id, is_wa_id
 
 MEDIA_KINDS = {"image", "video", "audio", "document", "sticker"}
@@ -105,6 +106,7 @@ class ParsedWebhook:
     preferences: list[PreferenceUpdate] = field(default_factory=list)
     errors: list[MetaError] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    template_events: list[TemplateEvent] = field(default_factory=list)
 
 
 def _list(value: Any) -> list:
@@ -180,8 +182,39 @@ def parse_webhook(body: Any) -> ParsedWebhook:
     return parsed
 
 
+# Meta's template webhooks (subscribed fields of the same name).
+TEMPLATE_FIELDS = (
+    "message_template_status_update",
+    "template_category_update",
+    "message_template_quality_update",
+)
+
+
+def _template_event(field_name: str, value: dict) -> TemplateEvent | None:
+    name = _str(value.get("message_template_name"))
+    meta_id = _str(value.get("message_template_id"))
+    if not (name or meta_id):
+        return None
+    return TemplateEvent(
+        meta_id=meta_id[:64],
+        name=name[:512],
+        language=_str(value.get("message_template_language"))[:15],
+        status=_str(value.get("event")).lower() if field_name == TEMPLATE_FIELDS[0] else "",
+        category=_str(value.get("new_category")).lower(),
+        quality=_str(value.get("new_quality_score")).lower(),
+        reason=_str(value.get("reason")),
+    )
+
+
 def _parse_change(change: dict, parsed: ParsedWebhook) -> None:
     value = _dict(change.get("value"))
+    if change.get("field") in TEMPLATE_FIELDS:
+        event = _template_event(str(change["field"]), value)
+        if event is None:
+            parsed.problems.append("a template update without a template was skipped")
+        else:
+            parsed.template_events.append(event)
+        return
     contacts = [_dict(c) for c in _list(value.get("contacts"))]
     user_ids = {_str(c.get("wa_id")): _str(c.get("user_id")) for c in contacts}
     names = {_str(c.get("wa_id")): _str(_dict(c.get("profile")).get("name")) for c in contacts}

@@ -256,3 +256,23 @@ def test_the_digest_saving_is_the_messages_it_avoided_times_the_rate():
         _billed(digest, person, category="utility")
     saving = spend().digest
     assert (saving.messages_avoided, saving.eur) == (4, Decimal("0.12"))
+
+
+def test_administrators_keep_the_rate_card_in_the_admin(client):
+    log_in_as(client, "Amministratore")
+    page = client.get("/admin/subscribers/rate/").content.decode()
+    assert "Tariffe WhatsApp" in page and "ogni altro paese" in page and "+39" in page
+    answer = client.post(
+        "/admin/subscribers/rate/add/",
+        {"category": "marketing", "country_code": "+39", "price_eur": "0.07", "valid_from": ""},
+    )
+    assert answer.status_code == 200  # the form again, with its errors: nothing saved
+    assert not Rate.objects.filter(price_eur=Decimal("0.07")).exists()
+
+
+def test_the_former_price_variables_stop_the_start_pointing_to_the_rate_card():
+    from tests.test_settings_parsing import _load_settings
+
+    result = _load_settings(WHATSAPP_PRICE_MARKETING="0.0691")
+    assert result.returncode != 0
+    assert "WHATSAPP_PRICE_MARKETING was renamed to the rate card" in result.stderr

@@ -74,7 +74,8 @@ class Stack:
     def start(self) -> None:
         webhook = f"http://127.0.0.1:{self.web_port}/whatsapp/webhook/"
         self.web_procs.append(self._start([
-            PYTHON, "manage.py", "fakegraph", "--port", str(self.fake_port), "--no-window",
+            PYTHON, "manage.py", "fakegraph", "--mps", "0", "--port", str(self.fake_port),
+            "--no-window",
             "--latency-ms", str(self.args.latency_ms), "--webhook-url", webhook,
         ]))  # fmt: skip
         self.web_procs.append(self._start([

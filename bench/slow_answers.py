@@ -56,7 +56,8 @@ def one_run(args, env: dict[str, str], timeouts: float) -> float:
     env = env | {"WHATSAPP_GRAPH_URL": f"http://127.0.0.1:{fake_port}"}
     procs = [
         subprocess.Popen(
-            [PYTHON, "manage.py", "fakegraph", "--port", str(fake_port), "--no-window",
+            [PYTHON, "manage.py", "fakegraph", "--mps", "0", "--port", str(fake_port),
+             "--no-window",
              "--latency-ms", str(args.latency_ms), "--webhook-url", ""],
             cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
         )

@@ -10,6 +10,7 @@ import asyncio
 import base64
 import bisect
 import contextlib
+import hashlib
 import json
 import random
 import secrets
@@ -30,10 +31,12 @@ from channel.fakegraph.validation import (
     validate_upload,
 )
 from channel.graph.transport import PooledTransport
-from channel.webhook.envelope import webhook_envelope
+from channel.webhook.envelope import webhook_body, webhook_envelope
 from channel.webhook.signatures import HEADER, sign
 
 DAY = 86400.0
+# Calling codes → ISO country letters, for the business-scoped user ids the fake makes up.
+_COUNTRIES = (("39", "IT"), ("44", "GB"), ("49", "DE"), ("33", "FR"), ("34", "ES"), ("1", "US"))
 
 _TITLES = {
     0: "AuthException",
@@ -82,7 +85,9 @@ class FakeConfig:
     waba_id: str = "100000000000002"  # the WhatsApp Business Account: its message_templates
     display_phone_number: str = "390000000000"
     webhook_url: str = ""
-    mps: float = 0  # 0 = no throughput limit (Meta: 80 by default; https://developers.facebook.com/documentation/business-messaging/whatsapp/throughput)
+    # Messages per second before 130429, Meta's default for a number; 0 = no limit (benchmarks
+    # of our own CPU). https://developers.facebook.com/documentation/business-messaging/whatsapp/throughput
+    mps: float = 80
     pair_burst: int = 45  # Meta: bursts up to 45 in 6 s to one person (about-the-platform)
     pair_period: float = 6.0
     enforce_window: bool = True
@@ -147,6 +152,7 @@ class _State:
         self.webhooks_sent = 0
         self.webhook_failures = 0
         self.statuses_sent = 0
+        self.user_ids: dict[str, str] = {}  # number → business-scoped user id
 
 
 class FakeGraphServer:
@@ -438,7 +444,7 @@ class FakeGraphServer:
             if len(state.recent_accepts) >= config.mps:
                 return self._reject(130429, "Cloud API message throughput has been reached.")
         to = payload.get("to") or payload.get("recipient")
-        to = to.lstrip("+")
+        to = self._phone_of(to.lstrip("+"))  # a business-scoped id we know the number of
         if to in config.unreachable:
             return self._reject(131026, "Message undeliverable.")
         if to in config.error_for:
@@ -487,9 +493,37 @@ class FakeGraphServer:
         self._queue_statuses(entry, over_tier)
         return 200, {
             "messaging_product": "whatsapp",
-            "contacts": [{"input": payload.get("to") or to, "wa_id": to}],
+            "contacts": [self._contact(payload.get("to") or payload["recipient"], to)],
             "messages": [{"id": wamid, "message_status": "accepted"}],
         }
+
+    # --- business-scoped user ids (https://developers.facebook.com/documentation/business-messaging/whatsapp/business-scoped-user-ids)
+
+    def _user_id_for(self, who: str) -> str:
+        """The person's business-scoped user id: as given, learnt from an inbound message, or
+        made up once per number (country letters, ".", digits), as Meta assigns one to all."""
+        if not who.isdigit():
+            return who
+        known = self.state.user_ids.get(who)
+        if known is None:
+            country = next((c for p, c in _COUNTRIES if who.startswith(p)), "US")
+            digits = int.from_bytes(hashlib.sha256(who.encode()).digest()[:8], "big")
+            known = self.state.user_ids[who] = f"{country}.{digits:020d}"
+        return known
+
+    def _phone_of(self, who: str) -> str:
+        """The number behind a business-scoped id when the fake knows it, else `who`."""
+        if who.isdigit():
+            return who
+        return next((p for p, u in self.state.user_ids.items() if u == who), who)
+
+    def _contact(self, given: str, who: str) -> dict:
+        """`contacts[]` of a send's answer: what was sent to (`input`), the number when known,
+        always the user id (a send by `recipient` is answered with it)."""
+        contact = {"input": given}
+        if who.isdigit():
+            contact["wa_id"] = who
+        return contact | {"user_id": self._user_id_for(who)}
 
     # --- status webhooks ---------------------------------------------------------------------
 
@@ -497,7 +531,12 @@ class FakeGraphServer:
         config = self.state.config
         if not (config.statuses and config.webhook_url):
             return
-        base = {"id": entry["id"], "recipient_id": entry["to"]}
+        # Meta names the person by number when it has one and always by business-scoped id
+        # (a `failed` of a send to a number omits the id).
+        base = {"id": entry["id"]}
+        if entry["to"].isdigit():
+            base["recipient_id"] = entry["to"]
+        base["recipient_user_id"] = self._user_id_for(entry["to"])
         if entry["callback"]:
             base["biz_opaque_callback_data"] = entry["callback"]
         stamp = str(int(entry["at"]))
@@ -514,7 +553,10 @@ class FakeGraphServer:
             title = _TITLES.get(failure, "Error")
             error = {"code": failure, "title": title, "message": title}
             error["error_data"] = {"details": title}
-            updates.append({**base, "status": "failed", "timestamp": stamp, "errors": [error]})
+            failed = {**base, "status": "failed", "timestamp": stamp, "errors": [error]}
+            if entry["to"].isdigit():
+                del failed["recipient_user_id"]
+            updates.append(failed)
         else:
             if self.state.random.random() < config.delivered_rate:
                 read = self.state.random.random() < config.read_rate
@@ -573,7 +615,7 @@ class FakeGraphServer:
             display_phone_number=config.display_phone_number,
             entry_id="102290129340398",
         )
-        raw = json.dumps(envelope, ensure_ascii=False).encode()
+        raw = webhook_body(envelope)  # Meta's bytes: \u00e8 and \/ escaped, signed as sent
         try:
             response = await self._http.post(
                 config.webhook_url,
@@ -642,11 +684,17 @@ class FakeGraphServer:
     async def _inbound(self, data: dict) -> dict:
         """A person writes to the business: remember the time (24-h window) and tell the app."""
         sender = str(data.get("from", "")).lstrip("+")
+        if isinstance(data.get("user_id"), str) and sender.isdigit():
+            self.state.user_ids[sender] = data["user_id"]
+        user_id = self._user_id_for(sender)
         now = time.time()
         self.state.inbound_at[sender] = now
+        self.state.inbound_at[user_id] = now
         message = data.get("message")
         if not isinstance(message, dict):
-            message = {"from": sender, "id": "wamid.IN" + secrets.token_urlsafe(18)}
+            message = {"id": "wamid.IN" + secrets.token_urlsafe(18), "from_user_id": user_id}
+            if sender.isdigit():  # someone with a username may come without a number
+                message["from"] = sender
             message["timestamp"] = str(int(now))
             if "list_reply_id" in data:
                 message["type"] = "interactive"
@@ -667,7 +715,10 @@ class FakeGraphServer:
                 message["type"] = "text"
                 message["text"] = {"body": str(data.get("text", ""))}
         value = {
-            "contacts": [{"profile": {"name": data.get("name", "Test")}, "wa_id": sender}],
+            "contacts": [
+                {"profile": {"name": data.get("name", "Test")}, "user_id": user_id}
+                | ({"wa_id": sender} if sender.isdigit() else {})
+            ],
             "messages": [message],
         }
         status = await self._post_webhook(value) if self.state.config.webhook_url else 0

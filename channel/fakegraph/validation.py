@@ -12,6 +12,8 @@ import email.policy
 import re
 from dataclasses import dataclass, field
 
+from channel.fakegraph.openapi import spec_problems
+
 
 @dataclass(frozen=True)
 class Rejection:
@@ -103,6 +105,11 @@ def validate_message(  # noqa: C901  (one rule a branch, in Meta's order)
         return Rejection(100, "The request body must be a JSON object.")
     if payload.get("messaging_product") != "whatsapp":
         return Rejection(100, "Param messaging_product must be 'whatsapp'.")
+    # Meta's own OpenAPI description first (channel.fakegraph.openapi), then the rules of its
+    # pages that the description does not carry (lengths, counts, templates…), below.
+    problems = spec_problems(payload)
+    if problems:
+        return Rejection(100, f"Invalid parameter: {problems[0][:300]}")
     to, recipient = payload.get("to"), payload.get("recipient")
     if not (isinstance(to, str) and to.strip("+").isdigit()) and not (
         isinstance(recipient, str) and recipient

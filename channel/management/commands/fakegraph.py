@@ -26,7 +26,9 @@ class Command(BaseCommand):
             help="Where status and inbound webhooks go (default: this site's webhook).",
         )
         parser.add_argument("--latency-ms", type=float, default=0)
-        parser.add_argument("--mps", type=float, default=0, help="0 = no throughput limit")
+        parser.add_argument(
+            "--mps", type=float, default=80, help="Meta's default 80/s; 0 = no throughput limit"
+        )
         parser.add_argument(
             "--no-window", action="store_true", help="Do not enforce the 24-hour window."
         )

@@ -61,7 +61,7 @@ def test_a_cancel_mid_send_stops_every_request_not_yet_handed_over(fake_graph, t
     cancel only what was already handed over may still be accepted, at most one batch."""
     settings.WHATSAPP_MPS = 100  # bulk 90/s: a batch takes about half a second to hand over
     settings.BANDITORE_SEND_BATCH = 40
-    fake_graph.configure(latency_ms=50)
+    fake_graph.configure(latency_ms=50, mps=100)  # "Meta" as fast as our limiter
     post = sending_post(200)
     with concurrently(lambda _: sending.drain_post(post.pk, budget_seconds=60), 2) as errors:
         wait_for_accepted(fake_graph, 10)

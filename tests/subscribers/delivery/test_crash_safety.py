@@ -38,6 +38,7 @@ def world(fake_graph, live_server, settings, redis_conn):
         status_batch_size=50,
         status_delay_ms=20,
         latency_ms=15,
+        mps=1000,  # a number with Meta's highest throughput, not the default 80/s
     )
     fake_graph.register_template("avviso", "it", "utility", body_params=1)
     MessageTemplate.objects.create(

@@ -88,6 +88,7 @@ def test_a_stale_window_answered_with_131047_is_resent_as_template(fake_graph, t
 
 @pytest.mark.django_db(transaction=True)
 def test_two_workers_never_send_the_same_delivery(fake_graph, template):
+    fake_graph.configure(mps=1000)  # above Meta's default 80/s: three senders at full speed
     post = published(120)
     errors = run_concurrently(lambda _: sending.drain_post(post.pk), 3)
     assert errors == []

@@ -166,8 +166,10 @@ def budget_check(
     caller sends it anyway and audits the override. A digest checks itself after its fan-out,
     inside the same transaction (an OverBudget rolls it back):
     `budget_check(committed_estimate(post_id=d.pk).eur, urgent=False, excluding=d.pk)`."""
+    if settings.BANDITORE_MONTHLY_BUDGET_EUR is None:
+        return ""  # no budget: no need to add up the month
     state = budget_state(now, excluding=excluding)
-    if state.left is None or estimate <= state.left:
+    if estimate <= state.left:
         return ""
     refusal = OverBudget(estimate, state)
     if not urgent:

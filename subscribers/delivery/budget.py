@@ -15,7 +15,8 @@ from datetime import datetime
 from decimal import Decimal
 
 from django.conf import settings
-from django.db.models import Q
+from django.db.models import BooleanField, Q
+from django.db.models.expressions import RawSQL
 from django.utils.translation import gettext as _
 
 from channel import clock
@@ -28,8 +29,9 @@ from subscribers.delivery.costs import (
     post_actual_cost,
     spent_this_month,
 )
+from subscribers.delivery.digest import at_once_condition
 from subscribers.delivery.payloads import default_template
-from subscribers.models import Delivery
+from subscribers.models import Delivery, Subscriber, Subscription
 from topics.models import AuditEntry, Post
 
 ALERT_SHARE = Decimal("0.8")
@@ -40,9 +42,22 @@ def euro(amount: Decimal) -> str:
 
 
 def post_estimate(post: Post, now: datetime | None = None) -> Estimate:
-    """The cost of sending `post` now to its audience: one GROUP BY over it."""
+    """The cost of sending `post` now to those who get it at once (the others wait for the
+    weekly digest, which is checked and costed as a post of its own): one GROUP BY."""
     template = default_template("it")
-    audience = audience_for_topics(post.topics.values_list("id", flat=True))
+    topic_ids = list(post.topics.values_list("id", flat=True))
+    audience = audience_for_topics(topic_ids)
+    condition, params = at_once_condition(post)  # the digest's rule, in its one place
+    if condition != "TRUE" and topic_ids:
+        people, follows = Subscriber._meta.db_table, Subscription._meta.db_table
+        marks = ", ".join(["%s"] * len(topic_ids))
+        at_once = RawSQL(
+            f"EXISTS (SELECT 1 FROM {follows} s JOIN {people} p ON p.id = s.subscriber_id "
+            f"WHERE p.id = {people}.id AND s.topic_id IN ({marks}) AND {condition})",
+            [*topic_ids, *params],
+            output_field=BooleanField(),
+        )
+        audience = audience.filter(at_once)
     return estimate_for(
         audience,
         template.category if template else "",

@@ -18,12 +18,18 @@ from channel.models import MessageTemplate
 from deploy.alerts import alerts_check, budget_alert
 from deploy.env import env_optional_decimal
 from subscribers.delivery import publishing
-from subscribers.delivery.budget import OverBudget, budget_check, budget_state, committed_estimate
+from subscribers.delivery.budget import (
+    OverBudget,
+    budget_check,
+    budget_state,
+    committed_estimate,
+    post_estimate,
+)
 from subscribers.models import Delivery
 from tests.factories import log_in_as, make_delivery, make_post, make_subscriber, make_topic
 from tests.subscribers.api.helpers import client_for, token_with_key
 from tests.subscribers.desk.helpers import confirm
-from topics.models import AuditEntry, Post
+from topics.models import AuditEntry, Post, Topic
 
 pytestmark = pytest.mark.django_db
 
@@ -182,3 +188,15 @@ def test_a_digest_checks_itself_after_its_fan_out_without_counting_itself_twice(
         budget_check(estimate, urgent=False, excluding=digest.pk)
     assert refused.value.figures["left_eur"] == "0.10"  # € 1 − € 0.90, the digest not in it
     assert budget_check(Decimal("0.05"), urgent=False, excluding=digest.pk) == ""
+
+
+def test_a_post_on_a_digest_topic_is_costed_for_those_who_get_it_at_once(settings):
+    """Three of five follow the weekly digest: the post costs two messages now (the digest is
+    checked and costed when it goes)."""
+    settings.BANDITORE_DIGEST_DEFAULT = "weekly"
+    topic = make_topic(slug="eventi", delivery=Topic.Delivery.DIGEST)
+    for choice in ("", "weekly", "weekly", "immediate", "immediate"):
+        make_subscriber(topics=[topic], digest_preference=choice)
+    post = make_post(topics=[topic])
+    assert post_estimate(post).eur == Decimal("0.14")  # 2 × € 0.0691
+    assert post_estimate(make_post(topics=[topic], is_urgent=True)).eur == Decimal("0.35")

@@ -76,8 +76,9 @@ def post_counts(post_id: int) -> dict[str, int]:
     return totals(post_count_details([post_id])[post_id])
 
 
-def failed_by_code(post_id: int) -> dict[int | None, int]:
-    details = post_count_details([post_id])[post_id]
+def failed_by_code(post_id: int, details: dict | None = None) -> dict[int | None, int]:
+    """{Meta's error code: failed deliveries}; `details`: the post's, if already read."""
+    details = post_count_details([post_id])[post_id] if details is None else details
     return {code: n for (status, code), n in details.items() if status == "failed"}
 
 

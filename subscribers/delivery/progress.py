@@ -53,13 +53,15 @@ def send_duration(*, total: int, needing_template: int, free_slots: int | None =
     return timedelta(seconds=seconds)
 
 
-def estimated_finish(post: Post, now: datetime | None = None) -> datetime | None:
+def estimated_finish(
+    post: Post, now: datetime | None = None, counters: dict[str, int] | None = None
+) -> datetime | None:
     """When the post should be done: the send rate, the tier, scheduled retries and quiet
     hours (sending stops during them, subscribers.delivery.quiet)."""
     if post.status != Post.Status.SENDING:
         return None
     now = now or clock.now()
-    counters = post_counts(post.pk)
+    counters = post_counts(post.pk) if counters is None else counters  # or the caller's
     left = counters[Delivery.Status.QUEUED] + counters[Delivery.Status.SENDING]
     needing_template = 0
     free_slots = None

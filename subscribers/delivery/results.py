@@ -12,8 +12,8 @@ from django.db.models import Count, F, Q, QuerySet
 
 from channel.graph.account import pause_state
 from channel.graph.errors import Handling, explain, handling_for
-from subscribers.delivery.counters import failed_by_code
-from subscribers.delivery.progress import estimated_finish, post_counters
+from subscribers.delivery.counters import failed_by_code, post_count_details, totals
+from subscribers.delivery.progress import estimated_finish
 from subscribers.delivery.quiet import quiet_note, quiet_until
 from subscribers.models import Delivery
 from topics.models import Post, Topic
@@ -33,29 +33,32 @@ def outcome_counts() -> dict[str, Count]:
 
 
 def progress_report(post: Post) -> dict:
-    """Counters, finish estimate, pause reason and failures grouped by Meta's error code."""
-    counters = post_counters(post)
+    """Counters, finish estimate, pause reason and failures grouped by Meta's error code: the
+    post's counters are read once (subscribers.delivery.counters), none of its rows."""
+    details = post_count_details([post.pk])[post.pk]
+    counters = totals(details)
     done = sum(counters[s] for s in DONE)
     paused = pause_state()
     return {
         "status": post.status,
         "counters": counters,
         "percent": round(100 * done / counters["reach"]) if counters["reach"] else 100,
-        "finish": estimated_finish(post),
+        "finish": estimated_finish(post, counters=counters),
         "paused": paused.reason if paused else "",
         "quiet": quiet_note(quiet_until(urgent=post.is_urgent))
         if post.status == Post.Status.SENDING
         else "",
-        "failures": failures_by_error(post),
+        "failures": failures_by_error(post, details),
     }
 
 
-def failures_by_error(post: Post) -> list[dict]:
+def failures_by_error(post: Post, details: dict | None = None) -> list[dict]:
     """One line per error code, the most frequent first, from the post's counters
     (subscribers.delivery.counters); a code channel.graph.errors does not know shows what Meta
     said about it (one of its rows' texts: Meta's title and details, by delivery_failed_idx)."""
     rows = []
-    for code, n in sorted(failed_by_code(post.pk).items(), key=lambda item: -item[1]):
+    by_code = failed_by_code(post.pk, details)
+    for code, n in sorted(by_code.items(), key=lambda item: -item[1]):
         meta = ""
         if code is not None and handling_for(code) is Handling.UNKNOWN:
             texts = Delivery.objects.filter(

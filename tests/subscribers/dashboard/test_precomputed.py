@@ -114,3 +114,13 @@ def test_beat_takes_the_counts_every_five_minutes(settings, town):
     count_subscribers.delay()
     assert DashboardFigure.objects.filter(key=queries.FLOWS_KEY).exists()
     assert TopicCount.objects.filter(day=timezone.localdate(), topic=None).get().subscribers == 5
+
+
+def test_the_days_before_today_are_counted_once_a_day(town):
+    now = timezone.now()
+    assert flows_snapshot(now) > 0
+    ledger(town["people"][4], "leave", now - timedelta(days=1))  # as if written yesterday
+    assert flows_snapshot(now + timedelta(minutes=5)) is None  # today's count stands
+    kept = DashboardFigure.objects.get(key=queries.FLOWS_KEY)
+    assert kept.taken_at == now
+    assert flows_snapshot(now, force=True) > 0

@@ -65,8 +65,8 @@ _loop_state: tuple[int, asyncio.AbstractEventLoop] | None = None
 
 
 class GraphClient:
-    """httpx.AsyncClient over channel.graph.transport (an O(1) pool; bench/http_clients.py has
-    the numbers against httpcore's pool, sharded pools, HTTP/2 and sync clients in threads).
+    """httpx.AsyncClient over channel.graph.transport (h11 for HTTP/1.1 under an O(1) pool;
+    bench/http_clients.py has the numbers against httpcore's pool and aiohttp's under httpx).
 
     ``send`` is the blocking one-message call replies use; ``submit`` sends a batch
     concurrently, each message at a slot handed out by the rate limiter, and returns a

@@ -1,16 +1,21 @@
-"""A small HTTP/1.1 transport for httpx with an O(1) connection pool.
+"""httpx's transport for the sender: h11 speaks HTTP/1.1, the pool and the tunnels are ours.
 
 httpx stays the client (``httpx.AsyncClient(transport=PooledTransport(...))``); this replaces
-only httpcore underneath it. httpcore's pool does O(N²) work per request (every request and
-every response close scans all connections), so one AsyncClient with the
-~100-200 connections that 100 ms of API latency needs spends its CPU on bookkeeping
-(``bench/http_clients.py`` measures it next to the alternatives).
+httpcore underneath it. httpcore's pool does O(N²) work per request (every request and every
+response close scans all connections), so one AsyncClient with the ~100-200 connections that
+100 ms of API latency needs spends its CPU on bookkeeping. aiohttp's pool (under httpx through
+`httpx-aiohttp`, or through an adapter of ours) costs more CPU per request than this transport,
+past the 1.3× the project allows for a maintained one (README, "Choosing the HTTP client";
+``bench/http_clients.py`` measures them all side by side), so the protocol is h11's (maintained,
+httpcore's own parser: framing by Content-Length, chunked or the close, interim responses, HEAD,
+size limits) and what is left here is the pool, TLS and the proxy tunnel.
 
 Here an idle connection is a deque pop, a finished one a deque append. One request per
-connection at a time (no pipelining); keep-alive; responses framed by Content-Length,
-chunked transfer encoding, or the connection closing; TLS through ``ssl`` when the URL is
-https. Errors are httpx's own exceptions, so callers can tell "never left" (ConnectError,
-ConnectTimeout, PoolTimeout) from "may have arrived" (ReadTimeout, RemoteProtocolError).
+connection at a time (no pipelining); keep-alive when h11 says both sides may go on; TLS through
+``ssl`` when the URL is https. Errors are httpx's own exceptions, so callers can tell "never
+left" (ConnectError, ConnectTimeout, PoolTimeout: refused, DNS, TLS, a proxy refusing the
+tunnel, no free connection) from "may have arrived" (ReadTimeout, RemoteProtocolError: the
+request was written). An idle connection the server closed is never reused for a POST.
 
 Proxies: httpx ignores HTTPS_PROXY/HTTP_PROXY/NO_PROXY when it is given a transport, so this one
 reads them itself (``urllib.request.getproxies()``, the same rules as urllib and curl: lower or
@@ -32,34 +37,23 @@ import urllib.request
 from collections import deque
 from urllib.parse import unquote, urlsplit
 
+import h11
 import httpx
-
-_MAX_HEAD = 64 * 1024
 
 
 class _Connection(asyncio.Protocol):
-    """One keep-alive connection; parses one response at a time as bytes arrive."""
+    """One keep-alive connection; h11 parses one response at a time as bytes arrive."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         self.transport: asyncio.Transport | None = None
-        self.buffer = bytearray()
+        self.h11 = h11.Connection(h11.CLIENT)
         self.waiter: asyncio.Future | None = None
         self.closed = False
+        self.unexpected = False  # bytes from the server while no request was out
         self.idle_since = 0.0
-        self.head_request = False  # a response to HEAD has no body, whatever it announces
-        self._reset()
-
-    def _reset(self) -> None:
-        self.status = 0
-        self.headers: list[tuple[bytes, bytes]] = []
-        self.length: int | None = None  # Content-Length, or None
-        self.chunked = False
-        self.until_close = False
+        self.response: h11.Response | None = None
         self.body = bytearray()
-        self.chunk_left = -1  # -1: expecting a chunk-size line
-        self.keep_alive = True
-        self.head_done = False
 
     # --- asyncio callbacks -------------------------------------------------------------------
 
@@ -67,132 +61,69 @@ class _Connection(asyncio.Protocol):
         self.transport = transport
 
     def data_received(self, data: bytes) -> None:
-        self.buffer += data
         if self.waiter is None or self.waiter.done():
+            self.unexpected = True
             return
-        try:
-            if self._parse():
-                response = (self.status, self.headers, bytes(self.body), self.keep_alive)
-                self._reset()
-                self.waiter.set_result(response)
-        except httpx.RemoteProtocolError as exc:
-            self.closed = True
-            self.waiter.set_exception(exc)
-            self.transport.close()
+        self.h11.receive_data(data)
+        self._advance()
 
     def eof_received(self) -> bool:
         return False  # close our side too
 
     def connection_lost(self, exc) -> None:
         self.closed = True
-        waiter = self.waiter
-        if waiter is None or waiter.done():
-            return
-        if self.head_done and self.until_close:  # body delimited by the close
-            waiter.set_result((self.status, self.headers, bytes(self.body), False))
-        else:
-            waiter.set_exception(
-                httpx.RemoteProtocolError("server disconnected without a complete response")
-            )
-
-    # --- parsing -----------------------------------------------------------------------------
-
-    def _parse(self) -> bool:
-        """Consume what is buffered; True once the whole response is in."""
-        while not self.head_done:
-            end = self.buffer.find(b"\r\n\r\n")
-            if end < 0:
-                if len(self.buffer) > _MAX_HEAD:
-                    raise httpx.RemoteProtocolError("response head too large")
-                return False
-            head = bytes(self.buffer[:end]).split(b"\r\n")
-            del self.buffer[: end + 4]
-            self._parse_head(head)
-        if self.chunked:
-            return self._parse_chunks()
-        if self.until_close:
-            self.body += self.buffer
-            self.buffer.clear()
-            return False
-        need = self.length - len(self.body)
-        self.body += self.buffer[:need]
-        del self.buffer[:need]
-        return len(self.body) == self.length
-
-    def _parse_head(self, head: list[bytes]) -> None:
-        try:
-            version, code = head[0].split(b" ", 2)[:2]
-            self.status = int(code)
-        except ValueError:
-            raise httpx.RemoteProtocolError(f"bad status line {head[0][:80]!r}") from None
-        if not version.startswith(b"HTTP/1."):
-            raise httpx.RemoteProtocolError(f"bad status line {head[0][:80]!r}")
-        if 100 <= self.status < 200:  # interim response (100 Continue): the real one follows
-            return
-        connection_close = version == b"HTTP/1.0"
-        for line in head[1:]:
-            name, _, value = line.partition(b":")
-            name, value = name.strip().lower(), value.strip()
-            self.headers.append((name, value))
-            if name == b"content-length":
-                try:
-                    self.length = int(value)
-                except ValueError:
-                    raise httpx.RemoteProtocolError("bad Content-Length") from None
-            elif name == b"transfer-encoding":
-                self.chunked = value.lower().endswith(b"chunked")
-            elif name == b"connection":
-                tokens = value.lower()
-                connection_close = b"close" in tokens or (
-                    connection_close and b"keep-alive" not in tokens
+        if self.waiter is not None and not self.waiter.done():
+            self.h11.receive_data(b"")  # a body delimited by the close ends here
+            self._advance()
+            if not self.waiter.done():
+                self.waiter.set_exception(
+                    httpx.RemoteProtocolError("server disconnected without a complete response")
                 )
-        self.keep_alive = not connection_close
-        self.head_done = True
-        if self.status in (204, 304) or self.head_request:
-            self.length = 0
-        if not self.chunked and self.length is None:
-            self.until_close, self.keep_alive = True, False
 
-    def _parse_chunks(self) -> bool:
-        while True:
-            if self.chunk_left == -1:
-                end = self.buffer.find(b"\r\n")
-                if end < 0:
-                    return False
-                size = bytes(self.buffer[:end]).split(b";", 1)[0].strip()
-                del self.buffer[: end + 2]
-                try:
-                    self.chunk_left = int(size, 16)
-                except ValueError:
-                    raise httpx.RemoteProtocolError("bad chunk size") from None
-                if self.chunk_left == 0:
-                    self.chunk_left = -2  # trailers until an empty line
-            if self.chunk_left == -2:
-                end = self.buffer.find(b"\r\n")
-                if end < 0:
-                    return False
-                del self.buffer[: end + 2]
-                if end == 0:
-                    return True
-                continue
-            take = min(self.chunk_left, len(self.buffer))
-            self.body += self.buffer[:take]
-            del self.buffer[:take]
-            self.chunk_left -= take
-            if self.chunk_left:
-                return False
-            if len(self.buffer) < 2:
-                self.chunk_left = 0
-                return False
-            del self.buffer[:2]  # CRLF after the chunk data
-            self.chunk_left = -1
+    def _advance(self) -> None:
+        """Take h11's events until the response is complete or more bytes are needed."""
+        try:
+            while True:
+                event = self.h11.next_event()
+                if event is h11.NEED_DATA:
+                    return
+                if isinstance(event, h11.Response):
+                    self.response = event
+                elif isinstance(event, h11.Data):
+                    self.body += event.data
+                elif isinstance(event, h11.EndOfMessage) or event is h11.PAUSED:
+                    # PAUSED: a 2xx to CONNECT, the tunnel is open.
+                    self._done()
+                    return
+                elif isinstance(event, h11.ConnectionClosed):
+                    raise h11.RemoteProtocolError("server disconnected")
+        except h11.RemoteProtocolError as exc:
+            self.closed = True
+            self.waiter.set_exception(httpx.RemoteProtocolError(str(exc)))
+            if self.transport is not None:
+                self.transport.close()
+
+    def _done(self) -> None:
+        response, body = self.response, bytes(self.body)
+        self.response, self.body = None, bytearray()
+        keep_alive = self.h11.our_state is h11.DONE and self.h11.their_state is h11.DONE
+        if keep_alive:
+            self.h11.start_next_cycle()
+            # Bytes past the end of the answer would be read as the next request's answer.
+            try:
+                keep_alive = self.h11.next_event() is h11.NEED_DATA
+            except h11.RemoteProtocolError:
+                keep_alive = False
+        self.waiter.set_result((response.status_code, response.headers, body, keep_alive))
 
     # --- use ---------------------------------------------------------------------------------
 
     def stale(self) -> bool:
         """An idle connection with something to read has been closed by the server (or sent
         garbage): never reuse it for a POST, it would look "maybe sent"."""
-        if self.closed or self.transport is None or self.transport.is_closing():
+        if self.closed or self.unexpected or self.transport is None:
+            return True
+        if self.transport.is_closing():
             return True
         sock = self.transport.get_extra_info("socket")
         if sock is None:
@@ -201,12 +132,14 @@ class _Connection(asyncio.Protocol):
             readable, _, _ = select.select([sock.fileno()], [], [], 0)
         except (OSError, ValueError):
             return True
-        return bool(readable or self.buffer)
+        return bool(readable)
 
-    def request(self, data: bytes, head_request: bool = False) -> asyncio.Future:
-        self.head_request = head_request
+    def request(self, request: h11.Request, body: bytes = b"") -> asyncio.Future:
         self.waiter = self.loop.create_future()
-        self.transport.write(data)
+        data = self.h11.send(request)
+        if body:
+            data += self.h11.send(h11.Data(data=body))
+        self.transport.write(data + self.h11.send(h11.EndOfMessage()))
         return self.waiter
 
 
@@ -279,16 +212,19 @@ class PooledTransport(httpx.AsyncBaseTransport):
             lambda: _Connection(loop), parts.hostname, parts.port or 80
         )
         target = b"%s:%d" % (host, port)
-        head = [b"CONNECT " + target + b" HTTP/1.1", b"Host: " + target]
+        headers = [(b"Host", target)]
         if parts.username:
             credentials = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
-            head.append(b"Proxy-Authorization: Basic " + base64.b64encode(credentials.encode()))
+            headers.append(
+                (b"Proxy-Authorization", b"Basic " + base64.b64encode(credentials.encode()))
+            )
         try:
-            # A 2xx to CONNECT has no body: read it like the answer to a HEAD.
-            status, *_ = await protocol.request(b"\r\n".join(head) + b"\r\n\r\n", True)
+            connect = h11.Request(method=b"CONNECT", target=target, headers=headers)
+            status, *_ = await protocol.request(connect)
             protocol.waiter = None
             if not 200 <= status < 300:
                 raise httpx.ConnectError(f"proxy {parts.hostname} answered {status} to CONNECT")
+            protocol.h11 = h11.Connection(h11.CLIENT)  # what follows is the tunnel's own HTTP
             if scheme == b"https":
                 protocol.transport = await loop.start_tls(
                     protocol.transport, protocol, self._context(), server_hostname=host.decode()
@@ -341,16 +277,18 @@ class PooledTransport(httpx.AsyncBaseTransport):
 
     async def _exchange(self, request: httpx.Request, origin, timeouts: dict) -> httpx.Response:
         connection = self._take_idle(origin) or await self._connect(origin, timeouts.get("connect"))
-        body = request.content  # httpx has already read it (json=/content=)
-        head = [f"{request.method} {request.url.raw_path.decode('ascii')} HTTP/1.1".encode()]
-        head += [name + b": " + value for name, value in request.headers.raw]
-        raw = request.headers.raw
-        framed = any(n.lower() in (b"content-length", b"transfer-encoding") for n, _ in raw)
-        if not framed and (body or request.method in ("POST", "PUT", "PATCH")):
-            head.append(b"Content-Length: " + str(len(body)).encode())
-        waiter = connection.request(
-            b"\r\n".join(head) + b"\r\n\r\n" + body, request.method == "HEAD"
+        body = await request.aread()  # already read for json=/content=; a multipart is read here
+        headers = request.headers.raw
+        if body and not any(n.lower() == b"content-length" for n, _ in headers):
+            headers = [*headers, (b"Content-Length", str(len(body)).encode())]
+        h11_request = h11.Request(
+            method=request.method, target=request.url.raw_path, headers=headers
         )
+        try:
+            waiter = connection.request(h11_request, body)
+        except h11.LocalProtocolError as exc:
+            self._discard(connection)
+            raise httpx.LocalProtocolError(str(exc), request=request) from None
         try:
             async with asyncio.timeout(timeouts.get("read")):
                 status, headers, content, keep_alive = await waiter

@@ -73,6 +73,14 @@ def test_a_connection_the_server_closed_while_idle_is_not_reused():
     assert server.connections == 2
 
 
+def test_bytes_past_the_end_of_an_answer_are_never_read_as_the_next_answer():
+    extra = ok(b'{"ok": 1}')[0] + ok(b'{"stray": 1}')[0]
+    with ScriptedServer([[extra], ok(b'{"second": 1}')]) as server:
+        answers = post_all(server.url, 2)
+    assert [a.json() for a in answers] == [{"ok": 1}, {"second": 1}]
+    assert server.connections == 2
+
+
 def test_errors_are_httpx_errors_that_tell_never_sent_from_maybe_sent():
     cut_short = [b"HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\n{", "close"]
     with ScriptedServer([["hang"], cut_short]) as server:

@@ -28,7 +28,12 @@ from channel import clock
 from subscribers.models import Delivery, Rate
 
 SERVICE = Rate.Category.SERVICE
-BILLED = Q(billable=True, status__in=(Delivery.Status.DELIVERED, Delivery.Status.READ))
+# Meta says `billable` "will be deprecated; use pricing.type together with pricing.category":
+# without it, a `regular` type is what is charged (the free types are free_customer_service and
+# free_entry_point).
+BILLED = (Q(billable=True) | Q(billable__isnull=True, pricing_type="regular")) & Q(
+    status__in=(Delivery.Status.DELIVERED, Delivery.Status.READ)
+)
 CENT = Decimal("0.01")
 
 

@@ -188,9 +188,12 @@ def test_only_billable_messages_that_were_delivered_cost_money():
     _billed(post, make_subscriber(), status="sent")  # not (yet) delivered
     _billed(post, make_subscriber(), billable=False, category="service")
     _billed(post, make_subscriber(), category="marketing_lite")  # no rate: counted apart
+    # Without `billable` (Meta will drop it), the type says it: `regular` is charged.
+    _billed(post, make_subscriber(), billable=None, pricing_type="regular")
+    _billed(post, make_subscriber(), billable=None, pricing_type="free_entry_point")
     cost = post_actual_cost(post.pk)
-    assert cost.eur == 2 * MARKETING_IT + Decimal("0.0500")
-    assert (cost.messages, cost.unpriced) == (4, 1)
+    assert cost.eur == 3 * MARKETING_IT + Decimal("0.0500")
+    assert (cost.messages, cost.unpriced) == (5, 1)
 
 
 def test_results_page_api_and_dashboard_show_estimate_and_actual_cost(client, settings):

@@ -150,13 +150,35 @@ class DigestResult:
     recipients: int
     gathered: int = 0
     already_made: bool = False
+    refused: str = ""  # over the monthly budget: why, with the figures
 
 
 def digest_publish(now: datetime | None = None, *, user=None) -> DigestResult:
     """The digest of the period that `now` falls in (the council's day): gather the waiting
     posts, fan out, wake the senders. Safe to run twice: a second run for the same period
-    finds the digest made and only wakes its senders. Nothing waiting: no digest at all."""
+    finds the digest made and only wakes its senders. Nothing waiting: no digest at all.
+    Over the monthly budget (subscribers.delivery.budget) nothing is made, the posts keep
+    waiting, and the refusal is audited with its figures."""
+    # The budget prices posts by this module's rule (at_once_condition): imported here.
+    from subscribers.delivery.budget import OverBudget
+
     now = now or clock.now()
+    try:
+        return _digest_publish(now, user)
+    except OverBudget as refusal:
+        period = timezone.localdate(now).isoformat()
+        record_audit(
+            action="digest_refused",
+            obj=f"digest of {period}",
+            user=user,
+            details={"reason": str(refusal), **refusal.figures},
+        )
+        return DigestResult(None, 0, refused=str(refusal))
+
+
+def _digest_publish(now: datetime, user) -> DigestResult:
+    from subscribers.delivery.budget import budget_check, committed_estimate
+
     period = timezone.localdate(now)
     with transaction.atomic():
         made = Post.objects.filter(kind=Post.Kind.DIGEST, digest_of=period).first()
@@ -183,6 +205,8 @@ def digest_publish(now: datetime | None = None, *, user=None) -> DigestResult:
         gathered = waiting_posts().update(digest=digest)
         digest.topics.set(Topic.objects.filter(posts__digest=digest).distinct())
         recipients = digest_fan_out(digest, now)
+        estimate = committed_estimate(now, post_id=digest.pk).eur
+        budget_check(estimate, urgent=False, now=now, excluding=digest.pk)  # may roll it back
         if recipients == 0:
             Post.objects.filter(pk=digest.pk).update(
                 status=Post.Status.SENT,
@@ -193,7 +217,12 @@ def digest_publish(now: datetime | None = None, *, user=None) -> DigestResult:
             action="digest",
             obj=f"post #{digest.pk}: {digest.title}",
             user=user,
-            details={"post_id": digest.pk, "gathered": gathered, "recipients": recipients},
+            details={
+                "post_id": digest.pk,
+                "gathered": gathered,
+                "recipients": recipients,
+                "estimate_eur": str(estimate),  # the plan, beside the actual cost afterwards
+            },
         )
         if recipients:
             senders_needed.send(sender=Post, post_id=digest.pk)

@@ -247,3 +247,25 @@ def test_the_schedule_is_thursday_at_ten_and_an_administrators_edit_stays(templa
     assert tasks.send_digest() == 1
     assert tasks.send_digest() == 1  # the same digest, found again
     assert Post.objects.filter(kind=Post.Kind.DIGEST).count() == 1
+
+
+def test_a_digest_over_the_monthly_budget_is_refused_and_the_posts_keep_waiting(
+    template, settings
+):
+    from decimal import Decimal
+
+    topic = digest_topic()
+    for _ in range(3):  # outside the window: three templates at the rate card's price
+        make_subscriber(topics=[topic], last_inbound_at=None)
+    post = publish(topic)
+    settings.BANDITORE_MONTHLY_BUDGET_EUR = Decimal("0.01")
+    refused = digest.digest_publish(THURSDAY)
+    assert refused.digest is None and "budget" in refused.refused.lower()
+    assert not Post.objects.filter(kind=Post.Kind.DIGEST).exists()
+    assert list(digest.waiting_posts()) == [post]  # rolled back: still waiting
+    entry = AuditEntry.objects.get(action="digest_refused")
+    assert Decimal(entry.details["estimate_eur"]) > Decimal("0.01")
+    settings.BANDITORE_MONTHLY_BUDGET_EUR = Decimal("1000")
+    made = digest.digest_publish(THURSDAY)
+    assert made.recipients == 3 and not list(digest.waiting_posts())
+    assert Decimal(AuditEntry.objects.get(action="digest").details["estimate_eur"]) > 0

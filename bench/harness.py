@@ -51,7 +51,9 @@ def spread(values: list[float], digits: int = 2) -> str:
     return f"{low:.{digits}f} / {mid:.{digits}f} / {high:.{digits}f}"
 
 
-def bench_env(batch: int, mps: int, tier: str = "unlimited") -> dict[str, str]:
+def bench_env(args, tier: str = "unlimited") -> dict[str, str]:
+    """The environment of the benchmark's processes; `args` has .batch and .mps (0: none)."""
+    batch, mps = args.batch, args.mps
     url = GIVEN_DATABASE_URL
     if not url.startswith("postgres"):
         sys.exit("set DATABASE_URL to a PostgreSQL server (the benchmark creates <name>_bench)")

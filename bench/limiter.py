@@ -1,14 +1,15 @@
 """Limiter accuracy: 4 worker processes share the one Redis rate limiter; the fake Graph API
 counts what arrives.
 
-    REDIS_URL=redis://127.0.0.1:6379/0 .venv/bin/python bench/limiter.py [--messages 4000] \\
-        [--batch 100] [--latency-ms 100]
+    REDIS_URL=redis://127.0.0.1:6379/0 .venv/bin/python bench/limiter.py [--seconds 30] \\
+        [--runs 3] [--batch 100] [--latency-ms 100] [--rates 80 1000]
 
 Each process sends like a sender does (channel.graph.client.GraphClient.send_paced: batches in
 flight at once, each message at the slot the Redis limiter reserved for it), to the fake answering
-after --latency-ms. For each rate (80 and 1,000 msg/s) prints the highest count in any
-1-second window at the fake (target ≤ rate × 1.02) and the total time against
-messages / rate (target within 5 %).
+after --latency-ms, for --seconds at each rate (80 and 1,000 msg/s: 2,400 and 30,000
+messages), the rates taking turns --runs times. Prints the highest count in any 1-second
+window at the fake (target ≤ rate × 1.02) and the total time against messages / rate (target
+within 5 %), each as min / median / max, with the load average before and after.
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ def worker(url: str, rate: float, count: int, offset: int, batch: int, ready, gi
     given_up.put(client.slots_given_up)
 
 
-def measure(rate: float, messages: int, batch: int, latency_ms: float) -> None:
+def measure(rate: float, messages: int, batch: int, latency_ms: float) -> dict[str, float]:
     import httpx
 
     from channel.fakegraph.server import FakeConfig, FakeGraphServer
@@ -97,18 +98,25 @@ def measure(rate: float, messages: int, batch: int, latency_ms: float) -> None:
     sent = stats["accepted"]
     span = stats["last_accept"] - stats["first_accept"]
     ideal = (sent - 1) / rate  # N sends spaced 1/rate apart span (N - 1) / rate
+    figures = {
+        "peak 1-s window ÷ rate": stats["max_per_second"] / rate,
+        "time vs ideal %": 100 * (span / ideal - 1),
+        "slots left unused": float(unused),
+    }
     print(
-        f"rate {rate:>6.0f}/s, {PROCESSES} processes, {sent} messages: "
-        f"peak 1-s window {stats['max_per_second']} ({stats['max_per_second'] / rate:.3f}× the "
-        f"rate), time {span:.2f} s vs ideal {ideal:.2f} s ({100 * (span / ideal - 1):+.1f} %), "
-        f"wall incl. start-up {time.monotonic() - started:.1f} s, "
-        f"{unused} slots left unused by held-up senders"
+        f"  rate {rate:>6.0f}/s, {PROCESSES} processes, {sent} messages in {span:.1f} s: "
+        f"peak 1-s window {stats['max_per_second']} ({figures['peak 1-s window ÷ rate']:.3f}×), "
+        f"time vs ideal {ideal:.2f} s {figures['time vs ideal %']:+.1f} %, "
+        f"wall incl. start-up {time.monotonic() - started:.1f} s, {unused} slots unused",
+        flush=True,
     )
+    return figures
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--messages", type=int, default=4000)
+    parser.add_argument("--seconds", type=float, default=30, help="of sending, per rate")
+    parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--batch", type=int, default=100, help="BANDITORE_SEND_BATCH")
     parser.add_argument("--latency-ms", type=float, default=100)
     parser.add_argument("--rates", type=float, nargs="+", default=[80.0, 1000.0])
@@ -121,8 +129,19 @@ def main() -> None:
     # next would bunch up. Meta's clock does not pause for our garbage.
     gc.freeze()
     gc.disable()
-    for rate in args.rates:
-        measure(rate, min(args.messages, int(rate * 30)), args.batch, args.latency_ms)
+    from bench.harness import load_average, spread
+
+    print(f"load average before: {load_average()}", flush=True)
+    results: dict[float, list[dict]] = {rate: [] for rate in args.rates}
+    for _ in range(args.runs):
+        for rate in args.rates:  # in turn, so the machine's other work weighs on each alike
+            messages = int(rate * args.seconds) // PROCESSES * PROCESSES
+            results[rate].append(measure(rate, messages, args.batch, args.latency_ms))
+    print(f"load average after: {load_average()}")
+    for rate, runs in results.items():
+        print(f"rate {rate:.0f}/s, {args.seconds:.0f} s each (min / median / max of {len(runs)}):")
+        for key in runs[0]:
+            print(f"  {key}: {spread([r[key] for r in runs], 3)}")
 
 
 if __name__ == "__main__":

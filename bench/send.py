@@ -63,7 +63,7 @@ from bench.harness import (  # noqa: E402
 TEMPLATE = {"name": "avviso_comune", "language": "it", "category": "utility", "body_params": 2}
 
 
-def prepare_post(env: dict[str, str], recipients: int, outside_window: float) -> int:
+def prepare_post(env: dict[str, str], recipients: int, outside_window: float = 0.0) -> int:
     """N active subscribers on one topic (set-based), one post fanned out, status sending."""
     os.environ.update(env)
     import django
@@ -100,6 +100,11 @@ def prepare_post(env: dict[str, str], recipients: int, outside_window: float) ->
     Post.objects.filter(pk=post.pk).update(status="sending", published_at=timezone.now())
     publishing.fan_out(post)
     return post.pk
+
+
+def counts(env: dict[str, str]) -> dict[str, int]:
+    """Deliveries by status (bench/slow_answers.py and bench/replies_under_load.py use it)."""
+    return delivery_counts(env["DATABASE_URL"])
 
 
 def sender_code(post_id: int) -> str:
@@ -144,7 +149,7 @@ def one_run(args, case: str) -> dict:
     import redis
 
     realistic = case != "bare"
-    env = bench_env(args.batch, args.mps, tier="100000")
+    env = bench_env(args, tier="100000")
     create_database(env)
     post_id = prepare_post(env, args.recipients, args.outside_window)
     fake_port, web_port = free_port(), free_port()
@@ -285,7 +290,7 @@ def run_send(args) -> None:
 
 
 def run_memory(args) -> None:
-    env = bench_env(args.batch, args.mps)
+    env = bench_env(args)
     create_database(env)
     fake_port = free_port()
     env["WHATSAPP_GRAPH_URL"] = f"http://127.0.0.1:{fake_port}"

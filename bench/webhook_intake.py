@@ -20,6 +20,11 @@ comparison with older numbers. With --gunicorn, gunicorn serves each kind (2 syn
 new connection per request) while two load processes send N requests, and the CPU of the
 gunicorn processes per request is reported.
 
+The CPU of PostgreSQL for the archive INSERT and its commit is counted beside each (in process:
+the backend of this process's connection; under gunicorn: every backend of this database), as
+it is part of what a webhook POST costs. Each figure is min / median / max of the rounds (in
+process, 5) or runs (gunicorn, 3), with the load average before and after.
+
 Our POSTs verify the signature, INSERT the raw body and SET NX the wake-up flag; the flag is
 held set, as under load, so no POST publishes a drain task. Processing is not counted here
 (bench/webhook_drain.py). Rows and Redis keys it creates are deleted at the end.
@@ -30,6 +35,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -53,12 +59,15 @@ from django.test import Client  # noqa: E402
 from django.urls import include, path  # noqa: E402
 from django.views.decorators.csrf import csrf_exempt  # noqa: E402
 
+from bench.harness import PostgresMeter, cpu_seconds, load_average, spread  # noqa: E402
 from channel.models import InboundEvent  # noqa: E402
 from channel.redis_client import redis_client  # noqa: E402
 from channel.webhook.envelope import webhook_envelope  # noqa: E402
 from channel.webhook.signatures import HEADER, sign, verify  # noqa: E402
 from channel.webhook.wake_flag import WAKE_KEY  # noqa: E402
 from deploy.wsgi import application, django_application  # noqa: E402
+
+DATABASE_URL = os.environ.get("DATABASE_URL", "")
 
 STATUS = {
     "id": "wamid.HBgLMTY1MDM4Nzk0MzkVAgARGBJDQjZCMzlEQUE4OTJBMTE4RTUA",
@@ -101,22 +110,33 @@ settings.ROOT_URLCONF = __name__
 minimal_application = django_application
 
 
-def cpu_per_request(calls: dict, n: int, rounds: int = 5) -> dict[str, float]:
-    """ms of process CPU per call, for each kind; the kinds take turns, `rounds` rounds of
-    n / rounds calls each, and the median round counts (other work on the machine comes and
-    goes: taking turns spreads it over every kind alike)."""
+def _backend_cpu() -> float:
+    """CPU seconds so far of the PostgreSQL backend serving this process (0 on SQLite)."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return 0.0
+    connection.ensure_connection()
+    return cpu_seconds({connection.connection.info.backend_pid})
+
+
+def cpu_per_request(calls: dict, n: int, rounds: int = 5) -> dict[str, list[tuple]]:
+    """(ms of process CPU, ms of its PostgreSQL backend's CPU) per call, for each kind, one
+    pair per round; the kinds take turns, `rounds` rounds of n / rounds calls each (other work
+    on the machine comes and goes: taking turns spreads it over every kind alike)."""
     for call in calls.values():
         for _ in range(min(200, n)):
             call()
     per_round = max(1, n // rounds)
-    samples: dict[str, list[float]] = {name: [] for name in calls}
+    samples: dict[str, list[tuple]] = {name: [] for name in calls}
     for _ in range(rounds):
         for name, call in calls.items():
-            start = time.process_time()
+            start, pg = time.process_time(), _backend_cpu()
             for _ in range(per_round):
                 call()
-            samples[name].append((time.process_time() - start) * 1000 / per_round)
-    return {name: sorted(values)[len(values) // 2] for name, values in samples.items()}
+            own = (time.process_time() - start) * 1000 / per_round
+            samples[name].append((own, (_backend_cpu() - pg) * 1000 / per_round))
+    return samples
 
 
 def environ(method: str, path: str, body: bytes = b"", **headers: str) -> dict:
@@ -203,26 +223,6 @@ for _ in range(int(n)):
 """
 
 
-def _cpu_of_tree(pid: int) -> float:
-    tick = os.sysconf("SC_CLK_TCK")
-    total, children = 0.0, {}
-    stats = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            children.setdefault(int(fields[1]), []).append(int(entry.name))
-            stats[int(entry.name)] = (int(fields[11]) + int(fields[12])) / tick
-    stack = [pid]
-    while stack:
-        p = stack.pop()
-        total += stats.get(p, 0.0)
-        stack.extend(children.get(p, []))
-    return total
-
-
 def _free_port() -> int:
     import socket
 
@@ -231,8 +231,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _served_cpu(app: str, method: str, path: str, n: int) -> float:
-    """ms of CPU of a gunicorn (2 sync workers) serving `app`, per request of this kind."""
+def _served_cpu(app: str, method: str, path: str, n: int, runs: int = 3) -> list[tuple]:
+    """(ms of CPU of a gunicorn with 2 sync workers serving `app`, ms of the PostgreSQL
+    backends serving this database) per request of this kind, once per run."""
     import socket
 
     port = _free_port()
@@ -259,15 +260,25 @@ def _served_cpu(app: str, method: str, path: str, n: int) -> float:
                 assert p.wait() == 0
 
         load(100)  # warm-up: imports, database and Redis connections
-        before = _cpu_of_tree(server.pid)
-        load(n // 2)
-        return (_cpu_of_tree(server.pid) - before) * 1000 / (n // 2 * 2)
+        figures = []
+        for _ in range(runs):
+            before = cpu_seconds({server.pid})
+            pg = PostgresMeter(DATABASE_URL) if DATABASE_URL.startswith("postgres") else None
+            load(n // 2)
+            count = n // 2 * 2
+            own = (cpu_seconds({server.pid}) - before) * 1000 / count
+            figures.append((own, (pg.seconds() if pg else 0.0) * 1000 / count))
+        return figures
     finally:
         server.terminate()
-        server.wait(10)
+        try:
+            server.wait(60)  # a loaded machine: gunicorn's workers take their time
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
 
 
-def under_gunicorn(n: int) -> dict[str, float]:
+def under_gunicorn(n: int) -> dict[str, list[tuple]]:
     return {
         "healthz": _served_cpu("deploy.wsgi:application", "GET", "/healthz", n),
         "minimal": _served_cpu("bench.webhook_intake:minimal_application", "POST", MINIMAL_URL, n),
@@ -279,6 +290,7 @@ def under_gunicorn(n: int) -> dict[str, float]:
 def main() -> None:
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     n = int(args[0]) if args else 2000
+    load_before = load_average()
     first_id = (InboundEvent.objects.order_by("-id").values_list("id", flat=True).first()) or 0
     # The drain task is not running here: keep the flag set, as under load, so no POST publishes.
     redis_client().set(WAKE_KEY, 1, ex=3600)
@@ -289,17 +301,18 @@ def main() -> None:
         InboundEvent.objects.filter(id__gt=first_id).delete()
         redis_client().delete(WAKE_KEY, MINIMAL_QUEUE)
     engine = settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1]
-    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    print(f"{n} requests each, body {len(BODY)} bytes, database {engine}, load average {load}")
-    report("in process, through WSGI (ms of CPU per request)", figures)
+    print(f"{n} requests each, body {len(BODY)} bytes, database {engine}")
+    print(f"load average before: {load_before}, after: {load_average()}")
+    print("ms of CPU per request, min / median / max of the runs; PostgreSQL: its backend")
+    report("in process, through WSGI", figures)
     print("in process, Django test client (the first version of this benchmark):")
-    print(f"  GET /healthz                                  {figures['client_healthz']:.3f}")
-    print(f"  POST webhook (reaches our Django view)        {figures['client_post']:.3f}")
+    for key, label in (("client_healthz", "GET /healthz"), ("client_post", "POST webhook")):
+        print(f"  {label:<44} {spread([own for own, _ in figures[key]], 3)}")
     if served:
-        report("under gunicorn, 2 sync workers (ms of server CPU per request)", served)
+        report("under gunicorn, 2 sync workers", served)
 
 
-def report(title: str, figures: dict[str, float]) -> None:
+def report(title: str, figures: dict[str, list[tuple]]) -> None:
     print(f"{title}:")
     rows = (
         ("healthz", "GET /healthz (bare Django view)"),
@@ -307,10 +320,13 @@ def report(title: str, figures: dict[str, float]) -> None:
         ("django_view", "POST webhook, our Django view"),
         ("lean", "POST webhook, lean intake"),
     )
-    floor = figures["minimal"]
+    floor = statistics.median(own + pg for own, pg in figures["minimal"])
     for key, label in rows:
-        value = figures[key]
-        print(f"  {label:<44} {value:.3f}  ({value / floor:.2f}× the minimal view)")
+        own = [o for o, _ in figures[key]]
+        pg = [p for _, p in figures[key]]
+        total = statistics.median(o + p for o, p in figures[key])
+        print(f"  {label:<34} process {spread(own, 3)}, PostgreSQL {spread(pg, 3)}; "
+              f"together {total:.3f} ({total / floor:.2f}× the minimal view)")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -37,6 +37,11 @@ class TopicOutput(serializers.Serializer):
     description_it = serializers.CharField()
     description_en = serializers.CharField()
     emoji = serializers.CharField()
+    delivery = serializers.ChoiceField(
+        choices=Topic.Delivery.values,
+        help_text="\"digest\": its posts that are not urgent wait for the weekly digest, for "
+        "the people who chose it.",
+    )
     active_subscribers = serializers.IntegerField(
         allow_null=True, help_text="Null when the key may not read statistics."
     )
@@ -64,7 +69,24 @@ class PostCreateInput(serializers.Serializer):
         default="",
     )
     media_url = serializers.URLField(max_length=1000, required=False, allow_blank=True, default="")
-    is_urgent = serializers.BooleanField(required=False, default=False)
+    is_urgent = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="Urgent: goes out at once to everyone (never waits for the weekly digest), "
+        "before other posts in the queue.",
+    )
+    urgent = serializers.BooleanField(
+        required=False, write_only=True, help_text="The same as is_urgent."
+    )
+    delivery = serializers.ChoiceField(
+        choices=Post.Delivery.values,
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text='When readers get it: "" as its topics say (a digest topic\'s posts wait for '
+        'the weekly digest, for the people who chose it); "digest": in the weekly digest '
+        'whatever its topics; "immediate": at once to everyone.',
+    )
     send_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
     expires_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
     publish = serializers.BooleanField(
@@ -94,6 +116,15 @@ class PostCreateInput(serializers.Serializer):
 
     def validate(self, attrs: dict) -> dict:
         now = timezone.now()
+        urgent = attrs.pop("urgent", None)
+        if urgent is not None and "is_urgent" in self.initial_data and urgent != attrs["is_urgent"]:
+            raise serializers.ValidationError({"urgent": _("urgent and is_urgent disagree.")})
+        if urgent is not None:
+            attrs["is_urgent"] = urgent
+        if attrs["is_urgent"] and attrs["delivery"] == Post.Delivery.DIGEST:
+            raise serializers.ValidationError(
+                {"delivery": _("An urgent post goes out at once: it cannot wait for the digest.")}
+            )
         if attrs["media_url"] and not attrs["media_kind"]:
             raise serializers.ValidationError(
                 {"media_kind": _("Say whether the media is an image, a video or a document.")}
@@ -149,6 +180,16 @@ class PostSummaryOutput(serializers.Serializer):
     title = serializers.CharField()
     topics = SlugsField()
     is_urgent = serializers.BooleanField()
+    kind = serializers.ChoiceField(
+        choices=Post.Kind.values, help_text='"digest": a weekly digest (each person\'s own).'
+    )
+    delivery = serializers.ChoiceField(choices=Post.Delivery.values, allow_blank=True)
+    waits_for_digest = serializers.BooleanField(
+        help_text="Some of its readers get it in the weekly digest rather than at once."
+    )
+    digest_id = serializers.IntegerField(
+        allow_null=True, help_text="The digest that carried it to them (null while it waits)."
+    )
     send_at = UtcDateTimeField(allow_null=True)
     expires_at = UtcDateTimeField(allow_null=True)
     created_at = UtcDateTimeField()

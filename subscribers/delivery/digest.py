@@ -20,11 +20,12 @@ from datetime import datetime
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from channel import clock
+from subscribers.delivery.audience import audience_for_topics
 from subscribers.delivery.signals import senders_needed
 from subscribers.models import Delivery, DigestPreference, Subscriber, Subscription
 from topics.audit import record_audit
@@ -69,6 +70,19 @@ def at_once_condition(post: Post) -> tuple[str, list]:
             condition += f" OR s.topic_id IN ({', '.join(['%s'] * len(immediate))})"
             params += immediate
     return f"({condition})", params
+
+
+def at_once_audience(post: Post) -> QuerySet[Subscriber]:
+    """The people who get this post at once (the plan's reach), as a queryset."""
+    topic_ids = list(post.topics.values_list("id", flat=True))
+    audience = audience_for_topics(topic_ids)
+    if not waits_for_digest(post):
+        return audience
+    immediate = []
+    if post.delivery != Post.Delivery.DIGEST:
+        immediate = post.topics.filter(delivery=Topic.Delivery.IMMEDIATE).values("id")
+    follows = Subscription.objects.filter(subscriber=OuterRef("pk"), topic_id__in=immediate)
+    return audience.filter(Q(digest_preference__in=immediate_preferences()) | Exists(follows))
 
 
 def later_count(post: Post) -> int:

@@ -175,6 +175,20 @@ class PersonalDigest:
             return template_post(self.free_form, self.sections, subscriber_id, template)
 
 
+def digest_sample(digest: Post) -> tuple[int, str, PersonalDigest] | None:
+    """One recipient's digest, for the desk's preview: (person, language, their digest)."""
+    first = (
+        Delivery.objects.filter(post=digest)
+        .order_by("id")
+        .values_list("subscriber_id", "subscriber__language")
+    )
+    for person, language in first[:50]:  # the first with something in it
+        mine = personal_digests(digest, {person: language}).get(person)
+        if mine is not None:
+            return person, language, mine
+    return None
+
+
 def personal_digests(digest: Post, people: dict[int, str]) -> dict[int, PersonalDigest]:
     """{person: their digest} for a batch ({person: language}); absent: nothing for them."""
     out = {}

@@ -15,8 +15,9 @@ from channel.graph.account import is_paused, pause_state
 from channel.graph.rendering import formatted, template_bubble
 from channel.graph.window import window_cutoff
 from channel.models import MessageTemplate, PhoneNumberFacts
-from subscribers.delivery.audience import audience_for_topics
-from subscribers.delivery.budget import budget_state, post_estimate
+from subscribers.delivery.budget import budget_state, committed_estimate, post_estimate
+from subscribers.delivery.digest import at_once_audience, later_count
+from subscribers.delivery.digest_render import digest_sample
 from subscribers.delivery.payloads import (
     TemplateMismatch,
     default_template,
@@ -27,6 +28,7 @@ from subscribers.delivery.payloads import (
 )
 from subscribers.delivery.progress import send_duration
 from subscribers.delivery.quiet import finish_after_quiet, quiet_note
+from subscribers.models import Subscriber
 from topics.models import Post
 
 
@@ -106,7 +108,10 @@ def _template_warnings(post: Post, template: MessageTemplate) -> list[str]:
 def post_plan(post: Post) -> Plan:
     """What sending this post now means: who, how (free-form or template), cost and time.
     Two COUNTs over the audience; nothing is loaded per person."""
-    audience = audience_for_topics(post.topics.values_list("id", flat=True))
+    if post.kind == Post.Kind.DIGEST:  # each person its own digest: its rows are the audience
+        audience = Subscriber.objects.filter(deliveries__post=post)
+    else:  # those who get it at once; the others wait for the digest (subscribers.delivery.digest)
+        audience = at_once_audience(post)
     counts = audience.aggregate(
         reach=Count("id"),
         inside=Count("id", filter=Q(last_inbound_at__gt=window_cutoff())),
@@ -115,6 +120,8 @@ def post_plan(post: Post) -> Plan:
     outside = reach - inside
     template = default_template("it")
     cost = post_estimate(post).eur  # the rate card (subscribers.delivery.costs)
+    if post.kind == Post.Kind.DIGEST:
+        cost = committed_estimate(post_id=post.pk).eur  # what its queue still holds
     budget = budget_state()
     warnings = []
     if budget.left is not None and cost > budget.left:
@@ -133,7 +140,16 @@ def post_plan(post: Post) -> Plan:
         warnings.append(_("Sending is paused because of a WhatsApp account problem."))
     if post.is_expired():
         warnings.append(_("The post has expired."))
-    if not reach:
+    later = later_count(post)
+    if later:
+        warnings.append(
+            _(
+                "%(n)s more people get it in the next weekly digest instead (they chose it): "
+                "they are not counted here."
+            )
+            % {"n": later}
+        )
+    elif not reach:
         warnings.append(_("Nobody is subscribed to these topics yet."))
     duration = send_duration(total=reach, needing_template=outside)
     finish, resumes = finish_after_quiet(clock.now(), duration, urgent=post.is_urgent)
@@ -156,6 +172,12 @@ def post_preview(post: Post) -> dict:
     wording (header, body, footer, buttons) and the post's fields filled in by the same code
     the sender uses; WhatsApp's formatting rendered (channel.graph.rendering)."""
     template = default_template("it")
+    sample = digest_sample(post) if post.kind == Post.Kind.DIGEST else None
+    template_post = post
+    if sample is not None:  # a digest is each person's own: one of them, as they get it
+        person, language, mine = sample
+        post = mine.free_form
+        template_post = mine.for_template(template, person, language) if template else post
     preview = {
         "free_form": formatted(free_form_text(post)),
         "media": media_link(post),
@@ -163,14 +185,17 @@ def post_preview(post: Post) -> dict:
         "template_name": template.name if template else "",
         "template_problem": "",
         "category_changed": bool(template and template.category_changed_at),
+        "sample": _("The digest as one of its recipients gets it (each gets their own topics).")
+        if sample
+        else "",
     }
     if template is not None:
         try:
-            filled = template_fill(post, template)
+            filled = template_fill(template_post, template)
         except TemplateMismatch as exc:
             preview["template_problem"] = str(exc)
         else:
             preview["template"] = template_bubble(
-                filled.shape, filled.body, filled.header_values, media=media_link(post)
+                filled.shape, filled.body, filled.header_values, media=media_link(template_post)
             )
     return preview

@@ -45,8 +45,8 @@ RECIPIENTS_PER_PAGE = 50
 @admin.register(Post)
 class PostAdmin(admin.ModelAdmin):
     form = PostForm
-    list_display = ["title", "status", "topic_list", "reach_now", "send_at", "created_at"]
-    list_filter = ["status", "topics", "is_urgent"]
+    list_display = ["title", "kind", "status", "topic_list", "reach_now", "send_at", "created_at"]
+    list_filter = ["status", "kind", "topics", "is_urgent", "delivery"]
     search_fields = ["title", "body"]
     date_hierarchy = "created_at"
     filter_horizontal = ["topics"]
@@ -62,7 +62,7 @@ class PostAdmin(admin.ModelAdmin):
         "created_by_token",
     ]
     fieldsets = [
-        (None, {"fields": ["title", "body", "link", "topics", "is_urgent"]}),
+        (None, {"fields": ["title", "body", "link", "topics", "is_urgent", "delivery"]}),
         (_("Media"), {"fields": ["media_kind", "media_url", "media_file"]}),
         (_("When"), {"fields": ["send_at", "expires_at"]}),
         (_("Plan before sending"), {"fields": ["plan"]}),
@@ -104,6 +104,8 @@ class PostAdmin(admin.ModelAdmin):
     def reach_now(self, post: Post) -> int | str:
         if post.pk is None:
             return _("saved posts show their reach")
+        if post.kind == Post.Kind.DIGEST:  # each person its own digest
+            return post.deliveries.count()
         return reach_count(topic.pk for topic in post.topics.all())
 
     def save_model(self, request, obj, form, change) -> None:

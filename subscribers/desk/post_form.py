@@ -34,6 +34,7 @@ class PostForm(forms.ModelForm):
             "link",
             "topics",
             "is_urgent",
+            "delivery",
             "media_kind",
             "media_url",
             "media_file",
@@ -51,6 +52,11 @@ class PostForm(forms.ModelForm):
             "topics": _(
                 "Only people who follow at least one of these topics receive the post, each "
                 "person once."
+            ),
+            "delivery": _(
+                "As its topics say: on a topic marked “in the weekly digest”, people who chose "
+                "the digest get it on the digest's day, the others at once. Urgent posts always "
+                "go out at once."
             ),
             "media_kind": _("Left empty, it is recognised from the file or the link."),
             "media_url": _(
@@ -103,6 +109,11 @@ class PostForm(forms.ModelForm):
             self.add_error(
                 "send_at",
                 _("A scheduled post needs its time. To stop it, use “Unschedule” instead."),
+            )
+        if cleaned.get("is_urgent") and cleaned.get("delivery") == Post.Delivery.DIGEST:
+            self.add_error(
+                "delivery",
+                _("An urgent post goes out at once: it cannot wait for the digest."),
             )
         kind = cleaned.get("media_kind") or ""
         upload, url = cleaned.get("media_file"), cleaned.get("media_url") or ""

@@ -11,16 +11,24 @@ from topics.models import Topic
 
 @admin.register(Topic)
 class TopicAdmin(admin.ModelAdmin):
-    list_display = ["__str__", "slug", "name_en", "order", "is_active", "subscriber_count"]
-    list_editable = ["order", "is_active"]
-    list_filter = ["is_active"]
+    list_display = [
+        "__str__",
+        "slug",
+        "name_en",
+        "order",
+        "is_active",
+        "delivery",
+        "subscriber_count",
+    ]
+    list_editable = ["order", "is_active", "delivery"]
+    list_filter = ["is_active", "delivery"]
     search_fields = ["name_it", "name_en", "slug"]
     prepopulated_fields = {"slug": ["name_it"]}
     actions = ["activate", "deactivate"]
     fieldsets = [
         (None, {"fields": ["name_it", "name_en", "slug", "emoji"]}),
         (_("Shown in the WhatsApp list"), {"fields": ["description_it", "description_en"]}),
-        (_("Publishing"), {"fields": ["order", "is_active"]}),
+        (_("Publishing"), {"fields": ["order", "is_active", "delivery"]}),
     ]
 
     def get_queryset(self, request):

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import atexit
-import json
 import math
 import os
 import statistics
@@ -143,7 +142,7 @@ class Stack:
 
     def write(self, client, number: str) -> float:
         """One citizen's signed "Iscrivimi" webhook, as Meta would POST it; returns when."""
-        from channel.webhook.envelope import webhook_envelope
+        from channel.webhook.envelope import webhook_body, webhook_envelope
         from channel.webhook.signatures import HEADER, sign
 
         at = time.time()
@@ -156,7 +155,7 @@ class Stack:
             phone_number_id=self.env["WHATSAPP_PHONE_NUMBER_ID"],
             display_phone_number="390000000000",
         )
-        raw = json.dumps(envelope).encode()
+        raw = webhook_body(envelope)  # Meta's bytes, signed as sent
         signature = sign(raw, self.env["WHATSAPP_APP_SECRET"])
         response = client.post(
             f"http://127.0.0.1:{self.web_port}/whatsapp/webhook/",

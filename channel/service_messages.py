@@ -20,7 +20,7 @@ from channel.erasure import redact_if_erased
 from channel.graph import callbacks, payloads
 from channel.graph.account import is_paused, pause_sending
 from channel.graph.client import SendResult, get_client
-from channel.graph.errors import ATTEMPT_FREE, Handling, retry_delay
+from channel.graph.errors import ATTEMPT_FREE, Handling, handling_for, retry_delay
 from channel.graph.ratelimit import Lane, SendRateLimiter, get_send_limiter
 from channel.graph.window import in_window
 from channel.models import OutboundMessage, OutboundStatus
@@ -233,6 +233,26 @@ def apply_outbound_statuses(updates: Iterable) -> int:
         if status == callbacks.MessageStatus.FAILED:
             first = update.errors[0] if update.errors else None
             code = first.code if first and -(2**31) <= first.code < 2**31 else None
+            if handling_for(code) == Handling.ACCOUNT_PAUSE:
+                # As when the send's answer says so: the drain paused sending
+                # (channel.graph.account); the reply waits in the queue at no cost.
+                requeued = rows.filter(
+                    status__in=[OutboundStatus.SENDING, OutboundStatus.SENT]
+                ).update(
+                    status=OutboundStatus.QUEUED,
+                    attempts=F("attempts") - 1,
+                    last_error_code=code,
+                    last_error_text=_clip(f"{first.title} {first.details}".strip(), 2000),
+                    wa_message_id=None,
+                    updated_at=now,
+                )
+                if requeued:
+                    changed += requeued
+                    send_outbound_later(
+                        outbound_id=outbound_id,
+                        countdown=float(settings.BANDITORE_REPLY_PAUSED_RETRY_SECONDS),
+                    )
+                continue
             changed += rows.exclude(
                 status__in=[OutboundStatus.DELIVERED, OutboundStatus.READ]
             ).update(

@@ -12,6 +12,7 @@ the document's known flaws, each named below:
   https://developers.facebook.com/docs/whatsapp/cloud-api/messages/text-messages).
 - Rules Meta's own examples break (`language.policy` required, latitude as a string, an
   index pattern…): each rule a request example breaks is dropped (_relax_to_examples).
+- The interactive body's 1,024 characters are the buttons' limit; a list's is 4,096.
 - `oneOf` branches overlap (a catalog action also fits the product action): read as `anyOf`.
   A oneOf with a `discriminator` (a message's `type`) is checked against the one schema its
   value names, as Meta does, rather than against every kind.
@@ -104,6 +105,12 @@ class _Schemas:
 
 
 def _corrected(schemas: dict[str, dict]) -> dict[str, dict]:
+    # One body object for every interactive kind, at the buttons' 1,024 characters; Meta's
+    # list page allows 4,096 (https://developers.facebook.com/docs/whatsapp/cloud-api/messages/interactive-list-messages).
+    # The fake's own rules (validation.py) keep each kind's limit.
+    text = schemas.get("BodyObject", {}).get("properties", {}).get("text", {})
+    if text.get("maxLength") == 1024:
+        text["maxLength"] = 4096
     for name, schema in schemas.items():
         properties = schema.get("properties", {})
         if name.endswith("Message") and "messaging_product" in properties:
@@ -247,6 +254,14 @@ def _validators(operation: str, kind: str) -> tuple[Any, Draft202012Validator]:
     local = json.loads(json.dumps(root).replace(f'"{_BASE}#/components/', '"#/components/'))
     fast = jsonschema_rs.Draft202012Validator(local | {"components": {"schemas": schemas}})
     return fast, Draft202012Validator(root, registry=registry)
+
+
+def prepare() -> None:
+    """Load the document and apply its corrections now (about 2 s), with the validator of
+    every message kind."""
+    mapping = _spec()["schemas"]["Message"]["discriminator"]["mapping"]
+    for kind in [*mapping, _MARK_READ]:
+        _validators(MESSAGES, kind)
 
 
 def operations() -> dict[str, dict]:

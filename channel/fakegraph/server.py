@@ -22,6 +22,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 
+from channel.fakegraph.openapi import prepare as prepare_spec
 from channel.fakegraph.validation import (
     Rejection,
     Template,
@@ -153,6 +154,7 @@ class _State:
         self.webhook_failures = 0
         self.statuses_sent = 0
         self.user_ids: dict[str, str] = {}  # number → business-scoped user id
+        self.numbers: dict[str, str] = {}  # and back
 
 
 class FakeGraphServer:
@@ -201,6 +203,7 @@ class FakeGraphServer:
         # process on the machine when it posts one status per webhook.
         self._http = httpx.AsyncClient(timeout=10, transport=PooledTransport(max_connections=16))
         self._emitter = self._loop.create_task(self._emit_statuses())
+        prepare_spec()  # 2 s once: not inside the first request, which would time out
         self._ready.set()
         try:
             self._loop.run_forever()
@@ -508,14 +511,15 @@ class FakeGraphServer:
         if known is None:
             country = next((c for p, c in _COUNTRIES if who.startswith(p)), "US")
             digits = int.from_bytes(hashlib.sha256(who.encode()).digest()[:8], "big")
-            known = self.state.user_ids[who] = f"{country}.{digits:020d}"
+            known = f"{country}.{digits:020d}"
+            self.state.user_ids[who], self.state.numbers[known] = known, who
         return known
 
     def _phone_of(self, who: str) -> str:
         """The number behind a business-scoped id when the fake knows it, else `who`."""
         if who.isdigit():
             return who
-        return next((p for p, u in self.state.user_ids.items() if u == who), who)
+        return self.state.numbers.get(who, who)
 
     def _contact(self, given: str, who: str) -> dict:
         """`contacts[]` of a send's answer: what was sent to (`input`), the number when known,
@@ -686,6 +690,7 @@ class FakeGraphServer:
         sender = str(data.get("from", "")).lstrip("+")
         if isinstance(data.get("user_id"), str) and sender.isdigit():
             self.state.user_ids[sender] = data["user_id"]
+            self.state.numbers[data["user_id"]] = sender
         user_id = self._user_id_for(sender)
         now = time.time()
         self.state.inbound_at[sender] = now

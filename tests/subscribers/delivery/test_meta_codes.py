@@ -171,3 +171,26 @@ def test_an_unknown_code_fails_a_reply_at_once(fake_graph):
     send_outbound_message(outbound_id=reply.pk)
     reply.refresh_from_db()
     assert (reply.status, reply.attempts, reply.last_error_code) == ("failed", 1, 139998)
+
+
+@pytest.mark.django_db
+def test_an_account_error_by_status_webhook_puts_a_reply_back_in_the_queue(fake_graph):
+    """As when the send's answer carries it: sending pauses and the reply waits, at no cost."""
+    from channel.graph import payloads
+    from channel.service_messages import queue_reply, send_outbound_message
+
+    fake_graph.mark_inbound("393331112222")
+    queue_reply(to_wa_id="393331112222", payload=payloads.text("393331112222", "Ciao"))
+    reply = OutboundMessage.objects.get()
+    assert send_outbound_message(outbound_id=reply.pk)[0] == "sent"
+    reply.refresh_from_db()
+    failed = status_item(reply.wa_message_id, "failed", callback=f"svc:{reply.pk}")
+    failed["errors"] = [{"code": 131048, "title": "Spam rate limit hit"}]
+    post_webhook(None, json.dumps(envelope(statuses=[failed])).encode())
+    process_pending_inbound_events()
+    reply.refresh_from_db()
+    assert (reply.status, reply.attempts, reply.last_error_code) == ("queued", 0, 131048)
+    assert send_outbound_message(outbound_id=reply.pk)[0] == "paused"
+    resume_sending()
+    assert send_outbound_message(outbound_id=reply.pk)[0] == "sent"
+    assert len(fake_graph.outbox(to="393331112222")) == 2

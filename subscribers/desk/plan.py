@@ -90,6 +90,14 @@ def _template_warnings(post: Post, template: MessageTemplate) -> list[str]:
     problem = template_problem(post, template)
     if problem:
         warnings.append(problem)
+    if template.quality_score == "red":
+        warnings.append(
+            _(
+                "Meta rates the quality of the template “%(name)s” low (people block or report "
+                "it): Meta may pause it."
+            )
+            % {"name": template.name}
+        )
     if template.category_changed_at:
         warnings.append(
             _(

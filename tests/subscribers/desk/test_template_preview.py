@@ -5,6 +5,7 @@ chat simulator uses too."""
 from __future__ import annotations
 
 import pytest
+from django.template.loader import render_to_string
 from django.utils import translation
 
 from channel.fakegraph.simulator import shown_html
@@ -114,3 +115,23 @@ def test_a_test_send_explains_a_template_that_cannot_carry_the_post(client, sett
     # The desk speaks Italian: “… e questa notizia non ha un link: aggiungi un link …”.
     assert any("modello" in t and "non ha un link" in t for t in texts), texts
     assert fake_graph.outbox() == []  # nothing sent with a made-up link
+
+
+def test_the_plan_warns_of_a_low_quality_or_recategorised_template():
+    from subscribers.desk.plan import post_plan
+    from tests.factories import make_subscriber, make_topic
+
+    template = synced_template()
+    template.quality_score, template.category = "red", "marketing"
+    template.category_changed_from, template.category_changed_at = "utility", template.updated_at
+    template.save()
+    topic = make_topic()
+    make_subscriber(topics=[topic])  # outside the 24-hour window: gets the template
+    post = make_post(topics=[topic], link="https://comune.example.it/x")
+    with translation.override("en"):
+        warnings = " ".join(post_plan(post).warnings)
+    assert "quality of the template “notizia” low" in warnings
+    assert "from utility to marketing" in warnings
+    with translation.override("en"):
+        page = render_to_string("admin/topics/post/preview.html", post_preview(post))
+    assert "Meta changed this template's category." in page

@@ -143,6 +143,12 @@ class MessageTemplateAdmin(admin.ModelAdmin):
             return self.META_FIELDS
         return ["meta_id", "synced_at", "gone_at", "category_changed_from", "category_changed_at"]
 
+    def has_delete_permission(self, request, obj=None) -> bool:
+        """A template Meta knows is marked gone when Meta drops it, never deleted here."""
+        if obj is not None and obj.synced_at is not None:
+            return False
+        return super().has_delete_permission(request, obj)
+
     @admin.display(description=_("category change"))
     def category_change(self, template: MessageTemplate) -> str:
         """Meta re-categorised the template (e.g. utility → marketing): price and opt-outs

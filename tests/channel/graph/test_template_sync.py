@@ -218,3 +218,14 @@ def test_only_who_may_change_templates_may_sync(meta, client):
     log_in_as(client, "Pubblicatore")
     assert client.post(f"{TEMPLATES}sync/").status_code == 403
     assert not MessageTemplate.objects.exists()
+
+
+def test_a_synced_template_cannot_be_deleted_by_hand(meta, client):
+    register(meta, "avviso")
+    templates_sync()
+    row = MessageTemplate.objects.get()
+    log_in_as(client, "Amministratore")
+    assert client.post(f"{TEMPLATES}{row.pk}/delete/", {"post": "yes"}).status_code == 403
+    assert MessageTemplate.objects.filter(pk=row.pk).exists()
+    page = client.get(f"{TEMPLATES}{row.pk}/change/").content.decode()
+    assert 'name="body_parameters"' in page and 'name="body_text"' not in page  # Meta's words

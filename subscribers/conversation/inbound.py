@@ -38,6 +38,8 @@ def touch_last_inbound(*, messages: Sequence) -> int:
     for message in messages:
         if getattr(message, "kind", "") in NOT_FROM_THE_PERSON:
             continue
+        if getattr(message, "group_id", ""):  # written to a group, not to us: no window
+            continue
         at = _sent_at(message, now)
         for field in ("wa_id", "user_id"):
             value = getattr(message, field, "") or ""

@@ -155,9 +155,13 @@ def test_no_one_way_reply_to_what_is_not_said_to_us(deliver, kind):
     assert OutboundMessage.objects.count() == 1
 
 
-def test_a_group_message_never_joins_anyone(deliver):
+def test_a_group_message_never_joins_anyone_nor_opens_the_window(deliver):
     deliver(envelope(messages=[text_item(NEW, "Iscrivimi") | {"group_id": "1203630001"}]))
     assert not Subscriber.objects.exists() and not OutboundMessage.objects.exists()
+    person = make_subscriber(wa_id=OLD)
+    deliver(envelope(messages=[text_item(OLD, "ciao a tutti") | {"group_id": "1203630001"}]))
+    person.refresh_from_db()
+    assert person.last_inbound_at is None
 
 
 def _bsuid_only(message: dict, user_id: str) -> dict:

@@ -49,6 +49,13 @@ def test_every_delivery_records_what_metas_status_webhook_says_about_its_price(
     """End to end: templates outside the window are billable marketing, the free-form message
     inside it is free customer service, as Meta marks them; the actual cost follows."""
     fake_graph.configure(webhook_url=f"{live_server.url}/whatsapp/webhook/", status_delay_ms=10)
+    # A transactional test may find the tables flushed by the one before: the migration's rate.
+    Rate.objects.get_or_create(
+        category="marketing",
+        country_code="39",
+        valid_from=date(2025, 7, 1),
+        defaults={"price_eur": MARKETING_IT},
+    )
     topic = make_topic()
     outside = [make_subscriber(topics=[topic]) for _ in range(2)]
     inside = make_subscriber(topics=[topic], last_inbound_at=timezone.now())

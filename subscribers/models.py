@@ -433,6 +433,31 @@ class PostCount(models.Model):
         return f"{self.post_id} {self.status} {self.error_code or ''}: {self.n:+d}"
 
 
+class ActiveCount(models.Model):
+    """Active subscribers, as signed deltas that add up: triggers on the subscriber table insert
+    them in the same transaction as every change of status (migration 0016_active_count), so
+    the dashboard's "active now" is exact without counting a million rows
+    (subscribers.delivery.counters.active_subscribers)."""
+
+    n = models.BigIntegerField()
+
+    def __str__(self) -> str:
+        return f"{self.n:+d}"
+
+
+class DashboardFigure(models.Model):
+    """A dashboard figure that grows with the audience, kept once counted
+    (subscribers.dashboard.queries): joins and leaves per day before today (beat), a post's
+    leaves within 24 hours once those hours are over (final)."""
+
+    key = models.CharField(max_length=64, unique=True)
+    value = models.JSONField()
+    taken_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return self.key
+
+
 class ImportRow(models.Model):
     """Scratch space of a CSV import in progress: checked lines wait here until the whole file
     is known to be valid, then set-based statements merge them; deleted in the same

@@ -55,11 +55,12 @@ def send_digest() -> int:
 
 @shared_task(name="banditore.subscribers.sweep_deliveries", ignore_result=True)
 def sweep_deliveries() -> dict:
-    from subscribers.delivery.counters import posts_fold_crowded
+    from subscribers.delivery.counters import active_count_fold, posts_fold_crowded
     from subscribers.delivery.sweeper import sweep
 
     swept = sweep()
     swept["counters_folded"] = posts_fold_crowded()  # the deltas of the last minute
+    active_count_fold()
     return swept
 
 

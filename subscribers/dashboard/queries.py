@@ -30,13 +30,12 @@ from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
 from subscribers.delivery.audience import active_subscribers_per_topic
-from subscribers.delivery.counters import post_count_details, totals
+from subscribers.delivery.counters import active_subscribers, post_count_details, totals
 from subscribers.models import (
     CONSENT_STATE_KINDS,
     ConsentEvent,
     DashboardFigure,
     Delivery,
-    Subscriber,
     TopicCount,
 )
 from topics.models import Post, Topic
@@ -67,7 +66,9 @@ def weeks_until(now: datetime, count: int = WEEKS) -> list[date]:
 
 
 def active_total() -> int:
-    return Subscriber.objects.filter(status=Subscriber.Status.ACTIVE).count()
+    """Exact, from the count the subscriber table's triggers keep (a million rows counted
+    took 0.05–0.4 s)."""
+    return active_subscribers()
 
 
 def take_snapshot(now: datetime | None = None) -> int:

@@ -22,7 +22,7 @@ from collections.abc import Iterable
 
 from django.db import connection, transaction
 
-from subscribers.models import Delivery, PostCount
+from subscribers.models import ActiveCount, Delivery, PostCount, Subscriber
 
 STATUSES = list(Delivery.Status.values)
 # Past this many delta rows a reader folds them first: a post sending at Meta's 1,000 msg/s
@@ -32,6 +32,8 @@ FOLD_AFTER = 500
 FOLD_LOCK = 0x5C0
 
 _TABLE = PostCount._meta.db_table
+_ACTIVE = ActiveCount._meta.db_table
+ACTIVE_LOCK = -2  # the fold lock of the active subscribers' count (post ids are positive)
 
 
 def _sums(post_ids: list[int]) -> tuple[dict[int, dict[tuple[str, int | None], int]], set[int]]:
@@ -167,4 +169,47 @@ def post_counts_recount(post_ids: Iterable[int] | None = None) -> int:
             cursor.execute(f"DELETE FROM {_TABLE} {where}", params)
             cursor.execute(recount, params)
         cursor.execute(f"SELECT COALESCE(SUM(n), 0) FROM {_TABLE} {where}", params)
+        return int(cursor.fetchone()[0])
+
+
+# --- active subscribers ------------------------------------------------------------------------
+
+
+def active_subscribers() -> int:
+    """Active subscribers now, exactly: the deltas the subscriber table's triggers insert with
+    every change of status (migration 0016_active_count), summed; folded past FOLD_AFTER."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT COALESCE(SUM(n), 0), COUNT(*) FROM {_ACTIVE}")
+        total, rows = cursor.fetchone()
+    if rows > FOLD_AFTER:
+        active_count_fold()
+    return int(total)
+
+
+def active_count_fold() -> bool:
+    """One row for all the deltas, as post_counts_fold does for a post's."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        if not _lock(ACTIVE_LOCK, wait=False):
+            return False
+        cursor.execute(f"DELETE FROM {_ACTIVE} RETURNING n")
+        total = sum(row[0] for row in cursor.fetchall())
+        if total:
+            cursor.execute(f"INSERT INTO {_ACTIVE} (n) VALUES (%s)", [total])
+    return True
+
+
+def active_count_recount() -> int:
+    """Rebuild the count from the subscribers, as post_counts_recount does for posts."""
+    recount = (
+        f"INSERT INTO {_ACTIVE} (n) SELECT COUNT(*) FROM {Subscriber._meta.db_table} "
+        "WHERE status = 'active'"
+    )
+    with transaction.atomic(), connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            _lock(ACTIVE_LOCK, wait=True)
+            cursor.execute(f"WITH gone AS (DELETE FROM {_ACTIVE}) {recount}")
+        else:
+            cursor.execute(f"DELETE FROM {_ACTIVE}")
+            cursor.execute(recount)
+        cursor.execute(f"SELECT COALESCE(SUM(n), 0) FROM {_ACTIVE}")
         return int(cursor.fetchone()[0])

@@ -40,7 +40,8 @@ def send_duration(*, total: int, needing_template: int, free_slots: int | None =
     (channel.graph.ratelimit.UniqueRecipientWindow) admitting `tier` new people outside the
     window per rolling 24 h; `free_slots` is what the tier still admits right now (default: a
     whole day's worth)."""
-    seconds = total / bulk_rate()
+    rate = bulk_rate()  # each call reads the number's facts (channel.graph.phone)
+    seconds = total / rate
     limit = tier_limit()
     if limit is not None:
         free = limit if free_slots is None else max(0, min(limit, free_slots))
@@ -49,7 +50,7 @@ def send_duration(*, total: int, needing_template: int, free_slots: int | None =
             # Each further day admits another `limit` people; the last one needs its share only.
             days = -(-beyond // limit)
             last_share = beyond - (days - 1) * limit
-            seconds = max(seconds, days * 86400 + last_share / bulk_rate())
+            seconds = max(seconds, days * 86400 + last_share / rate)
     return timedelta(seconds=seconds)
 
 
@@ -65,9 +66,10 @@ def estimated_finish(
     left = counters[Delivery.Status.QUEUED] + counters[Delivery.Status.SENDING]
     needing_template = 0
     free_slots = None
-    if tier_limit() is not None:
+    limit = tier_limit()
+    if limit is not None:
         needing_template = max(0, left - _left_inside_window(post, now))
-        free_slots = tier_limit() - get_tier_window().used()
+        free_slots = limit - get_tier_window().used()
     duration = send_duration(total=left, needing_template=needing_template, free_slots=free_slots)
     latest_retry = (  # delivery_retry_idx: the retries only, not the post's queue
         Delivery.objects.filter(post=post, status=Delivery.Status.QUEUED, next_attempt_at__gt=now)

@@ -28,7 +28,8 @@ from subscribers.delivery.sending import claim_batch
 from subscribers.delivery.settling import Outcome, settle
 from subscribers.delivery.statuses import apply_statuses
 from subscribers.delivery.sweeper import sweep
-from subscribers.models import Delivery, PostCount
+from subscribers.models import ActiveCount, Delivery, PostCount, Subscriber
+from tests.factories import make_subscriber
 from tests.markers import needs_postgresql
 from tests.subscribers.delivery.helpers import fast_sending, sending_post
 from topics.models import Post
@@ -284,3 +285,25 @@ def test_the_minute_sweep_folds_and_the_command_recounts():
     call_command("recount_posts", str(post.pk), stdout=out)
     assert "Recounted 6 deliveries" in out.getvalue()
     assert post_counters(post) == recount(post)
+
+
+@pytest.mark.django_db
+def test_the_count_of_active_subscribers_follows_every_change_of_status():
+    def truth() -> int:
+        return Subscriber.objects.filter(status=Subscriber.Status.ACTIVE).count()
+
+    people = [make_subscriber() for _ in range(5)]
+    make_subscriber(status=Subscriber.Status.PENDING)
+    assert counters.active_subscribers() == truth() >= 5
+    Subscriber.objects.filter(pk__in=[p.pk for p in people[:2]]).update(status="left")
+    people[2].status = Subscriber.Status.UNREACHABLE
+    people[2].save()
+    Subscriber.objects.filter(pk=people[0].pk).update(status="active")
+    Subscriber.objects.filter(pk=people[3].pk).update(language="en")  # not a change of status
+    assert counters.active_subscribers() == truth()
+    assert counters.active_count_fold()
+    assert ActiveCount.objects.count() == 1
+    assert counters.active_subscribers() == truth()
+    ActiveCount.objects.all().delete()
+    assert counters.active_count_recount() == truth()
+    assert counters.active_subscribers() == truth()

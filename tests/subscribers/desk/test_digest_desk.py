@@ -33,7 +33,7 @@ def waiting(settings):
 def test_the_plan_counts_who_gets_it_at_once_and_names_the_digest(waiting):
     plan = post_plan(waiting)
     assert plan.reach == 1
-    assert any("2" in w and "digest" in w for w in plan.warnings)
+    assert any("2" in w and "riepilogo settimanale" in w for w in plan.warnings)  # Italian
 
 
 def test_a_digest_is_listed_and_shown_like_a_post(client, waiting):

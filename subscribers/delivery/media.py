@@ -1,23 +1,40 @@
-"""A post's media file, uploaded to Meta once and sent by id (channel.graph.media).
+"""A post's media, uploaded to Meta once and sent by id (channel.graph.media).
 
 An uploaded file (Post.media_file) is sent by its media id: Meta never fetches it from the
 council's server, which needs no public URL for it. A link typed by the editor or given through
-the API (Post.media_url) points at someone else's server and stays a link: Meta fetches it
+the API (Post.media_url) is fetched once by the first sender and uploaded the same way; when it
+cannot be fetched from here (down, private, too big) it stays a link and Meta fetches it
 (https://developers.facebook.com/docs/whatsapp/cloud-api/reference/media#supported-media-types).
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import mimetypes
 from datetime import timedelta
+from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.utils import timezone
 
 from channel.graph.account import pause_sending
 from channel.graph.errors import RETRIABLE, Handling
-from channel.graph.media import MediaFile, MediaUploadError, media_id_for
+from channel.graph.media import (
+    MediaFetchError,
+    MediaFile,
+    MediaUploadError,
+    fetch_file,
+    media_id_for,
+)
+from channel.graph.payloads import MEDIA_UPLOADS
 from channel.models import MediaUpload
+from channel.redis_client import redis_client
 from topics.models import Post
+
+logger = logging.getLogger(__name__)
+# A link that could not be fetched is not tried again for this long: its post goes by link.
+LINK_RETRY_SECONDS = 600
 
 # Types the name alone does not always give (mimetypes' table varies between systems).
 _BY_EXTENSION = {
@@ -42,13 +59,33 @@ def _key(post: Post) -> str:
     return f"post:{post.pk}:{post.media_file.name}"[:255]
 
 
+def _extension(name: str) -> str:
+    return name.rsplit(".", 1)[-1].lower() if "." in name else ""
+
+
+def _link_file(post: Post) -> MediaFile:
+    url = post.media_url
+    kind = post.media_kind or Post.MediaKind.IMAGE
+    name = urlsplit(url).path.rsplit("/", 1)[-1]
+    largest = MEDIA_UPLOADS.get(kind, (None, 0))[1]
+    # The council's own site may be on its private network; any other host must be public.
+    trusted = urlsplit(settings.SITE_URL).hostname or ""
+    return MediaFile(
+        key=f"post:{post.pk}:link:{hashlib.sha256(url.encode()).hexdigest()[:40]}",
+        kind=kind,
+        mime_type=_BY_EXTENSION.get(_extension(name), ""),  # "": from the file's first bytes
+        filename=name or "file",
+        size=0,
+        read=lambda: fetch_file(url, largest, trusted_host=trusted),
+    )
+
+
 def post_media_file(post: Post) -> MediaFile | None:
-    """The post's uploaded file as something to send by id; None without one."""
+    """The post's file or link as something to send by id; None without media."""
     if not post.media_file:
-        return None
+        return _link_file(post) if post.media_url else None
     name = post.media_file.name
-    extension = name.rsplit(".", 1)[-1].lower() if "." in name else ""
-    mime = _BY_EXTENSION.get(extension) or mimetypes.guess_type(name)[0] or ""
+    mime = _BY_EXTENSION.get(_extension(name)) or mimetypes.guess_type(name)[0] or ""
 
     def read() -> bytes:
         with post.media_file.open("rb") as file:
@@ -69,10 +106,26 @@ def post_media_file(post: Post) -> MediaFile | None:
 
 
 def post_media_id(post: Post) -> str:
-    """The media id to send the post's file by ("" when it has no file: no media, or a link).
-    Uploads it once (the first sender; the others wait for its id). Raises MediaUploadError."""
+    """The media id to send the post's media by ("" without media, or for a link that could
+    not be fetched: it goes as a link). Uploads it once (the first sender; the others wait for
+    its id). Raises MediaUploadError when Meta refuses the file."""
     media = post_media_file(post)
-    return media_id_for(media) if media is not None else ""
+    if media is None:
+        return ""
+    if post.media_file:
+        return media_id_for(media)
+    failed = f"banditore:media:link-failed:{media.key}"
+    if redis_client().exists(failed):
+        return ""
+    try:
+        return media_id_for(media)
+    except MediaUploadError as error:
+        if error.code is not None and not isinstance(error, MediaFetchError):
+            raise  # Meta refused the file: it would refuse the link too
+        # Not fetched from here, or not a type we can tell: Meta may still fetch the link.
+        logger.warning("post %s: media link not uploaded, sent as a link: %s", post.pk, error)
+        redis_client().set(failed, error.text[:200], ex=LINK_RETRY_SECONDS)
+        return ""
 
 
 def media_hold(error: MediaUploadError) -> tuple:

@@ -139,7 +139,11 @@ class Run:
         for p in self.procs:
             p.terminate()
         for p in self.procs:
-            p.wait(10)
+            try:
+                p.wait(60)  # a loaded machine: gunicorn's workers take their time
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
         self.procs = []
 
 
@@ -185,7 +189,7 @@ def one_run(args, case: str) -> dict:
     senders = {run.start([PYTHON, "-c", code], env=sender_env).pid for _ in range(2)}
     groups = {"web": {web.pid}, "processor": {processor.pid}, "senders": senders}
     for _ in range(20):  # each gunicorn worker loads the app on its first request
-        httpx.get(f"http://127.0.0.1:{web_port}/whatsapp/webhook/")
+        httpx.get(f"http://127.0.0.1:{web_port}/whatsapp/webhook/", timeout=60)
     wait_until_idle(senders | {web.pid, processor.pid})  # start-up is not counted
     parts0 = {name: cpu_seconds(pids) for name, pids in groups.items()}
     pg = PostgresMeter(env["DATABASE_URL"])

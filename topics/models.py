@@ -122,6 +122,11 @@ class Post(models.Model):
         validators=[MaxLengthValidator(POST_BODY_MAX)],
         help_text=_("What citizens read in WhatsApp: 4,096 characters at most."),
     )
+    # Italian first, English too: people who chose English read these when they are filled.
+    title_en = models.CharField(_("title (English)"), max_length=200, blank=True)
+    body_en = models.TextField(
+        _("text (English)"), blank=True, validators=[MaxLengthValidator(POST_BODY_MAX)]
+    )
     media_kind = models.CharField(
         _("media type"), max_length=8, choices=MediaKind, blank=True, default=MediaKind.NONE
     )
@@ -212,6 +217,10 @@ class Post(models.Model):
         constraints = [
             models.CheckConstraint(
                 condition=LessThanOrEqual(Length("body"), POST_BODY_MAX), name="post_body_max"
+            ),
+            models.CheckConstraint(
+                condition=LessThanOrEqual(Length("body_en"), POST_BODY_MAX),
+                name="post_body_en_max",
             ),
             models.CheckConstraint(
                 condition=Q(status__in=PostStatus.values), name="post_status_valid"

@@ -8,6 +8,7 @@ channel.graph.window says whether a person's window is open.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -51,6 +52,16 @@ def media_link(post: Post) -> str:
     return ""
 
 
+def in_language(post: Post, language: str) -> Post:
+    """The post as a person who chose `language` reads it: its English version, when it has
+    one, for English; the Italian otherwise."""
+    if language == "en" and post.title_en.strip():
+        english = copy.copy(post)
+        english.title, english.body = post.title_en, post.body_en or post.body
+        return english
+    return post
+
+
 def free_form_text(post: Post) -> str:
     parts = [f"*{post.title}*", post.body.strip()]
     if post.link:
@@ -61,6 +72,7 @@ def free_form_text(post: Post) -> str:
 def free_form_payload(post: Post, recipient: Recipient) -> dict:
     """The media with the text as its caption when the text fits one; else the text alone,
     with the media's link at its end."""
+    post = in_language(post, recipient.language)
     text = free_form_text(post)
     link = media_link(post)
     if link and len(text) <= payloads.LIMITS["caption"]:
@@ -167,7 +179,7 @@ def template_problem(post: Post, template: MessageTemplate) -> str:
 
 
 def template_payload(post: Post, recipient: Recipient, template: MessageTemplate) -> dict:
-    filled = template_fill(post, template)
+    filled = template_fill(in_language(post, recipient.language), template)
     body = filled.body if filled.shape.named else list(filled.body.values())
     return payloads.template(
         recipient.to,

@@ -63,6 +63,7 @@ class PostAdmin(admin.ModelAdmin):
     ]
     fieldsets = [
         (None, {"fields": ["title", "body", "link", "topics", "is_urgent", "delivery"]}),
+        (_("In English (optional)"), {"fields": ["title_en", "body_en"], "classes": ["collapse"]}),
         (_("Media"), {"fields": ["media_kind", "media_url", "media_file"]}),
         (_("When"), {"fields": ["send_at", "expires_at"]}),
         (_("Plan before sending"), {"fields": ["plan"]}),

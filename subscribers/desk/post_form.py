@@ -31,6 +31,8 @@ class PostForm(forms.ModelForm):
         fields = [
             "title",
             "body",
+            "title_en",
+            "body_en",
             "link",
             "topics",
             "is_urgent",
@@ -48,6 +50,7 @@ class PostForm(forms.ModelForm):
                 "the council in the last 24 hours get the approved template instead, where the "
                 "text is on one line and cut after 1,024 characters."
             ),
+            "title_en": _("Optional: people who chose English read this title and text instead."),
             "link": _("Optional: a web page with the details, added at the end of the message."),
             "topics": _(
                 "Only people who follow at least one of these topics receive the post, each "

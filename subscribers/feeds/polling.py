@@ -54,6 +54,8 @@ class Draft:
     link: str
     urgent: bool = False
     expires_at: object = None
+    title_en: str = ""  # CAP: the alert's English block, for people who chose English
+    body_en: str = ""
     source: str = ""  # the address the item was read from (CAP alerts listed in an index)
     cancels: tuple[str, ...] = ()  # CAP: identifiers of earlier alerts this one revokes
 
@@ -169,16 +171,20 @@ def _cap_drafts(feed: Feed, body: bytes, result: PollResult) -> list[Draft]:
             _skip(feed, key=item_key(alert.identifier), title=alert.identifier, reason=reason,
                   source=source, result=result, other_area=code == "area")  # fmt: skip
             continue
-        prefix = PREFIXES["it" if info.language.lower().startswith("it") else "en"]
-        title = prefix.get(alert.msg_type, "") + (info.headline or info.event)
-        text = "\n\n".join(part for part in (info.description, info.instruction) if part)
-        room = POST_BODY_MAX - min(len(title), TITLE_MAX) - len(info.web) - 8
+        link = info.web if info.web.startswith(("https://", "http://")) else ""
+        title, text = _alert_text(alert, info, link)
+        english = cap.preferred_info(alert, ("en",))
+        title_en, text_en = ("", "")
+        if english is not None and english is not info and _language(english) == "en":
+            title_en, text_en = _alert_text(alert, english, link)
         drafts.append(
             Draft(
                 key=item_key(alert.identifier),
-                title=cut_at_word(title, TITLE_MAX),
-                body=cut_at_word(text, room),
-                link=info.web if info.web.startswith(("https://", "http://")) else "",
+                title=title,
+                body=text,
+                title_en=title_en,
+                body_en=text_en,
+                link=link,
                 urgent=cap.is_urgent(info, rule),
                 expires_at=info.expires,
                 source=source,
@@ -186,6 +192,18 @@ def _cap_drafts(feed: Feed, body: bytes, result: PollResult) -> list[Draft]:
             )
         )
     return drafts
+
+
+def _language(info: cap.CapInfo) -> str:
+    return info.language.lower().split("-")[0]
+
+
+def _alert_text(alert: cap.CapAlert, info: cap.CapInfo, link: str) -> tuple[str, str]:
+    """Title and text of a post from one <info> block, in its language, within the limits."""
+    prefix = PREFIXES["it" if _language(info) == "it" else "en"].get(alert.msg_type, "")
+    title = cut_at_word(prefix + (info.headline or info.event), TITLE_MAX)
+    text = "\n\n".join(part for part in (info.description, info.instruction) if part)
+    return title, cut_at_word(text, POST_BODY_MAX - len(title) - len(link) - 8)
 
 
 def _cap_skip_reason(alert: cap.CapAlert, info, area) -> tuple[str, str]:
@@ -244,6 +262,8 @@ def _take(feed: Feed, draft: Draft, *, at_once: bool, result: PollResult, now) -
         post = Post.objects.create(
             title=draft.title,
             body=draft.body,
+            title_en=draft.title_en,
+            body_en=draft.body_en,
             link=draft.link,
             is_urgent=draft.urgent,
             expires_at=draft.expires_at,

@@ -76,7 +76,7 @@ def test_poll_now_shows_what_came_in(admin_client, feed_server):
         {"action": "poll_now", "_selected_action": [feed.pk]},
         follow=True,
     )
-    assert "2 new posts" in response.content.decode()
+    assert "2 nuovi post" in response.content.decode()  # the council's language
     assert Post.objects.count() == 2
     page = admin_client.get(reverse("admin:feeds_feed_change", args=[feed.pk])).content.decode()
     assert "Raccolta differenziata" in page  # the items taken, each linked to its post

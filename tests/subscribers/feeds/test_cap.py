@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from django.utils import translation
 
@@ -132,3 +134,27 @@ def test_hostile_alerts_are_refused(feed_server, name):
     feed = make_feed(feed_server.serve("/x", fixture(name)), kind=Feed.Kind.CAP)
     assert "unsafe" in feed_poll(feed.pk).notes[0]
     assert not Post.objects.exists()
+
+
+def test_people_who_chose_english_read_the_alerts_english_block(feed_server, fake_graph, template):
+    civil_protection = make_topic()
+    italian = make_subscriber(topics=[civil_protection], language="it")
+    english = make_subscriber(topics=[civil_protection], language="en")
+    feed = cap_feed(feed_server, "cap-area.xml", mode=Feed.Mode.PUBLISH, topics=[civil_protection])
+    [post_id] = feed_poll(feed.pk).posts
+    post = Post.objects.get(pk=post_id)
+    assert post.title_en == "Red alert: Noncello river flood"
+    assert post.body_en == "The river is expected to exceed the warning level in the next hours."
+    sending.drain_post(post.pk)
+    [to_italian] = fake_graph.outbox(to=italian.wa_id)
+    [to_english] = fake_graph.outbox(to=english.wa_id)
+    assert "Noncello river flood" in json.dumps(to_english["payload"])
+    assert "piena del fiume Noncello" in json.dumps(to_italian["payload"])
+    assert "river" not in json.dumps(to_italian["payload"])
+
+
+def test_an_alert_only_in_italian_reaches_english_readers_in_italian(feed_server):
+    only_italian = fixture("cap-area.xml").split(b"<info>\n    <language>en-US")[0] + b"</alert>"
+    feed = make_feed(feed_server.serve("/it", only_italian), kind=Feed.Kind.CAP)
+    [post_id] = feed_poll(feed.pk).posts
+    assert Post.objects.get(pk=post_id).title_en == ""

@@ -371,3 +371,38 @@ def test_every_list_section_has_a_title_and_the_fake_insists(fake_graph):
     answer = send(fake_graph, listed)
     assert (answer.status_code, answer.json()["error"]["code"]) == (400, 100)
     assert "title" in answer.json()["error"]["error_data"]["details"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {},
+        {"link": "https://comune.example.it/notizie/42"},
+        {"media_kind": "image", "media_url": "https://comune.example.it/m/a.jpg"},
+        {"media_kind": "document", "media_url": "https://comune.example.it/m/avviso.pdf"},
+        {
+            "media_kind": "video",
+            "media_url": "https://comune.example.it/m/v.mp4",
+            "body": "x" * 2000,
+        },
+    ],
+    ids=["text", "link", "image", "document", "long-with-video"],
+)
+def test_every_post_as_a_message_passes_metas_spec_and_the_fakes_rules(fields):
+    """A post as the senders build it: free-form inside the window, the template outside."""
+    from subscribers.delivery.payloads import Recipient, free_form_payload, template_payload
+    from tests.factories import make_post, make_template
+
+    post = make_post(**({"title": "Strada chiusa", "body": "Via Roma, lavori."} | fields))
+    template = make_template()
+    for to in (TO, "IT.13491208655302741918"):
+        recipient = Recipient(
+            to if to.isdigit() else None, None if to.isdigit() else to, "it", None
+        )
+        for payload in (
+            free_form_payload(post, recipient),
+            template_payload(post, recipient, template),
+        ):
+            assert spec_problems(payload) == [], payload
+            assert validate_message(payload, FAKE_TEMPLATES) is None, payload

@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def _our_tasks() -> set[str]:
     assert channel.tasks and subscribers.tasks  # registered with the app on import
+    app.loader.import_default_modules()  # every installed app's tasks, as a worker finds them
     return {name for name in app.tasks if name.startswith("banditore.")}
 
 

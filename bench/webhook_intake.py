@@ -20,9 +20,9 @@ comparison with older numbers. With --gunicorn, gunicorn serves each kind (2 syn
 new connection per request) while two load processes send N requests, and the CPU of the
 gunicorn processes per request is reported.
 
-The CPU of PostgreSQL for the archive INSERT and its commit is counted beside each (in process:
-the backend of this process's connection; under gunicorn: every backend of this database), as
-it is part of what a webhook POST costs. Each figure is min / median / max of the rounds (in
+The CPU of PostgreSQL for the archive INSERT and its commit is counted beside each (every
+backend of this database, sampled before and after each round or run), as it is part of what a
+webhook POST costs. Each figure is min / median / max of the rounds (in
 process, 5) or runs (gunicorn, 3), with the load average before and after.
 
 Our POSTs verify the signature, INSERT the raw body and SET NX the wake-up flag; the flag is
@@ -110,14 +110,10 @@ settings.ROOT_URLCONF = __name__
 minimal_application = django_application
 
 
-def _backend_cpu() -> float:
-    """CPU seconds so far of the PostgreSQL backend serving this process (0 on SQLite)."""
-    from django.db import connection
-
-    if connection.vendor != "postgresql":
-        return 0.0
-    connection.ensure_connection()
-    return cpu_seconds({connection.connection.info.backend_pid})
+def _postgres_cpu() -> PostgresMeter | None:
+    """Every backend of this database (a request may close its connection and open another,
+    so one backend's pid would not do); None on SQLite."""
+    return PostgresMeter(DATABASE_URL) if DATABASE_URL.startswith("postgres") else None
 
 
 def cpu_per_request(calls: dict, n: int, rounds: int = 5) -> dict[str, list[tuple]]:
@@ -131,11 +127,11 @@ def cpu_per_request(calls: dict, n: int, rounds: int = 5) -> dict[str, list[tupl
     samples: dict[str, list[tuple]] = {name: [] for name in calls}
     for _ in range(rounds):
         for name, call in calls.items():
-            start, pg = time.process_time(), _backend_cpu()
+            start, pg = time.process_time(), _postgres_cpu()
             for _ in range(per_round):
                 call()
             own = (time.process_time() - start) * 1000 / per_round
-            samples[name].append((own, (_backend_cpu() - pg) * 1000 / per_round))
+            samples[name].append((own, (pg.seconds() if pg else 0.0) * 1000 / per_round))
     return samples
 
 

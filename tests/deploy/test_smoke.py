@@ -4,8 +4,9 @@ worker pools, beat), on free loopback ports, with the fake Graph API standing in
 
 Checked over HTTP, as a browser, Meta and the container runtime would see it: the admin's CSS
 (whitenoise), readiness, each role's health check, a signed webhook accepted and answered, a
-scheduled post published by beat and sent by the senders with its image, and that image
-fetched at the link the post gave Meta. Last, Redis stops and readiness turns 503 naming it.
+scheduled post published by beat and sent by the senders with its image (uploaded to Meta once,
+sent by id), and that image still served at its own address. Last, Redis stops and readiness
+turns 503 naming it.
 """
 
 from __future__ import annotations
@@ -250,9 +251,14 @@ def test_production_roles_serve_the_admin_the_webhook_media_and_a_post(stack, fa
         "the post at the fake Graph API",
         lambda: meta.get("/outbox", params={"to": reader.wa_id}).json()["messages"],
     )
-    link = messages[0]["payload"]["image"]["link"]
+    # The file went up to "Meta" once and the message carries its media id, not a link.
+    assert set(messages[0]["payload"]["image"]) >= {"id"}
+    assert "link" not in messages[0]["payload"]["image"]
+    assert meta.get("/stats").json()["media_uploads"] == 1
+    # The council's own copy is still served at its address (the post's page links it).
+    post.refresh_from_db()
+    link = f"{stack.base_url}{post.media_file.url}"
     assert link.startswith(f"{stack.base_url}/media/posts/")
-    # Meta fetches the image by that link.
     image = httpx.get(link, timeout=10)
     assert image.status_code == 200
     assert image.content == PNG

@@ -11,7 +11,7 @@ from tests.factories import make_subscriber, make_topic
 pytestmark = pytest.mark.django_db
 
 CHANGELIST = "/admin/topics/topic/"
-BY_SUBSCRIBERS = "6"  # sort key: list_display[6], "active subscribers" (0 is the checkbox)
+BY_SUBSCRIBERS = "7"  # sort key: list_display[7], "active subscribers" (0 is the checkbox)
 
 
 @pytest.fixture

@@ -208,6 +208,7 @@ def get_send_limiter() -> SendRateLimiter:
     """At Meta's throughput for the number, capped by WHATSAPP_MPS (channel.graph.phone,
     imported here: the limiter itself must load without Django's models, in bare processes)."""
     from channel.graph.phone import effective_mps
+
     return SendRateLimiter(
         rate=float(effective_mps()),
         reserve=float(settings.BANDITORE_REPLY_RESERVE),

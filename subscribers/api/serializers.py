@@ -39,7 +39,7 @@ class TopicOutput(serializers.Serializer):
     emoji = serializers.CharField()
     delivery = serializers.ChoiceField(
         choices=Topic.Delivery.values,
-        help_text="\"digest\": its posts that are not urgent wait for the weekly digest, for "
+        help_text='"digest": its posts that are not urgent wait for the weekly digest, for '
         "the people who chose it.",
     )
     active_subscribers = serializers.IntegerField(

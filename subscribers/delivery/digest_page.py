@@ -22,9 +22,7 @@ def digest_page(request, token: str):
         raise Http404("no such digest")
     digest = Post.objects.filter(pk=reference[0], kind=Post.Kind.DIGEST).first()
     person = (
-        Subscriber.objects.filter(pk=reference[1])
-        .exclude(status=Subscriber.Status.ERASED)
-        .first()
+        Subscriber.objects.filter(pk=reference[1]).exclude(status=Subscriber.Status.ERASED).first()
     )
     if digest is None or person is None:
         raise Http404("no such digest")

@@ -93,9 +93,7 @@ def test_one_digest_gathers_each_persons_topics_and_skips_people_with_nothing_ne
     idle = in_window(fake_graph, make_subscriber(topics=[events]))  # nothing new for them
     eager = make_subscriber(topics=[schools], digest_preference="immediate")
     closure = publish(roads, title="Via Roma chiusa", body="Lavori fino a venerdì.\nDettagli")
-    canteen = publish(
-        schools, title="Mensa", body="Nuovo menù", link="https://comune.example.it/m"
-    )
+    canteen = publish(schools, title="Mensa", body="Nuovo menù", link="https://comune.example.it/m")
     both = publish(schools, roads, title="Scuolabus", body="Orari nuovi")
     send_all(canteen)  # the eager person gets the canteen post at once
 
@@ -205,9 +203,7 @@ def test_the_page_refuses_a_forged_or_erased_reference(template, client):
     assert client.get(f"/digest/{page_token(made.pk, person.pk)}/").status_code == 404
 
 
-def test_a_crash_mid_digest_still_gives_everyone_their_digest_once(
-    fake_graph, template, settings
-):
+def test_a_crash_mid_digest_still_gives_everyone_their_digest_once(fake_graph, template, settings):
     """A sender dies holding a claimed batch (its rows stay `sending`, never sent) after
     another batch went out; the sweeper returns the held rows and a new sender finishes."""
     topic = digest_topic()
@@ -249,9 +245,7 @@ def test_the_schedule_is_thursday_at_ten_and_an_administrators_edit_stays(templa
     assert Post.objects.filter(kind=Post.Kind.DIGEST).count() == 1
 
 
-def test_a_digest_over_the_monthly_budget_is_refused_and_the_posts_keep_waiting(
-    template, settings
-):
+def test_a_digest_over_the_monthly_budget_is_refused_and_the_posts_keep_waiting(template, settings):
     from decimal import Decimal
 
     topic = digest_topic()

@@ -12,7 +12,7 @@ from subscribers.delivery import digest, publishing
 from subscribers.desk.plan import post_plan, post_preview
 from tests.factories import log_in_as, make_post, make_subscriber, make_template, make_topic
 from tests.subscribers.desk.helpers import change_form_data
-from topics.models import Post, Topic
+from topics.models import Topic
 
 pytestmark = pytest.mark.django_db
 

@@ -28,6 +28,16 @@ from deploy.env import (
 from deploy.logs import logging_config, start_error_reports
 from deploy.schedule import BEAT_SCHEDULE, DEFAULT_QUEUE, TASK_ROUTES
 from deploy.security import CSP
+from deploy.wiring import (  # noqa: F401  (the fixed structure: apps, middleware, templates…)
+    AUTH_PASSWORD_VALIDATORS,
+    INSTALLED_APPS,
+    MIDDLEWARE,
+    REST_FRAMEWORK,
+    ROOT_URLCONF,
+    SPECTACULAR_SETTINGS,
+    TEMPLATES,
+    WSGI_APPLICATION,
+)
 
 refuse_renamed_variables()
 
@@ -101,63 +111,6 @@ if BANDITORE_BEHIND_PROXY:
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out request outright
     "django.contrib.auth.backends.ModelBackend",
-]
-
-INSTALLED_APPS = [
-    "django.contrib.admin",
-    "django.contrib.auth",
-    "django.contrib.contenttypes",
-    "django.contrib.sessions",
-    "django.contrib.messages",
-    "whitenoise.runserver_nostatic",
-    "django.contrib.staticfiles",
-    "rest_framework",
-    "drf_spectacular",
-    "drf_spectacular_sidecar",
-    "django_celery_beat",
-    "axes",
-    "csp",
-    "channel",
-    "topics",
-    "subscribers",
-    "subscribers.feeds",
-]
-
-MIDDLEWARE = [
-    # First: /healthz and /readyz answer probes from inside whatever their Host header says.
-    "deploy.health.HealthCheckMiddleware",
-    "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.locale.LocaleMiddleware",
-    "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "csp.middleware.CSPMiddleware",
-    # Last, as django-axes asks: it turns a locked-out log-in into a 429 page.
-    "axes.middleware.AxesMiddleware",
-]
-
-ROOT_URLCONF = "deploy.urls"
-WSGI_APPLICATION = "deploy.wsgi.application"
-TEMPLATES = [
-    {
-        "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [BASE_DIR / "deploy" / "templates"],
-        "APP_DIRS": True,
-        "OPTIONS": {
-            "context_processors": [
-                "django.template.context_processors.request",
-                "django.contrib.auth.context_processors.auth",
-                "django.contrib.messages.context_processors.messages",
-                "subscribers.desk.plan.sending_state",
-            ],
-            # The operator's status on the admin home (deploy/templates/admin/index.html).
-            "libraries": {"ops": "deploy.ops_tags"},
-        },
-    },
 ]
 
 # --- Data stores -------------------------------------------------------------------------
@@ -247,16 +200,16 @@ BANDITORE_WEBHOOK_MAX_BYTES = env_int("BANDITORE_WEBHOOK_MAX_BYTES", 10 * 1024 *
 BANDITORE_WEBHOOK_DRAIN_LINGER_SECONDS = float(
     env_decimal("BANDITORE_WEBHOOK_DRAIN_LINGER_SECONDS", "0.5")
 )
-# Days to keep processed webhooks without a citizen's message in the archive (0: forever).
-BANDITORE_WEBHOOK_ARCHIVE_DAYS = env_int("BANDITORE_WEBHOOK_ARCHIVE_DAYS", 90, minimum=0)
-# Webhook POSTs with a wrong signature are counted per hour; only this many of them per hour are
-# archived, and only the newest this many are kept (a flood must not fill the disk).
-BANDITORE_WEBHOOK_REJECTED_SAMPLES = env_int("BANDITORE_WEBHOOK_REJECTED_SAMPLES", 100, minimum=0)
 # A drain under a live stream claims at most this often (a full batch excepted), so webhooks
 # are processed many per transaction; a citizen's reply waits at most this much longer.
 BANDITORE_WEBHOOK_DRAIN_GATHER_SECONDS = float(
     env_decimal("BANDITORE_WEBHOOK_DRAIN_GATHER_SECONDS", "0.2")
 )
+# Days to keep processed webhooks without a citizen's message in the archive (0: forever).
+BANDITORE_WEBHOOK_ARCHIVE_DAYS = env_int("BANDITORE_WEBHOOK_ARCHIVE_DAYS", 90, minimum=0)
+# Webhook POSTs with a wrong signature are counted per hour; only this many of them per hour are
+# archived, and only the newest this many are kept (a flood must not fill the disk).
+BANDITORE_WEBHOOK_REJECTED_SAMPLES = env_int("BANDITORE_WEBHOOK_REJECTED_SAMPLES", 100, minimum=0)
 # A webhook body must arrive whole within this many seconds, else 408: a client that dribbles it
 # must not hold a web server thread (production also has a buffering proxy in front).
 BANDITORE_WEBHOOK_BODY_SECONDS = float(env_decimal("BANDITORE_WEBHOOK_BODY_SECONDS", "5"))
@@ -311,22 +264,6 @@ PRIVACY_NOTICE_URL = env_str("PRIVACY_NOTICE_URL", "") or f"{SITE_URL}/privacy/"
 PRIVACY_NOTICE_VERSION = env_str("PRIVACY_NOTICE_VERSION", "2026-01")
 
 # --- REST API ----------------------------------------------------------------------------
-REST_FRAMEWORK = {
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
-    "PAGE_SIZE": 50,
-}
-SPECTACULAR_SETTINGS = {
-    "TITLE": "Banditore API",
-    "DESCRIPTION": "Publish posts to the council's WhatsApp topics from other city systems.",
-    "VERSION": "1",
-    "SERVE_INCLUDE_SCHEMA": False,
-    # Swagger UI and Redoc from our own static files (drf-spectacular-sidecar), not a CDN.
-    "SWAGGER_UI_DIST": "SIDECAR",
-    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
-    "REDOC_DIST": "SIDECAR",
-    "COMPONENT_SPLIT_REQUEST": True,
-}
 # Requests per token, e.g. "120/min" or "5000/hour" (DRF rate syntax); counted in Redis.
 BANDITORE_API_THROTTLE_RATE = env_str("BANDITORE_API_THROTTLE_RATE", "120/min")
 # Idempotency keys are remembered this many days (the API promises at least 7).
@@ -357,11 +294,6 @@ BANDITORE_CAP_URGENT = env_str(
 )
 
 # --- Django basics -----------------------------------------------------------------------
-AUTH_PASSWORD_VALIDATORS = [
-    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
-    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
-]
 LANGUAGE_CODE = env_str("LANGUAGE_CODE", "it")
 LANGUAGES = [("it", "Italiano"), ("en", "English")]
 if LANGUAGE_CODE not in dict(LANGUAGES):

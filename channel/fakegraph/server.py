@@ -22,15 +22,9 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 
+from channel.fakegraph.media_rules import Upload, media_ids, validate_upload
 from channel.fakegraph.openapi import prepare as prepare_spec
-from channel.fakegraph.validation import (
-    Rejection,
-    Template,
-    Upload,
-    media_ids,
-    validate_message,
-    validate_upload,
-)
+from channel.fakegraph.validation import Rejection, Template, validate_message
 from channel.graph.transport import PooledTransport
 from channel.webhook.envelope import webhook_body, webhook_envelope
 from channel.webhook.signatures import HEADER, sign

@@ -178,6 +178,8 @@ class Stack:
             wait_for("web", lambda: _answers(f"{self.env['SITE_URL']}/healthz"), self.logs)
         elif name == "worker":
             self._spawn("worker", ENTRYPOINT, "worker", "replies")
+        elif name == "beat":  # production's safety net: pending webhooks swept every minute
+            self._spawn("beat", ENTRYPOINT, "beat")
 
     def kill(self, name: str) -> None:
         """SIGKILL one process: no clean-up of any kind runs."""
@@ -243,6 +245,7 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
         assert migrate.returncode == 0, migrate.stdout + migrate.stderr
         stack.start("web")
         stack.start("worker")
+        stack.start("beat")
         yield stack
     finally:
         stack.stop_all()
